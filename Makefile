@@ -1,0 +1,84 @@
+# ferry — see README.md. Targets: all check demo install uninstall clean lint
+include config.mk
+
+ifeq ($(SANITIZE),1)
+BUILD    ?= build/san
+CFLAGS   += $(SAN_FLAGS) -O1
+LDFLAGS  += $(SAN_FLAGS)
+else
+BUILD    ?= build
+endif
+
+LIBSRC   = $(wildcard lib/*.c)
+LIBOBJ   = $(LIBSRC:%.c=$(BUILD)/obj/%.o)
+LIBA     = $(BUILD)/lib/libferry.a
+CMDSRC   = $(wildcard cmd/*.c)
+PROGS    = $(CMDSRC:cmd/%.c=$(BUILD)/bin/ferry-%)
+SCRIPTSRC = $(wildcard scripts/*)
+SCRIPTS  = $(SCRIPTSRC:scripts/%=$(BUILD)/bin/%)
+UNITSRC  = $(wildcard test/unit/*_test.c)
+UNITS    = $(UNITSRC:test/unit/%.c=$(BUILD)/test/%)
+TESTHELP = $(wildcard test/unit/tu_*.c)
+MAN1     = $(wildcard man/*.1)
+MAN7     = $(wildcard man/*.7)
+BATS     = $(wildcard test/*.bats)
+
+all: $(PROGS) $(SCRIPTS) $(UNITS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) config.mk
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIBOBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $(LIBOBJ)
+
+$(BUILD)/bin/ferry-%: $(BUILD)/obj/cmd/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/bin/%: scripts/%
+	@mkdir -p $(@D)
+	cp $< $@
+	chmod +x $@
+
+$(BUILD)/test/%_test: $(BUILD)/obj/test/unit/%_test.o $(TESTHELP:%.c=$(BUILD)/obj/%.o) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(TESTHELP:%.c=$(BUILD)/obj/%.o) $(LIBA) $(LDLIBS)
+
+deps:
+	@scripts/install-deps
+
+# Unit tests, then the bats suites against the freshly built programs.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@FERRY_BUILD=$(BUILD) test/run-tests
+
+unit: all
+	@FERRY_BUILD=$(BUILD) test/run-tests unit
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@FERRY_BUILD=$(BUILD) scripts/demo
+
+lint: all
+	mandoc -Tlint -W warning $(MAN1) $(MAN7)
+	@if command -v shellcheck >/dev/null; then shellcheck -s sh $(filter-out scripts/%.bash,$(SCRIPTSRC)); \
+	else echo "lint: shellcheck not installed, scripts not checked"; fi
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	cp -f $(PROGS) $(filter $(BUILD)/bin/ferry-%,$(SCRIPTS)) $(DESTDIR)$(BINDIR)/
+	cp -f $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	cp -f $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+
+uninstall:
+	rm -f $(PROGS:$(BUILD)/bin/%=$(DESTDIR)$(BINDIR)/%) $(patsubst $(BUILD)/bin/%,$(DESTDIR)$(BINDIR)/%,$(filter $(BUILD)/bin/ferry-%,$(SCRIPTS)))
+	rm -f $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN7:man/%=$(DESTDIR)$(MANDIR)/man7/%)
+
+clean:
+	rm -rf build
+
+.PHONY: all deps check unit demo lint install uninstall clean
+.SECONDARY:

@@ -1,0 +1,20 @@
+# ferry build configuration. Override on the command line: make PREFIX=/opt/ferry
+VERSION = 0.1.0
+
+PREFIX    = /usr/local
+BINDIR    = $(PREFIX)/bin
+MANDIR    = $(PREFIX)/share/man
+DESTDIR   =
+
+CC        = cc
+PKG_CONFIG = pkg-config
+PKGS      = librabbitmq libcurl libarchive libsodium libcjson sqlite3 libcrypto libpcre2-8
+
+CPPFLAGS  = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DFERRY_VERSION=\"$(VERSION)\" \
+            -Ilib $(shell $(PKG_CONFIG) --cflags $(PKGS))
+CFLAGS    = -std=c11 -Wall -Wextra -Werror -O2 -g -pipe
+LDFLAGS   =
+LDLIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS))
+
+# make SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer build in build/san
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

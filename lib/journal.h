@@ -1,0 +1,155 @@
+/* journal: the one SQLite file every stage shares (DESIGN §4). Only this
+ * module touches SQLite. Requests move through states by claims (one guarded
+ * UPDATE) and commits (state + event + outbox row in one transaction); the
+ * event log is the audit trail and the replay source. */
+#ifndef FERRY_JOURNAL_H
+#define FERRY_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOURNAL_SCHEMA_VERSION 1
+
+typedef struct journal journal;
+
+enum journal_sync { JOURNAL_SYNC_NORMAL, JOURNAL_SYNC_FULL };
+
+/* The stages of the pipeline and their states. A stage takes requests in
+ * `input`, holds them in `busy` while it works, and leaves them in `output`
+ * (or a terminal state). JSTAGE_SWEEP is the expiry sweeper / operator:
+ * it may end any non-terminal request. */
+enum jstage {
+	JSTAGE_INGEST, JSTAGE_VALIDATE, JSTAGE_ORDER, JSTAGE_FETCH,
+	JSTAGE_PACK, JSTAGE_S3PUT, JSTAGE_SWEEP, JSTAGE_COUNT
+};
+
+struct jstage_info {
+	const char *name;     /* "fetch" */
+	const char *input;    /* "ORDERED"; NULL for ingest and sweep */
+	const char *busy;     /* "FETCHING" */
+	const char *output;   /* "FETCHED" */
+};
+
+const struct jstage_info *journal_stage(enum jstage s);
+int journal_stage_byname(const char *name);           /* enum jstage or -1 */
+int journal_state_terminal(const char *state);        /* DENIED DONE ERROR */
+int journal_state_known(const char *state);
+
+/* Open (create if absent, migrate if older) the journal at path. The
+ * directory must exist. On failure -1 and a one-line reason in err naming
+ * the path; *temporary is set to 1 when the failure may pass (locked). */
+int journal_open(const char *path, enum journal_sync sync, journal **out,
+    char *err, size_t errlen, int *temporary);
+void journal_close(journal *j);
+/* reason of the last failed call, and whether it was temporary (busy) */
+const char *journal_error(const journal *j);
+int journal_temporary(const journal *j);
+/* tag written to claimed_by ("fetch:1234"); default "<pid>" */
+void journal_set_owner(journal *j, const char *owner);
+
+/* Group commit: everything between begin and end is one transaction; each
+ * call inside is its own savepoint, so one failed call does not undo the
+ * others. Outside begin/end every call commits by itself. */
+int journal_begin(journal *j);
+int journal_end(journal *j);
+int journal_abort(journal *j);
+
+/* Registration: a request seen for the first time, or again. */
+enum journal_reg { JREG_NEW, JREG_SAME, JREG_CONFLICT };
+struct jregister {
+	const char *tenant, *cid;
+	const char *fingerprint;   /* of the request body (item_fingerprint) */
+	const char *state;         /* usually RECEIVED; a stage's input state
+	                              when a stage is fed an unknown item */
+	enum jstage stage;         /* who registers it, for the event */
+	int64_t received_ms;
+	int64_t expires_ms;        /* 0 = not known yet */
+	const char *item;          /* the item JSON as emitted in `state` */
+};
+/* NEW: row + event written. SAME/CONFLICT: (tenant, cid) exists with the
+ * same / another fingerprint; nothing written. 0 or -1. */
+int journal_register(journal *j, const struct jregister *r, enum journal_reg *out);
+
+/* Claim: move (tenant, cid) from the stage's input state to its busy state
+ * in one statement. 1 claimed, 0 not in the input state, -1 error. */
+int journal_claim(journal *j, enum jstage s, const char *tenant, const char *cid);
+
+/* Commit a stage's result: new state, an event holding the emitted item, and
+ * optionally one outbox row, in one transaction. Guard: the request must be
+ * in the stage's busy state (any non-terminal state for JSTAGE_SWEEP).
+ * 1 committed, 0 guard failed (not ours any more), -1 error. */
+struct jcommit {
+	const char *tenant, *cid;
+	enum jstage stage;
+	const char *state;          /* output, DENIED, ERROR, ... */
+	const char *item;           /* event item JSON, or NULL */
+	const char *response;       /* outbox body JSON, or NULL */
+	const char *headers;        /* outbox headers JSON (tenant, priority, app_id) */
+	const char *error_type;     /* for DENIED/ERROR */
+	int64_t expires_ms;         /* > 0: set expires_at */
+	int64_t bytes;              /* bytes this stage moved (history) */
+};
+int journal_commit(journal *j, const struct jcommit *c);
+
+/* Progress of the busy stage (ferry-journal status). 0 or -1. */
+int journal_progress(journal *j, const char *tenant, const char *cid,
+    int64_t done, int64_t total);
+
+/* Recovery at start: put back this stage's busy requests to its input
+ * state. Returns how many, or -1. */
+int journal_takeback(journal *j, enum jstage s);
+
+/* Requests waiting in the stage's input state, oldest first, each with the
+ * item the previous stage emitted (its input). fn returning non-zero stops
+ * the walk. Returns the number visited or -1. Safe to write from fn. */
+typedef int journal_item_fn(void *arg, const char *tenant, const char *cid,
+    const char *item);
+int journal_pending(journal *j, enum jstage s, journal_item_fn *fn, void *arg);
+
+/* Non-terminal requests whose expires_at <= now_ms, with their latest item. */
+int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg);
+
+/* One request row. Strings are malloc'd; journal_request_clear frees them. */
+struct jrequest {
+	int64_t id;
+	char *tenant, *cid, *fingerprint, *state, *claimed_by, *error_type;
+	int64_t received_ms, expires_ms, updated_ms, claimed_ms;
+	int64_t bytes_done, bytes_total;
+};
+int journal_get(journal *j, const char *tenant, const char *cid, struct jrequest *out); /* 1, 0 absent, -1 */
+void journal_request_clear(struct jrequest *r);
+
+/* Events of one request, oldest first. */
+struct jevent {
+	int64_t id;
+	const char *stage, *state, *item;   /* item may be NULL */
+	int64_t started_ms, at_ms, bytes;
+};
+typedef int journal_event_fn(void *arg, const struct jevent *e);
+int journal_history(journal *j, const char *tenant, const char *cid,
+    journal_event_fn *fn, void *arg);       /* count of events, or -1 */
+/* The item as stage s received it (latest event in s's input state),
+ * malloc'd; NULL with journal_error() "" when there is none. */
+char *journal_input_item(journal *j, enum jstage s, const char *tenant, const char *cid);
+
+/* Outbox of responses (published by ferry-notify). */
+struct joutbox {
+	int64_t id;
+	const char *tenant, *cid, *body, *headers;
+	int64_t created_ms;
+};
+typedef int journal_outbox_fn(void *arg, const struct joutbox *o);
+/* a response that changes no state (e.g. DENIED for a reused correlationId) */
+int journal_outbox_put(journal *j, const char *tenant, const char *cid,
+    const char *body, const char *headers);
+/* unsent rows with id > after_id, ascending, at most limit; count or -1 */
+int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
+    journal_outbox_fn *fn, void *arg);
+int journal_outbox_mark_sent(journal *j, const int64_t *ids, size_t n);
+/* queue the request's latest response again: 1 queued, 0 it has none, -1 */
+int journal_resend_latest(journal *j, const char *tenant, const char *cid);
+
+/* changes by other connections since open bump this (PRAGMA data_version) */
+int64_t journal_data_version(journal *j);
+
+#endif

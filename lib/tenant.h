@@ -1,0 +1,66 @@
+/* tenant: load and validate $FERRY_TENANTS/<tenant>.json (DESIGN §5).
+ * Unknown keys are warnings; wrong types, bad values, two order backends, or
+ * a secret in a file readable by group/others make the tenant unusable. */
+#ifndef FERRY_TENANT_H
+#define FERRY_TENANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum tenant_compression { TENANT_COMP_AUTO, TENANT_COMP_STORE, TENANT_COMP_DEFLATE };
+
+struct tenant_s3 {
+	char *scheme;          /* "http" | "https" */
+	char *host;
+	int port;              /* 1..65535; default 443 for https, 80 for http */
+	char *region;          /* default "us-east-1" */
+	char *key;             /* secret material: wiped on free, never logged */
+	char *secret;
+};
+
+typedef struct tenant {
+	char *name;
+	char *path;                        /* the file it was loaded from */
+	double request_ttl_hours;          /* > 0, hours; default 12 (REGARDS) */
+	uint64_t order_size_limit_bytes;   /* 0 = unlimited; default 5368709120 (REGARDS) */
+	int has_s3;                        /* s3_server given (needed by s3-put only) */
+	struct tenant_s3 s3;
+	char *delivery_bucket;             /* may be NULL when no s3_server */
+	char **users;                      /* NULL = every user allowed */
+	size_t nusers;
+	char *catalog;                     /* order backends: at most one set */
+	char *order_command;
+	uint64_t max_suborders;            /* 0 = unlimited */
+	uint64_t suborder_max_bytes;       /* default 104857600 */
+	uint64_t suborder_max_files;       /* default 5000 */
+	char **file_roots;                 /* absolute paths */
+	size_t nfile_roots;
+	char **allowed_hosts;              /* empty = any host */
+	size_t nallowed_hosts;
+	enum tenant_compression compression;
+	uint64_t multipart_part_size;      /* >= 5 MiB; default 16 MiB */
+	int upload_parallel;               /* 1..64; default 4 */
+} tenant;
+
+/* Called once per unknown key (key is the dotted path, e.g. "s3_server.foo"). */
+typedef void tenant_warn_fn(void *arg, const char *file, const char *key);
+
+/* 1 if name matches [A-Za-z0-9_.-]{1,64} and is not "." or ".." */
+int tenant_name_ok(const char *name);
+
+/* Load <dir>/<name>.json. 0 and *out, or -1 with a one-line reason in err
+ * naming the file and the key ("tenants/p1.json: request_ttl: must be a
+ * number"). ENOENT is reported as "no configuration". */
+int tenant_load(const char *dir, const char *name, tenant **out,
+    tenant_warn_fn *warn, void *warnarg, char *err, size_t errlen);
+/* Same, from a JSON text (path is only used in messages, mode is the
+ * file's st_mode for the secret-permission rule). */
+int tenant_parse(const char *name, const char *path, const char *json, size_t len,
+    unsigned mode, tenant **out, tenant_warn_fn *warn, void *warnarg,
+    char *err, size_t errlen);
+void tenant_free(tenant *t);
+
+/* 1 if user may order for this tenant (users absent = everybody) */
+int tenant_user_allowed(const tenant *t, const char *user);
+
+#endif
