@@ -39,9 +39,11 @@ void util_iso8601(int64_t ms, char out[32])
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+	char tmp[96]; /* room for any int year, to keep -Wformat-truncation quiet */
+	snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
 	    tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	util_strlcpy(out, tmp, 32);
 }
 
 /* days since 1970-01-01 for a proleptic Gregorian date (Hinnant's algorithm) */

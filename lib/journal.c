@@ -1,0 +1,890 @@
+/* journal: the SQLite journal shared by every stage (DESIGN §4).
+ * Requests move by claims (one guarded UPDATE) and commits (state + event +
+ * outbox in one transaction). Statements are prepared once per connection;
+ * inside a batch each call is a savepoint so a bad item spoils only itself. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "journal.h"
+#include "util.h"
+
+enum {
+	BUSY_TIMEOUT_MS = 10000,
+};
+
+static const struct jstage_info stages[JSTAGE_COUNT] = {
+	[JSTAGE_INGEST]   = { "ingest",   NULL,       NULL,         "RECEIVED" },
+	[JSTAGE_VALIDATE] = { "validate", "RECEIVED", "VALIDATING", "GRANTED" },
+	[JSTAGE_ORDER]    = { "order",    "GRANTED",  "ORDERING",   "ORDERED" },
+	[JSTAGE_FETCH]    = { "fetch",    "ORDERED",  "FETCHING",   "FETCHED" },
+	[JSTAGE_PACK]     = { "pack",     "FETCHED",  "PACKING",    "PACKED" },
+	[JSTAGE_S3PUT]    = { "s3-put",   "PACKED",   "UPLOADING",  "DONE" },
+	[JSTAGE_SWEEP]    = { "sweep",    NULL,       NULL,         NULL },
+};
+
+static const char *const terminal_states[] = { "DENIED", "DONE", "ERROR" };
+
+/* Schema migrations: migrations[v] takes a journal from version v to v+1. */
+static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
+	/* 0 -> 1 */
+	"CREATE TABLE request ("
+	" id INTEGER PRIMARY KEY,"
+	" tenant TEXT NOT NULL,"
+	" correlation_id TEXT NOT NULL,"
+	" fingerprint TEXT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" claimed_by TEXT,"
+	" claimed_at INTEGER,"
+	" error_type TEXT,"
+	" received_at INTEGER NOT NULL,"
+	" expires_at INTEGER,"
+	" updated_at INTEGER NOT NULL,"
+	" bytes_done INTEGER NOT NULL DEFAULT 0,"
+	" bytes_total INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (tenant, correlation_id));"
+	"CREATE INDEX request_state ON request(state, id);"
+	"CREATE INDEX request_expiry ON request(expires_at) WHERE expires_at IS NOT NULL;"
+	"CREATE TABLE event ("
+	" id INTEGER PRIMARY KEY,"
+	" request_id INTEGER NOT NULL REFERENCES request(id) ON DELETE CASCADE,"
+	" stage TEXT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" started_at INTEGER,"
+	" at INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL DEFAULT 0,"
+	" item TEXT);"
+	"CREATE INDEX event_request ON event(request_id, state, id);"
+	"CREATE TABLE outbox ("
+	" id INTEGER PRIMARY KEY,"
+	" request_id INTEGER NOT NULL REFERENCES request(id) ON DELETE CASCADE,"
+	" body TEXT NOT NULL,"
+	" headers TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" sent_at INTEGER);"
+	"CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL;"
+	"CREATE INDEX outbox_request ON outbox(request_id, id);",
+};
+
+#define NOT_TERMINAL "state NOT IN ('DENIED','DONE','ERROR')"
+
+enum st {
+	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_CLAIM, ST_FINISH, ST_FINISH_ANY,
+	ST_PROGRESS, ST_TAKEBACK, ST_IDS_IN_STATE, ST_INPUT_BY_ID, ST_EXPIRED_IDS,
+	ST_LATEST_BY_ID, ST_GET, ST_HISTORY, ST_INPUT_ITEM, ST_OUTBOX_PUT,
+	ST_OUTBOX_UNSENT, ST_OUTBOX_SENT, ST_RESEND, ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+	[ST_FIND] = "SELECT id, fingerprint FROM request WHERE tenant = ?1 AND correlation_id = ?2",
+	[ST_INSERT_REQ] = "INSERT INTO request (tenant, correlation_id, fingerprint, state,"
+	    " received_at, expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_INSERT_EVENT] = "INSERT INTO event (request_id, stage, state, started_at, at, bytes, item)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_CLAIM] = "UPDATE request SET state = ?1, claimed_by = ?2, claimed_at = ?3, updated_at = ?3,"
+	    " bytes_done = 0, bytes_total = 0"
+	    " WHERE tenant = ?4 AND correlation_id = ?5 AND state = ?6",
+	[ST_FINISH] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2,"
+	    " error_type = coalesce(?3, error_type),"
+	    " expires_at = CASE WHEN ?4 > 0 THEN ?4 ELSE expires_at END"
+	    " WHERE tenant = ?5 AND correlation_id = ?6 AND state = ?7"
+	    " RETURNING id, claimed_at",
+	[ST_FINISH_ANY] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2,"
+	    " error_type = coalesce(?3, error_type),"
+	    " expires_at = CASE WHEN ?4 > 0 THEN ?4 ELSE expires_at END"
+	    " WHERE tenant = ?5 AND correlation_id = ?6 AND " NOT_TERMINAL
+	    " RETURNING id, claimed_at",
+	[ST_PROGRESS] = "UPDATE request SET bytes_done = ?1, bytes_total = ?2, updated_at = ?3"
+	    " WHERE tenant = ?4 AND correlation_id = ?5",
+	[ST_TAKEBACK] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2 WHERE state = ?3",
+	[ST_IDS_IN_STATE] = "SELECT id FROM request WHERE state = ?1 ORDER BY id",
+	[ST_INPUT_BY_ID] = "SELECT r.tenant, r.correlation_id,"
+	    " (SELECT item FROM event e WHERE e.request_id = r.id AND e.state = ?2"
+	    "  ORDER BY e.id DESC LIMIT 1)"
+	    " FROM request r WHERE r.id = ?1 AND r.state = ?2",
+	[ST_EXPIRED_IDS] = "SELECT id FROM request WHERE expires_at IS NOT NULL AND expires_at <= ?1"
+	    " AND " NOT_TERMINAL " ORDER BY expires_at, id",
+	[ST_LATEST_BY_ID] = "SELECT r.tenant, r.correlation_id,"
+	    " (SELECT item FROM event e WHERE e.request_id = r.id AND e.item IS NOT NULL"
+	    "  ORDER BY e.id DESC LIMIT 1)"
+	    " FROM request r WHERE r.id = ?1 AND r." NOT_TERMINAL,
+	[ST_GET] = "SELECT id, tenant, correlation_id, fingerprint, state, claimed_by, error_type,"
+	    " received_at, coalesce(expires_at, 0), updated_at, coalesce(claimed_at, 0),"
+	    " bytes_done, bytes_total FROM request WHERE tenant = ?1 AND correlation_id = ?2",
+	[ST_HISTORY] = "SELECT e.id, e.stage, e.state, e.item, coalesce(e.started_at, 0), e.at, e.bytes"
+	    " FROM event e JOIN request r ON r.id = e.request_id"
+	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 ORDER BY e.id",
+	[ST_INPUT_ITEM] = "SELECT e.item FROM event e JOIN request r ON r.id = e.request_id"
+	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 AND e.state = ?3 AND e.item IS NOT NULL"
+	    " ORDER BY e.id DESC LIMIT 1",
+	[ST_OUTBOX_PUT] = "INSERT INTO outbox (request_id, body, headers, created_at)"
+	    " SELECT id, ?3, ?4, ?5 FROM request WHERE tenant = ?1 AND correlation_id = ?2",
+	[ST_OUTBOX_UNSENT] = "SELECT o.id, r.tenant, r.correlation_id, o.body, o.headers, o.created_at"
+	    " FROM outbox o JOIN request r ON r.id = o.request_id"
+	    " WHERE o.sent_at IS NULL AND o.id > ?1 ORDER BY o.id LIMIT ?2",
+	[ST_OUTBOX_SENT] = "UPDATE outbox SET sent_at = ?2 WHERE id = ?1 AND sent_at IS NULL",
+	[ST_RESEND] = "INSERT INTO outbox (request_id, body, headers, created_at)"
+	    " SELECT o.request_id, o.body, o.headers, ?3 FROM outbox o JOIN request r"
+	    " ON r.id = o.request_id WHERE r.tenant = ?1 AND r.correlation_id = ?2"
+	    " ORDER BY o.id DESC LIMIT 1",
+};
+
+struct journal {
+	sqlite3 *db;
+	char *path;
+	int in_batch;
+	int temporary;
+	char owner[64];
+	char err[512];
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+const struct jstage_info *journal_stage(enum jstage s)
+{
+	return (unsigned)s < JSTAGE_COUNT ? &stages[s] : NULL;
+}
+
+int journal_stage_byname(const char *name)
+{
+	for (int i = 0; i < JSTAGE_COUNT; i++)
+		if (strcmp(stages[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+int journal_state_terminal(const char *state)
+{
+	for (size_t i = 0; i < sizeof terminal_states / sizeof *terminal_states; i++)
+		if (strcmp(state, terminal_states[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int journal_state_known(const char *state)
+{
+	if (journal_state_terminal(state))
+		return 1;
+	for (int i = 0; i < JSTAGE_COUNT; i++) {
+		const struct jstage_info *s = &stages[i];
+		if ((s->input && !strcmp(state, s->input)) || (s->busy && !strcmp(state, s->busy)) ||
+		    (s->output && !strcmp(state, s->output)))
+			return 1;
+	}
+	return 0;
+}
+
+static int rc_temporary(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_IOERR:
+	case SQLITE_INTERRUPT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Record a failure of `what` with SQLite's reason; always returns -1. */
+static int fail(journal *j, int rc, const char *what)
+{
+	const char *why = j->db ? sqlite3_errmsg(j->db) : sqlite3_errstr(rc);
+	int sys = j->db ? sqlite3_system_errno(j->db) : 0;
+	if (sys && (rc & 0xff) != SQLITE_CONSTRAINT)
+		snprintf(j->err, sizeof j->err, "journal %s: %s: %s (%s)", j->path, what, why, strerror(sys));
+	else
+		snprintf(j->err, sizeof j->err, "journal %s: %s: %s", j->path, what, why);
+	j->temporary = rc_temporary(rc);
+	return -1;
+}
+
+static int failf(journal *j, int temporary, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int failf(journal *j, int temporary, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(j->err, sizeof j->err, "journal %s: ", j->path);
+	va_start(ap, fmt);
+	vsnprintf(j->err + n, sizeof j->err - (size_t)n, fmt, ap);
+	va_end(ap);
+	j->temporary = temporary;
+	return -1;
+}
+
+const char *journal_error(const journal *j) { return j->err; }
+int journal_temporary(const journal *j) { return j->temporary; }
+
+void journal_set_owner(journal *j, const char *owner)
+{
+	snprintf(j->owner, sizeof j->owner, "%s:%ld", owner, (long)getpid());
+}
+
+static int exec(journal *j, const char *s, const char *what)
+{
+	int rc = sqlite3_exec(j->db, s, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : fail(j, rc, what);
+}
+
+/* The cached statement for q, reset and unbound, or NULL (error recorded). */
+static sqlite3_stmt *stmt(journal *j, enum st q)
+{
+	if (!j->st[q]) {
+		int rc = sqlite3_prepare_v3(j->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &j->st[q], NULL);
+		if (rc != SQLITE_OK) {
+			fail(j, rc, "prepare");
+			return NULL;
+		}
+	}
+	return j->st[q];
+}
+
+static void done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+/* Run a statement that returns no rows; the number of changed rows or -1. */
+static int run(journal *j, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+	done(s);
+	if (rc != SQLITE_DONE)
+		return fail(j, rc, what);
+	return sqlite3_changes(j->db);
+}
+
+/* Transactions: a call is its own transaction, or a savepoint in a batch. */
+static int tx_begin(journal *j)
+{
+	return exec(j, j->in_batch ? "SAVEPOINT op" : "BEGIN IMMEDIATE", "begin");
+}
+
+static int tx_commit(journal *j)
+{
+	if (exec(j, j->in_batch ? "RELEASE op" : "COMMIT", "commit") < 0) {
+		char saved[sizeof j->err];
+		int temp = j->temporary;
+		memcpy(saved, j->err, sizeof saved);
+		sqlite3_exec(j->db, j->in_batch ? "ROLLBACK TO op; RELEASE op" : "ROLLBACK",
+		    NULL, NULL, NULL);
+		memcpy(j->err, saved, sizeof saved);
+		j->temporary = temp;
+		return -1;
+	}
+	return 0;
+}
+
+static void tx_rollback(journal *j)
+{
+	sqlite3_exec(j->db, j->in_batch ? "ROLLBACK TO op; RELEASE op" : "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int pragma_int(journal *j, const char *q, int64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(j->db, q, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return fail(j, rc, q);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : fail(j, rc, q);
+}
+
+/* Bring the schema to JOURNAL_SCHEMA_VERSION in one write transaction. */
+static int migrate(journal *j)
+{
+	int64_t v;
+	if (pragma_int(j, "PRAGMA user_version", &v) < 0)
+		return -1;
+	if (v > JOURNAL_SCHEMA_VERSION)
+		return failf(j, 0, "schema version %lld is newer than this ferry knows (%d); "
+		    "use a newer ferry", (long long)v, JOURNAL_SCHEMA_VERSION);
+	if (v == JOURNAL_SCHEMA_VERSION)
+		return 0;
+	if (exec(j, "BEGIN IMMEDIATE", "migrate") < 0)
+		return -1;
+	/* another process may have migrated while we waited for the lock */
+	if (pragma_int(j, "PRAGMA user_version", &v) < 0)
+		goto rollback;
+	for (; v < JOURNAL_SCHEMA_VERSION; v++)
+		if (exec(j, migrations[v], "migrate") < 0)
+			goto rollback;
+	char set[64];
+	snprintf(set, sizeof set, "PRAGMA user_version = %d", JOURNAL_SCHEMA_VERSION);
+	if (exec(j, set, "migrate") < 0 || exec(j, "COMMIT", "migrate") < 0)
+		goto rollback;
+	return 0;
+rollback:
+	sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int configure(journal *j, enum journal_sync sync)
+{
+	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(j->db, 1);
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return fail(j, rc, "open");
+	rc = sqlite3_step(s);
+	int wal = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return fail(j, rc, "open");
+	if (!wal)
+		return failf(j, 0, "cannot use WAL mode (is it on a network filesystem?)");
+	if (exec(j, "PRAGMA foreign_keys = ON", "open") < 0)
+		return -1;
+	return exec(j, sync == JOURNAL_SYNC_FULL ? "PRAGMA synchronous = FULL"
+	    : "PRAGMA synchronous = NORMAL", "open");
+}
+
+int journal_open(const char *path, enum journal_sync sync, journal **out,
+    char *err, size_t errlen, int *temporary)
+{
+	journal *j = calloc(1, sizeof *j);
+	*out = NULL;
+	if (temporary)
+		*temporary = 0;
+	if (!j || !(j->path = strdup(path))) {
+		free(j);
+		snprintf(err, errlen, "journal %s: %s", path, strerror(ENOMEM));
+		return -1;
+	}
+	snprintf(j->owner, sizeof j->owner, "pid:%ld", (long)getpid());
+	int rc = sqlite3_open_v2(path, &j->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK)
+		fail(j, rc, "unable to open");
+	if (rc != SQLITE_OK || configure(j, sync) < 0 || migrate(j) < 0) {
+		util_strlcpy(err, j->err, errlen);
+		if (temporary)
+			*temporary = j->temporary;
+		journal_close(j);
+		return -1;
+	}
+	*out = j;
+	return 0;
+}
+
+void journal_close(journal *j)
+{
+	if (!j)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(j->st[i]);
+	sqlite3_close(j->db);
+	free(j->path);
+	free(j);
+}
+
+int journal_begin(journal *j)
+{
+	if (j->in_batch)
+		return failf(j, 0, "begin: a batch is already open");
+	if (exec(j, "BEGIN IMMEDIATE", "begin batch") < 0)
+		return -1;
+	j->in_batch = 1;
+	return 0;
+}
+
+int journal_end(journal *j)
+{
+	if (!j->in_batch)
+		return failf(j, 0, "end: no batch open");
+	j->in_batch = 0;
+	if (exec(j, "COMMIT", "commit batch") < 0) {
+		char saved[sizeof j->err];
+		memcpy(saved, j->err, sizeof saved);
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		memcpy(j->err, saved, sizeof saved);
+		return -1;
+	}
+	return 0;
+}
+
+int journal_abort(journal *j)
+{
+	if (!j->in_batch)
+		return 0;
+	j->in_batch = 0;
+	return exec(j, "ROLLBACK", "abort batch");
+}
+
+static int insert_event(journal *j, int64_t req, const char *stage, const char *state,
+    int64_t started, int64_t at, int64_t bytes, const char *item)
+{
+	sqlite3_stmt *s = stmt(j, ST_INSERT_EVENT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, req);
+	bind_text(s, 2, stage);
+	bind_text(s, 3, state);
+	if (started > 0)
+		sqlite3_bind_int64(s, 4, started);
+	sqlite3_bind_int64(s, 5, at);
+	sqlite3_bind_int64(s, 6, bytes);
+	bind_text(s, 7, item);
+	return run(j, s, "insert event") < 0 ? -1 : 0;
+}
+
+/* 1 and id/fingerprint-match if (tenant, cid) exists, 0 if not, -1 */
+static int find(journal *j, const char *tenant, const char *cid, const char *fp, int *same)
+{
+	sqlite3_stmt *s = stmt(j, ST_FIND);
+	if (!s)
+		return -1;
+	bind_text(s, 1, tenant);
+	bind_text(s, 2, cid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *have = (const char *)sqlite3_column_text(s, 1);
+		*same = have && fp && strcmp(have, fp) == 0;
+	}
+	done(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(j, rc, "find request");
+	return rc == SQLITE_ROW;
+}
+
+static int insert_request(journal *j, const struct jregister *r, int64_t now)
+{
+	sqlite3_stmt *s = stmt(j, ST_INSERT_REQ);
+	if (!s)
+		return -1;
+	bind_text(s, 1, r->tenant);
+	bind_text(s, 2, r->cid);
+	bind_text(s, 3, r->fingerprint);
+	bind_text(s, 4, r->state);
+	sqlite3_bind_int64(s, 5, r->received_ms > 0 ? r->received_ms : now);
+	if (r->expires_ms > 0)
+		sqlite3_bind_int64(s, 6, r->expires_ms);
+	sqlite3_bind_int64(s, 7, now);
+	if (run(j, s, "insert request") < 0)
+		return -1;
+	return insert_event(j, sqlite3_last_insert_rowid(j->db), stages[r->stage].name,
+	    r->state, 0, now, 0, r->item);
+}
+
+int journal_register(journal *j, const struct jregister *r, enum journal_reg *out)
+{
+	if (!r->tenant || !r->cid || !r->fingerprint || !r->state || (unsigned)r->stage >= JSTAGE_COUNT)
+		return failf(j, 0, "register: tenant, correlationId, fingerprint and state are required");
+	if (!journal_state_known(r->state))
+		return failf(j, 0, "register: unknown state %s", r->state);
+	if (tx_begin(j) < 0)
+		return -1;
+	int same = 0, found = find(j, r->tenant, r->cid, r->fingerprint, &same);
+	if (found < 0)
+		goto rollback;
+	if (found) {
+		*out = same ? JREG_SAME : JREG_CONFLICT;
+	} else {
+		*out = JREG_NEW;
+		if (insert_request(j, r, util_now_ms()) < 0)
+			goto rollback;
+	}
+	return tx_commit(j);
+rollback:
+	tx_rollback(j);
+	return -1;
+}
+
+int journal_claim(journal *j, enum jstage st, const char *tenant, const char *cid)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->input)
+		return failf(j, 0, "claim: stage %s takes no input", si ? si->name : "?");
+	sqlite3_stmt *s = stmt(j, ST_CLAIM);
+	if (!s)
+		return -1;
+	bind_text(s, 1, si->busy);
+	bind_text(s, 2, j->owner);
+	sqlite3_bind_int64(s, 3, util_now_ms());
+	bind_text(s, 4, tenant);
+	bind_text(s, 5, cid);
+	bind_text(s, 6, si->input);
+	int n = run(j, s, "claim");
+	return n < 0 ? -1 : n > 0;
+}
+
+/* The guarded state change of a commit: 1 and the row id, 0 guard failed. */
+static int finish(journal *j, const struct jcommit *c, int64_t now, int64_t *id, int64_t *claimed)
+{
+	int any = c->stage == JSTAGE_SWEEP;
+	sqlite3_stmt *s = stmt(j, any ? ST_FINISH_ANY : ST_FINISH);
+	if (!s)
+		return -1;
+	bind_text(s, 1, c->state);
+	sqlite3_bind_int64(s, 2, now);
+	bind_text(s, 3, c->error_type);
+	sqlite3_bind_int64(s, 4, c->expires_ms);
+	bind_text(s, 5, c->tenant);
+	bind_text(s, 6, c->cid);
+	if (!any)
+		bind_text(s, 7, stages[c->stage].busy);
+	int rc = sqlite3_step(s), found = rc == SQLITE_ROW;
+	if (found) {
+		*id = sqlite3_column_int64(s, 0);
+		*claimed = sqlite3_column_int64(s, 1);
+		rc = sqlite3_step(s);
+	}
+	done(s);
+	if (rc != SQLITE_DONE)
+		return fail(j, rc, "commit state");
+	return found;
+}
+
+static int outbox_insert(journal *j, const char *tenant, const char *cid,
+    const char *body, const char *headers, int64_t now)
+{
+	sqlite3_stmt *s = stmt(j, ST_OUTBOX_PUT);
+	if (!s)
+		return -1;
+	bind_text(s, 1, tenant);
+	bind_text(s, 2, cid);
+	bind_text(s, 3, body);
+	bind_text(s, 4, headers);
+	sqlite3_bind_int64(s, 5, now);
+	int n = run(j, s, "insert outbox");
+	if (n == 0)
+		return failf(j, 0, "outbox: no request %s/%s", tenant, cid);
+	return n < 0 ? -1 : 0;
+}
+
+int journal_commit(journal *j, const struct jcommit *c)
+{
+	if ((unsigned)c->stage >= JSTAGE_COUNT || c->stage == JSTAGE_INGEST || !c->state ||
+	    !journal_state_known(c->state))
+		return failf(j, 0, "commit: bad stage or state %s", c->state ? c->state : "(none)");
+	int64_t now = util_now_ms(), id = 0, claimed = 0;
+	if (tx_begin(j) < 0)
+		return -1;
+	int found = finish(j, c, now, &id, &claimed);
+	if (found <= 0)
+		goto rollback;
+	if (insert_event(j, id, stages[c->stage].name, c->state, claimed, now, c->bytes, c->item) < 0)
+		goto rollback;
+	if (c->response && outbox_insert(j, c->tenant, c->cid, c->response, c->headers, now) < 0)
+		goto rollback;
+	return tx_commit(j) < 0 ? -1 : 1;
+rollback:
+	tx_rollback(j);
+	return found == 0 ? 0 : -1;
+}
+
+int journal_progress(journal *j, const char *tenant, const char *cid, int64_t doneb, int64_t total)
+{
+	sqlite3_stmt *s = stmt(j, ST_PROGRESS);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, doneb);
+	sqlite3_bind_int64(s, 2, total);
+	sqlite3_bind_int64(s, 3, util_now_ms());
+	bind_text(s, 4, tenant);
+	bind_text(s, 5, cid);
+	return run(j, s, "progress") < 0 ? -1 : 0;
+}
+
+int journal_takeback(journal *j, enum jstage st)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->busy)
+		return 0;
+	sqlite3_stmt *s = stmt(j, ST_TAKEBACK);
+	if (!s)
+		return -1;
+	bind_text(s, 1, si->input);
+	sqlite3_bind_int64(s, 2, util_now_ms());
+	bind_text(s, 3, si->busy);
+	return run(j, s, "take back");
+}
+
+/* ids selected by statement q (bound with one text or int64 argument) */
+static int collect_ids(journal *j, enum st q, const char *text, int64_t num,
+    int64_t **ids, size_t *n)
+{
+	sqlite3_stmt *s = stmt(j, q);
+	size_t cap = 0;
+	*ids = NULL;
+	*n = 0;
+	if (!s)
+		return -1;
+	if (text)
+		bind_text(s, 1, text);
+	else
+		sqlite3_bind_int64(s, 1, num);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			int64_t *p = realloc(*ids, cap * sizeof *p);
+			if (!p) {
+				done(s);
+				return failf(j, 0, "%s", strerror(ENOMEM));
+			}
+			*ids = p;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
+	}
+	done(s);
+	return rc == SQLITE_DONE ? 0 : fail(j, rc, "select");
+}
+
+/* For each id, load (tenant, cid, item) with q (?1 = id, ?2 = state) and
+ * call fn; rows that no longer match are skipped. */
+static int walk(journal *j, enum st q, const char *state, const int64_t *ids, size_t n,
+    journal_item_fn *fn, void *arg)
+{
+	int visited = 0;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *s = stmt(j, q);
+		if (!s)
+			return -1;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		if (state)
+			bind_text(s, 2, state);
+		int rc = sqlite3_step(s);
+		if (rc != SQLITE_ROW) {
+			done(s);
+			if (rc != SQLITE_DONE)
+				return fail(j, rc, "load item");
+			continue;
+		}
+		char *t = col_dup(s, 0), *c = col_dup(s, 1), *item = col_dup(s, 2);
+		done(s);
+		int stop = t && c ? fn(arg, t, c, item) : 0;
+		visited++;
+		free(t);
+		free(c);
+		free(item);
+		if (stop)
+			break;
+	}
+	return visited;
+}
+
+int journal_pending(journal *j, enum jstage st, journal_item_fn *fn, void *arg)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->input)
+		return 0;
+	int64_t *ids;
+	size_t n;
+	if (collect_ids(j, ST_IDS_IN_STATE, si->input, 0, &ids, &n) < 0)
+		return -1;
+	int rc = walk(j, ST_INPUT_BY_ID, si->input, ids, n, fn, arg);
+	free(ids);
+	return rc;
+}
+
+int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg)
+{
+	int64_t *ids;
+	size_t n;
+	if (collect_ids(j, ST_EXPIRED_IDS, NULL, now_ms, &ids, &n) < 0)
+		return -1;
+	int rc = walk(j, ST_LATEST_BY_ID, NULL, ids, n, fn, arg);
+	free(ids);
+	return rc;
+}
+
+int journal_get(journal *j, const char *tenant, const char *cid, struct jrequest *r)
+{
+	memset(r, 0, sizeof *r);
+	sqlite3_stmt *s = stmt(j, ST_GET);
+	if (!s)
+		return -1;
+	bind_text(s, 1, tenant);
+	bind_text(s, 2, cid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		r->id = sqlite3_column_int64(s, 0);
+		r->tenant = col_dup(s, 1);
+		r->cid = col_dup(s, 2);
+		r->fingerprint = col_dup(s, 3);
+		r->state = col_dup(s, 4);
+		r->claimed_by = col_dup(s, 5);
+		r->error_type = col_dup(s, 6);
+		r->received_ms = sqlite3_column_int64(s, 7);
+		r->expires_ms = sqlite3_column_int64(s, 8);
+		r->updated_ms = sqlite3_column_int64(s, 9);
+		r->claimed_ms = sqlite3_column_int64(s, 10);
+		r->bytes_done = sqlite3_column_int64(s, 11);
+		r->bytes_total = sqlite3_column_int64(s, 12);
+	}
+	done(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(j, rc, "get request");
+	if (rc == SQLITE_ROW && (!r->tenant || !r->cid || !r->state)) {
+		journal_request_clear(r);
+		return failf(j, 0, "%s", strerror(ENOMEM));
+	}
+	return rc == SQLITE_ROW;
+}
+
+void journal_request_clear(struct jrequest *r)
+{
+	free(r->tenant);
+	free(r->cid);
+	free(r->fingerprint);
+	free(r->state);
+	free(r->claimed_by);
+	free(r->error_type);
+	memset(r, 0, sizeof *r);
+}
+
+int journal_history(journal *j, const char *tenant, const char *cid,
+    journal_event_fn *fn, void *arg)
+{
+	sqlite3_stmt *s = stmt(j, ST_HISTORY);
+	if (!s)
+		return -1;
+	bind_text(s, 1, tenant);
+	bind_text(s, 2, cid);
+	int rc, count = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct jevent e = {
+			.id = sqlite3_column_int64(s, 0),
+			.stage = (const char *)sqlite3_column_text(s, 1),
+			.state = (const char *)sqlite3_column_text(s, 2),
+			.item = (const char *)sqlite3_column_text(s, 3),
+			.started_ms = sqlite3_column_int64(s, 4),
+			.at_ms = sqlite3_column_int64(s, 5),
+			.bytes = sqlite3_column_int64(s, 6),
+		};
+		count++;
+		if (fn(arg, &e)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	done(s);
+	return rc == SQLITE_DONE ? count : fail(j, rc, "history");
+}
+
+char *journal_input_item(journal *j, enum jstage st, const char *tenant, const char *cid)
+{
+	const struct jstage_info *si = journal_stage(st);
+	j->err[0] = '\0';
+	if (!si || !si->input) {
+		failf(j, 0, "stage %s has no input", si ? si->name : "?");
+		return NULL;
+	}
+	sqlite3_stmt *s = stmt(j, ST_INPUT_ITEM);
+	if (!s)
+		return NULL;
+	bind_text(s, 1, tenant);
+	bind_text(s, 2, cid);
+	bind_text(s, 3, si->input);
+	int rc = sqlite3_step(s);
+	char *item = rc == SQLITE_ROW ? col_dup(s, 0) : NULL;
+	done(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		fail(j, rc, "input item");
+	return item;
+}
+
+int journal_outbox_put(journal *j, const char *tenant, const char *cid,
+    const char *body, const char *headers)
+{
+	if (tx_begin(j) < 0)
+		return -1;
+	if (outbox_insert(j, tenant, cid, body, headers, util_now_ms()) < 0) {
+		tx_rollback(j);
+		return -1;
+	}
+	return tx_commit(j);
+}
+
+int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
+    journal_outbox_fn *fn, void *arg)
+{
+	sqlite3_stmt *s = stmt(j, ST_OUTBOX_UNSENT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, after_id);
+	sqlite3_bind_int(s, 2, limit);
+	int rc, count = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct joutbox o = {
+			.id = sqlite3_column_int64(s, 0),
+			.tenant = (const char *)sqlite3_column_text(s, 1),
+			.cid = (const char *)sqlite3_column_text(s, 2),
+			.body = (const char *)sqlite3_column_text(s, 3),
+			.headers = (const char *)sqlite3_column_text(s, 4),
+			.created_ms = sqlite3_column_int64(s, 5),
+		};
+		count++;
+		if (fn(arg, &o)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	done(s);
+	return rc == SQLITE_DONE ? count : fail(j, rc, "outbox");
+}
+
+int journal_outbox_mark_sent(journal *j, const int64_t *ids, size_t n)
+{
+	int64_t now = util_now_ms();
+	if (n == 0)
+		return 0;
+	if (tx_begin(j) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *s = stmt(j, ST_OUTBOX_SENT);
+		if (!s)
+			goto rollback;
+		sqlite3_bind_int64(s, 1, ids[i]);
+		sqlite3_bind_int64(s, 2, now);
+		if (run(j, s, "mark sent") < 0)
+			goto rollback;
+	}
+	return tx_commit(j);
+rollback:
+	tx_rollback(j);
+	return -1;
+}
+
+int journal_resend_latest(journal *j, const char *tenant, const char *cid)
+{
+	sqlite3_stmt *s = stmt(j, ST_RESEND);
+	if (!s)
+		return -1;
+	bind_text(s, 1, tenant);
+	bind_text(s, 2, cid);
+	sqlite3_bind_int64(s, 3, util_now_ms());
+	int n = run(j, s, "resend");
+	return n < 0 ? -1 : n > 0;
+}
+
+int64_t journal_data_version(journal *j)
+{
+	int64_t v = -1;
+	if (pragma_int(j, "PRAGMA data_version", &v) < 0)
+		return -1;
+	return v;
+}
