@@ -64,7 +64,7 @@ demo: deps
 
 lint: all
 	mandoc -Tlint -W warning $(MAN1) $(MAN7)
-	@if command -v shellcheck >/dev/null; then shellcheck -s sh $(filter-out scripts/%.bash,$(SCRIPTSRC)); \
+	@if command -v shellcheck >/dev/null; then shellcheck -s sh $(filter-out scripts/%.bash scripts/%.js,$(SCRIPTSRC)); \
 	else echo "lint: shellcheck not installed, scripts not checked"; fi
 
 install: all

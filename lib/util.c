@@ -36,13 +36,18 @@ int64_t util_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
 void util_iso8601(int64_t ms, char out[32])
 {
-	time_t t = (time_t)(ms / 1000);
+	/* floor division, so instants before 1970 print a positive ms field */
+	int64_t frac = ((ms % 1000) + 1000) % 1000;
+	time_t t = (time_t)((ms - frac) / 1000);
 	struct tm tm;
-	gmtime_r(&t, &tm);
-	char tmp[96]; /* room for any int year, to keep -Wformat-truncation quiet */
+	char tmp[80];      /* room for any int fields, so no truncation warning */
+	if (!gmtime_r(&t, &tm)) {
+		util_strlcpy(out, "invalid-time", 32);
+		return;
+	}
 	snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
 	util_strlcpy(out, tmp, 32);
 }
 
@@ -57,40 +62,79 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
+static int days_in_month(int y, int m)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return days[m - 1] + (m == 2 && leap);
+}
+
+/* s matches shape, where 'd' stands for a digit and any other character for
+ * itself; the digits are read into v[] in order (sscanf would take signs and
+ * blanks) */
+static int match_shape(const char *s, const char *shape, int *v)
+{
+	int k = -1, in_num = 0;
+	for (size_t i = 0; shape[i]; i++) {
+		if (shape[i] != 'd') {
+			if (s[i] != shape[i])
+				return -1;
+			in_num = 0;
+			continue;
+		}
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (!in_num)
+			v[++k] = 0;
+		in_num = 1;
+		v[k] = v[k] * 10 + (s[i] - '0');
+	}
+	return 0;
+}
+
+/* ".123" (any number of digits, ms kept) at *p; advances *p */
+static int parse_frac(const char **p, int64_t *frac)
+{
+	int digits = 0;
+	*frac = 0;
+	if (**p != '.')
+		return 0;
+	for ((*p)++; **p >= '0' && **p <= '9'; (*p)++, digits++)
+		if (digits < 3)
+			*frac = *frac * 10 + (**p - '0');
+	for (int k = digits; k < 3; k++)
+		*frac *= 10;
+	return digits ? 0 : -1;
+}
+
+/* "Z" or "+hh:mm" / "-hh:mm" at p, the whole rest of the string */
+static int parse_offset(const char *p, int64_t *off)
+{
+	int v[2];
+	*off = 0;
+	if (strcmp(p, "Z") == 0)
+		return 0;
+	if ((*p != '+' && *p != '-') || match_shape(p + 1, "dd:dd", v) < 0 || p[6] ||
+	    v[0] > 23 || v[1] > 59)
+		return -1;
+	*off = (int64_t)(v[0] * 60 + v[1]) * 60 * (*p == '+' ? 1 : -1);
+	return 0;
+}
+
 int util_parse_iso8601(const char *s, int64_t *ms)
 {
-	int y, mo, d, h, mi, se, n = 0;
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &n) != 6 || n != 19)
+	int v[6];      /* year month day hour minute second */
+	int64_t frac, off;
+	if (match_shape(s, "dddd-dd-ddTdd:dd:dd", v) < 0)
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+	if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > days_in_month(v[0], v[1]) ||
+	    v[3] > 23 || v[4] > 59 || v[5] > 60)
 		return -1;
-	const char *p = s + n;
-	int64_t frac = 0;
-	if (*p == '.') {
-		int digits = 0;
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 3)
-				frac = frac * 10 + (*p - '0');
-		if (digits == 0)
-			return -1;
-		for (; digits < 3; digits++)
-			frac *= 10;
-	}
-	int64_t off = 0;
-	if (*p == 'Z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int oh, om, k = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &k) != 2 || k != 5)
-			return -1;
-		off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
-		p += 6;
-	} else {
+	const char *p = s + 19;
+	if (parse_frac(&p, &frac) < 0 || parse_offset(p, &off) < 0)
 		return -1;
-	}
-	if (*p)
-		return -1;
-	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off;
+	int64_t secs = days_from_civil(v[0], v[1], v[2]) * 86400 + v[3] * 3600 +
+	    v[4] * 60 + v[5] - off;
 	*ms = secs * 1000 + frac;
 	return 0;
 }

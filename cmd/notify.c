@@ -1,0 +1,213 @@
+/* ferry-notify: publish the journal's outbox on the response exchange, in
+ * order, with pipelined publisher confirms; a row is marked sent only after
+ * the broker acked it. New rows are noticed by polling PRAGMA data_version
+ * every few milliseconds (no query, no busy loop while nothing changes). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "bus.h"
+#include "err.h"
+#include "journal.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: ferry-notify [-1hv] [-j journal] [-u url] [-w window] [-i interval_ms]";
+
+static volatile sig_atomic_t stop;
+
+struct opts {
+	const char *journal, *url;
+	int window, interval, once;
+};
+
+/* Outbox ids of published, unconfirmed messages, by sequence number. */
+struct flight {
+	bus *b;
+	const struct bus_names *names;
+	int64_t *ids;            /* ring indexed by seq % (4 * window) */
+	int window;
+	int64_t last_id;         /* highest outbox id published on this connection */
+	int64_t *acked;          /* confirmed ids waiting to be marked sent */
+	size_t nacked;
+	int64_t resend_from;     /* > 0: a nack asks to publish again from here */
+	int failed;
+};
+
+static const char *json_str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int publish_row(void *arg, const struct joutbox *o)
+{
+	struct flight *f = arg;
+	cJSON *h = o->headers ? cJSON_Parse(o->headers) : NULL;
+	const cJSON *prio = cJSON_GetObjectItemCaseSensitive(h, "priority");
+	const char *app = json_str(h, "app_id");
+	const char *tenant = json_str(h, "regards.tenant");
+	const char *hn[] = { "regards.tenant" }, *hv[] = { tenant ? tenant : o->tenant };
+	struct bus_pub p = {
+		.exchange = f->names->response_exchange,
+		.body = o->body, .len = strlen(o->body),
+		.correlation_id = o->cid,
+		.app_id = app ? app : "ferry",
+		.content_type = "application/json", .content_encoding = "UTF-8",
+		.persistent = 1,
+		.has_priority = cJSON_IsNumber(prio), .priority = cJSON_IsNumber(prio) ? prio->valueint : 0,
+		.timestamp = o->created_ms / 1000,
+		.hnames = hn, .hvalues = hv, .nheaders = 1,
+	};
+	uint64_t seq;
+	int rc = bus_publish(f->b, &p, &seq);
+	cJSON_Delete(h);
+	if (rc < 0) {
+		f->failed = 1;
+		return 1;
+	}
+	f->ids[seq % (4 * (uint64_t)f->window)] = o->id;
+	f->last_id = o->id;
+	return 0;
+}
+
+static void confirmed(void *arg, uint64_t seq, int ok)
+{
+	struct flight *f = arg;
+	int64_t id = f->ids[seq % (4 * (uint64_t)f->window)];
+	if (ok) {
+		f->acked[f->nacked++] = id;
+	} else if (f->resend_from == 0 || id < f->resend_from) {
+		err_warn("broker refused response %lld; publishing it again", (long long)id);
+		f->resend_from = id;
+	}
+}
+
+static void mark_sent(journal *j, struct flight *f)
+{
+	if (f->nacked == 0)
+		return;
+	if (journal_outbox_mark_sent(j, f->acked, f->nacked) < 0)
+		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
+	err_info("%zu responses confirmed", f->nacked);
+	f->nacked = 0;
+}
+
+/* Publish and confirm until the connection fails (-1), stop, or in -1 mode
+ * until the outbox is empty (0). */
+static int pump(journal *j, struct flight *f, const struct opts *o)
+{
+	int64_t seen_version = -1;
+	int idle = 0;
+	while (!stop) {
+		int64_t v = journal_data_version(j);
+		if (v < 0)
+			err_die(EXIT_TEMP, "%s", journal_error(j));
+		int room = f->window - (int)bus_unconfirmed(f->b);
+		int n = 0;
+		if (f->resend_from) {
+			f->last_id = f->resend_from - 1;
+			f->resend_from = 0;
+		}
+		if (room > 0 && (v != seen_version || !idle)) {
+			n = journal_outbox_unsent(j, f->last_id, room, publish_row, f);
+			if (n < 0)
+				err_die(EXIT_TEMP, "%s", journal_error(j));
+			if (f->failed)
+				return -1;
+			seen_version = v;
+			idle = n < room;
+		}
+		uint64_t waiting = bus_unconfirmed(f->b);
+		if (o->once && n == 0 && waiting == 0 && f->nacked == 0)
+			return 0;
+		if (bus_confirms(f->b, n > 0 && room > n ? 0 : o->interval, confirmed, f) < 0)
+			return -1;
+		mark_sent(j, f);
+	}
+	return 0;
+}
+
+static void parse(int argc, char **argv, struct opts *o)
+{
+	int c;
+	o->journal = getenv("FERRY_JOURNAL") ? getenv("FERRY_JOURNAL") : "/var/lib/ferry/journal.db";
+	o->url = getenv("FERRY_AMQP_URL") ? getenv("FERRY_AMQP_URL") : BUS_DEFAULT_URL;
+	o->window = 1000;
+	o->interval = 5;
+	o->once = 0;
+	while ((c = getopt(argc, argv, "1hvj:u:w:i:")) != -1) {
+		switch (c) {
+		case '1': o->once = 1; break;
+		case 'h': puts(usage); exit(0);
+		case 'v': err_verbose(1); break;
+		case 'j': o->journal = optarg; break;
+		case 'u': o->url = optarg; break;
+		case 'w': o->window = atoi(optarg); break;
+		case 'i': o->interval = atoi(optarg); break;
+		default: err_die(EXIT_PERM, "%s", usage);
+		}
+	}
+	if (optind != argc || o->window < 1 || o->window > 100000 || o->interval < 1)
+		err_die(EXIT_PERM, "%s", usage);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct bus_names names;
+	char err[512];
+	journal *j;
+	int temp, backoff = 1, rc = 0;
+
+	err_init("ferry-notify");
+	parse(argc, argv, &o);
+	util_signals(&stop);
+	bus_names_from_env(&names);
+	if (journal_open(o.journal, JOURNAL_SYNC_NORMAL, &j, err, sizeof err, &temp) < 0)
+		err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
+	journal_set_owner(j, "notify");
+	struct flight f = { .names = &names, .window = o.window };
+	/* the ring is wider than the window: confirms may come out of order */
+	f.ids = calloc(4 * (size_t)o.window, sizeof *f.ids);
+	f.acked = calloc((size_t)o.window, sizeof *f.acked);
+	if (!f.ids || !f.acked)
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
+
+	while (!stop) {
+		bus *b = NULL;
+		if (bus_open(o.url, &b, err, sizeof err) < 0 || bus_declare(b, &names) < 0 ||
+		    bus_confirm_select(b) < 0) {
+			err_warn("%s; retrying in %d s", b ? bus_error(b) : err, backoff);
+			bus_close(b);
+			if (o.once && backoff >= 8) {
+				rc = EXIT_TEMP;
+				break;
+			}
+			sleep((unsigned)backoff);
+			backoff = backoff < 30 ? backoff * 2 : 30;
+			continue;
+		}
+		backoff = 1;
+		f.b = b;
+		f.last_id = 0;      /* unconfirmed rows of a lost connection go again */
+		f.failed = 0;
+		f.resend_from = 0;
+		f.nacked = 0;
+		int r = pump(j, &f, &o);
+		if (r < 0 && !stop)
+			err_warn("broker connection lost: %s; reconnecting", bus_error(b));
+		bus_close(b);
+		if (r == 0)
+			break;
+	}
+	free(f.ids);
+	free(f.acked);
+	journal_close(j);
+	return rc;
+}

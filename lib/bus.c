@@ -1,0 +1,503 @@
+/* bus: AMQP over librabbitmq 0.11 (see bus.h). One connection, channel 1.
+ * librabbitmq 0.11 has no confirm-wait helper: confirms are read as
+ * basic.ack / basic.nack frames with amqp_simple_wait_frame_noblock. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
+#include "bus.h"
+#include "util.h"
+
+enum { CHANNEL = 1, HEARTBEAT_S = 30, FRAME_MAX = 131072 };
+
+struct bus {
+	amqp_connection_state_t conn;
+	int open;                 /* channel usable */
+	char err[256];
+	/* confirms: pending[i] is 1 while seq base+i is unconfirmed */
+	uint64_t next_seq, base;
+	unsigned char *pending;
+	size_t npending, cap;
+	uint64_t unconfirmed;
+};
+
+static int fail(bus *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(bus *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b->err, sizeof b->err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+const char *bus_error(const bus *b) { return b->err; }
+
+static const char *env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : dflt;
+}
+
+void bus_names_from_env(struct bus_names *n)
+{
+	n->request_exchange = env_or("FERRY_REQUEST_EXCHANGE", BUS_REQUEST_EXCHANGE);
+	n->request_queue = env_or("FERRY_REQUEST_QUEUE", BUS_REQUEST_QUEUE);
+	n->response_exchange = env_or("FERRY_RESPONSE_EXCHANGE", BUS_RESPONSE_EXCHANGE);
+	n->response_alias = env_or("FERRY_RESPONSE_ALIAS", BUS_RESPONSE_ALIAS);
+	n->dlx = env_or("FERRY_DLX", BUS_DLX);
+	n->dlq = env_or("FERRY_DLQ", BUS_DLQ);
+}
+
+/* Describe a failed RPC reply; always -1. Marks the channel unusable when
+ * the broker closed it. */
+static int rpc_fail(bus *b, amqp_rpc_reply_t r, const char *what)
+{
+	switch (r.reply_type) {
+	case AMQP_RESPONSE_NORMAL:
+		return 0;
+	case AMQP_RESPONSE_NONE:
+		return fail(b, "%s: missing RPC reply", what);
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		b->open = 0;
+		return fail(b, "%s: %s", what, amqp_error_string2(r.library_error));
+	case AMQP_RESPONSE_SERVER_EXCEPTION:
+		b->open = 0;
+		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			amqp_connection_close_t *m = r.reply.decoded;
+			return fail(b, "%s: connection closed by broker: %d %.*s", what, m->reply_code,
+			    (int)m->reply_text.len, (char *)m->reply_text.bytes);
+		}
+		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			amqp_channel_close_t *m = r.reply.decoded;
+			return fail(b, "%s: channel closed by broker: %d %.*s", what, m->reply_code,
+			    (int)m->reply_text.len, (char *)m->reply_text.bytes);
+		}
+		return fail(b, "%s: broker error, method 0x%08x", what, r.reply.id);
+	}
+	return fail(b, "%s: unknown reply", what);
+}
+
+static int check_rpc(bus *b, const char *what)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
+	return r.reply_type == AMQP_RESPONSE_NORMAL ? 0 : rpc_fail(b, r, what);
+}
+
+int bus_open(const char *url, bus **out, char *err, size_t errlen)
+{
+	struct amqp_connection_info ci;
+	char *copy = strdup(url);
+	bus *b = calloc(1, sizeof *b);
+	*out = NULL;
+	if (!copy || !b) {
+		snprintf(err, errlen, "amqp: %s", strerror(ENOMEM));
+		goto fail;
+	}
+	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
+		snprintf(err, errlen, "amqp: cannot parse the URL (amqp://user:pass@host:port/vhost)");
+		goto fail;
+	}
+	if (ci.ssl) {
+		snprintf(err, errlen, "amqp: amqps:// is not supported by this build");
+		goto fail;
+	}
+	b->conn = amqp_new_connection();
+	amqp_socket_t *sock = b->conn ? amqp_tcp_socket_new(b->conn) : NULL;
+	if (!sock) {
+		snprintf(err, errlen, "amqp: %s", strerror(ENOMEM));
+		goto fail;
+	}
+	struct timeval tv = { 10, 0 };
+	int rc = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
+	if (rc != AMQP_STATUS_OK) {
+		snprintf(err, errlen, "amqp: unable to connect to %s:%d: %s", ci.host, ci.port,
+		    amqp_error_string2(rc));
+		goto fail;
+	}
+	amqp_rpc_reply_t r = amqp_login(b->conn, ci.vhost, 0, FRAME_MAX, HEARTBEAT_S,
+	    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		rpc_fail(b, r, "login");
+		snprintf(err, errlen, "amqp: %s:%d vhost %s as %s: %s", ci.host, ci.port, ci.vhost,
+		    ci.user, b->err);
+		goto fail;
+	}
+	amqp_channel_open(b->conn, CHANNEL);
+	if (check_rpc(b, "channel open") < 0) {
+		snprintf(err, errlen, "amqp: %s", b->err);
+		goto fail;
+	}
+	b->open = 1;
+	free(copy);
+	*out = b;
+	return 0;
+fail:
+	free(copy);
+	bus_close(b);
+	return -1;
+}
+
+void bus_close(bus *b)
+{
+	if (!b)
+		return;
+	if (b->conn) {
+		if (b->open) {
+			amqp_channel_close(b->conn, CHANNEL, AMQP_REPLY_SUCCESS);
+			amqp_connection_close(b->conn, AMQP_REPLY_SUCCESS);
+		}
+		amqp_destroy_connection(b->conn);
+	}
+	free(b->pending);
+	free(b);
+}
+
+int bus_fd(const bus *b)
+{
+	return amqp_socket_get_sockfd(amqp_get_socket(b->conn));
+}
+
+static amqp_table_entry_t entry_str(const char *k, const char *v)
+{
+	amqp_table_entry_t e;
+	e.key = amqp_cstring_bytes(k);
+	e.value.kind = AMQP_FIELD_KIND_UTF8;
+	e.value.value.bytes = amqp_cstring_bytes(v);
+	return e;
+}
+
+static int declare_exchange(bus *b, const char *name, const char *type)
+{
+	amqp_exchange_declare(b->conn, CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(type),
+	    0, 1, 0, 0, amqp_empty_table);
+	char what[300];
+	snprintf(what, sizeof what, "declare exchange %s", name);
+	return check_rpc(b, what);
+}
+
+int bus_declare(bus *b, const struct bus_names *n)
+{
+	static const struct { int which; const char *type; } exchanges[] = {
+		{ 0, "fanout" }, { 1, "fanout" }, { 2, "fanout" }, { 3, "direct" },
+	};
+	const char *names[] = { n->request_exchange, n->response_exchange, n->response_alias, n->dlx };
+	for (size_t i = 0; i < sizeof exchanges / sizeof *exchanges; i++)
+		if (declare_exchange(b, names[exchanges[i].which], exchanges[i].type) < 0)
+			return -1;
+
+	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(n->dlq), 0, 1, 0, 0, amqp_empty_table);
+	if (check_rpc(b, "declare dead-letter queue") < 0)
+		return -1;
+	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->dlq), amqp_cstring_bytes(n->dlx),
+	    amqp_cstring_bytes(n->dlq), amqp_empty_table);
+	if (check_rpc(b, "bind dead-letter queue") < 0)
+		return -1;
+
+	amqp_table_entry_t args[] = {
+		entry_str("x-queue-type", "quorum"),
+		entry_str("x-dead-letter-exchange", n->dlx),
+		entry_str("x-dead-letter-routing-key", n->dlq),
+	};
+	amqp_table_t t = { 3, args };
+	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(n->request_queue), 0, 1, 0, 0, t);
+	if (check_rpc(b, "declare request queue") < 0)
+		return -1;
+	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->request_queue),
+	    amqp_cstring_bytes(n->request_exchange), amqp_empty_bytes, amqp_empty_table);
+	if (check_rpc(b, "bind request queue") < 0)
+		return -1;
+	amqp_exchange_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->response_alias),
+	    amqp_cstring_bytes(n->response_exchange), amqp_empty_bytes, amqp_empty_table);
+	return check_rpc(b, "bind response alias exchange");
+}
+
+int bus_consume(bus *b, const char *queue, int prefetch)
+{
+	amqp_basic_qos(b->conn, CHANNEL, 0, (uint16_t)prefetch, 0);
+	if (check_rpc(b, "qos") < 0)
+		return -1;
+	amqp_basic_consume(b->conn, CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes,
+	    0, 0, 0, amqp_empty_table);
+	return check_rpc(b, "consume");
+}
+
+void bus_msg_clear(struct bus_msg *m)
+{
+	free(m->body);
+	free(m->tenant);
+	free(m->app_id);
+	free(m->correlation_id);
+	memset(m, 0, sizeof *m);
+}
+
+static char *bytes_dup(amqp_bytes_t v)
+{
+	char *s = malloc(v.len + 1);
+	if (s) {
+		memcpy(s, v.bytes, v.len);
+		s[v.len] = '\0';
+	}
+	return s;
+}
+
+static char *header_str(const amqp_table_t *t, const char *key)
+{
+	for (int i = 0; i < t->num_entries; i++) {
+		const amqp_table_entry_t *e = &t->entries[i];
+		if (e->key.len != strlen(key) || memcmp(e->key.bytes, key, e->key.len) != 0)
+			continue;
+		if (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES)
+			return bytes_dup(e->value.value.bytes);
+		return NULL;
+	}
+	return NULL;
+}
+
+static void take_envelope(struct bus_msg *m, amqp_envelope_t *env)
+{
+	amqp_basic_properties_t *p = &env->message.properties;
+	memset(m, 0, sizeof *m);
+	m->tag = env->delivery_tag;
+	m->redelivered = env->redelivered;
+	m->len = env->message.body.len;
+	m->body = bytes_dup(env->message.body);
+	if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
+		m->tenant = header_str(&p->headers, "regards.tenant");
+	if (p->_flags & AMQP_BASIC_PRIORITY_FLAG) {
+		m->has_priority = 1;
+		m->priority = p->priority;
+	}
+	if (p->_flags & AMQP_BASIC_APP_ID_FLAG)
+		m->app_id = bytes_dup(p->app_id);
+	if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+		m->correlation_id = bytes_dup(p->correlation_id);
+}
+
+/* A frame that is not a delivery arrived: handle what may come on a
+ * consuming channel. 0 to go on, -1 when the channel or connection is gone. */
+static int other_frame(bus *b)
+{
+	amqp_frame_t f;
+	if (amqp_simple_wait_frame(b->conn, &f) != AMQP_STATUS_OK) {
+		b->open = 0;
+		return fail(b, "connection lost");
+	}
+	if (f.frame_type != AMQP_FRAME_METHOD)
+		return 0;
+	switch (f.payload.method.id) {
+	case AMQP_CHANNEL_CLOSE_METHOD:
+	case AMQP_CONNECTION_CLOSE_METHOD:
+	case AMQP_BASIC_CANCEL_METHOD: {
+		b->open = 0;
+		return fail(b, "broker closed the %s",
+		    f.payload.method.id == AMQP_BASIC_CANCEL_METHOD ? "consumer" : "channel");
+	}
+	default:
+		return 0;
+	}
+}
+
+int bus_next(bus *b, int timeout_ms, struct bus_msg *m)
+{
+	amqp_envelope_t env;
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	if (!b->open)
+		return fail(b, "channel closed");
+	amqp_maybe_release_buffers(b->conn);
+	amqp_rpc_reply_t r = amqp_consume_message(b->conn, &env, &tv, 0);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+		take_envelope(m, &env);
+		amqp_destroy_envelope(&env);
+		if (!m->body)
+			return fail(b, "%s", strerror(ENOMEM));
+		return 1;
+	}
+	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+		if (r.library_error == AMQP_STATUS_TIMEOUT)
+			return 0;
+		if (r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
+			return other_frame(b) < 0 ? -1 : 0;
+	}
+	return rpc_fail(b, r, "consume");
+}
+
+int bus_ack(bus *b, uint64_t tag, int multiple)
+{
+	int rc = amqp_basic_ack(b->conn, CHANNEL, tag, multiple);
+	if (rc != AMQP_STATUS_OK) {
+		b->open = 0;
+		return fail(b, "ack: %s", amqp_error_string2(rc));
+	}
+	return 0;
+}
+
+int bus_reject(bus *b, uint64_t tag, int requeue)
+{
+	int rc = amqp_basic_reject(b->conn, CHANNEL, tag, requeue);
+	if (rc != AMQP_STATUS_OK) {
+		b->open = 0;
+		return fail(b, "reject: %s", amqp_error_string2(rc));
+	}
+	return 0;
+}
+
+int bus_confirm_select(bus *b)
+{
+	amqp_confirm_select(b->conn, CHANNEL);
+	if (check_rpc(b, "confirm select") < 0)
+		return -1;
+	b->next_seq = 1;
+	b->base = 1;
+	b->npending = 0;
+	b->unconfirmed = 0;
+	return 0;
+}
+
+static int pending_push(bus *b)
+{
+	if (b->npending == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 1024;
+		unsigned char *p = realloc(b->pending, cap);
+		if (!p)
+			return fail(b, "%s", strerror(ENOMEM));
+		b->pending = p;
+		b->cap = cap;
+	}
+	b->pending[b->npending++] = 1;
+	b->unconfirmed++;
+	return 0;
+}
+
+int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
+{
+	amqp_basic_properties_t props;
+	amqp_table_entry_t entries[16];
+	memset(&props, 0, sizeof props);
+	if (!b->open)
+		return fail(b, "channel closed");
+	if (p->nheaders > sizeof entries / sizeof *entries)
+		return fail(b, "publish: too many headers");
+	struct { const char *v; amqp_flags_t flag; amqp_bytes_t *field; } strs[] = {
+		{ p->content_type, AMQP_BASIC_CONTENT_TYPE_FLAG, &props.content_type },
+		{ p->content_encoding, AMQP_BASIC_CONTENT_ENCODING_FLAG, &props.content_encoding },
+		{ p->correlation_id, AMQP_BASIC_CORRELATION_ID_FLAG, &props.correlation_id },
+		{ p->app_id, AMQP_BASIC_APP_ID_FLAG, &props.app_id },
+	};
+	for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
+		if (strs[i].v) {
+			props._flags |= strs[i].flag;
+			*strs[i].field = amqp_cstring_bytes(strs[i].v);
+		}
+	}
+	if (p->persistent) {
+		props._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+		props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+	}
+	if (p->has_priority) {
+		props._flags |= AMQP_BASIC_PRIORITY_FLAG;
+		props.priority = (uint8_t)p->priority;
+	}
+	if (p->timestamp) {
+		props._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+		props.timestamp = (uint64_t)p->timestamp;
+	}
+	if (p->nheaders) {
+		for (size_t i = 0; i < p->nheaders; i++)
+			entries[i] = entry_str(p->hnames[i], p->hvalues[i]);
+		props._flags |= AMQP_BASIC_HEADERS_FLAG;
+		props.headers.num_entries = (int)p->nheaders;
+		props.headers.entries = entries;
+	}
+	amqp_bytes_t body = { p->len, (void *)p->body };
+	int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(p->exchange),
+	    amqp_cstring_bytes(p->routing_key ? p->routing_key : ""), 0, 0, &props, body);
+	if (rc != AMQP_STATUS_OK) {
+		b->open = 0;
+		return fail(b, "publish: %s", amqp_error_string2(rc));
+	}
+	if (b->next_seq) {
+		if (pending_push(b) < 0)
+			return -1;
+		if (seq)
+			*seq = b->next_seq;
+		b->next_seq++;
+	}
+	return 0;
+}
+
+uint64_t bus_unconfirmed(const bus *b)
+{
+	return b->unconfirmed;
+}
+
+/* Settle seq (or everything up to it when multiple) and drop the settled
+ * prefix of the window. */
+static void settle(bus *b, uint64_t tag, int multiple, int ok, bus_confirm_fn *fn, void *arg)
+{
+	if (tag < b->base || tag >= b->base + b->npending)
+		return;
+	uint64_t from = multiple ? b->base : tag;
+	for (uint64_t s = from; s <= tag; s++) {
+		unsigned char *slot = &b->pending[s - b->base];
+		if (*slot) {
+			*slot = 0;
+			b->unconfirmed--;
+			fn(arg, s, ok);
+		}
+	}
+	size_t drop = 0;
+	while (drop < b->npending && !b->pending[drop])
+		drop++;
+	memmove(b->pending, b->pending + drop, b->npending - drop);
+	b->npending -= drop;
+	b->base += drop;
+}
+
+int bus_confirms(bus *b, int timeout_ms, bus_confirm_fn *fn, void *arg)
+{
+	int64_t deadline = util_mono_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline - util_mono_ms();
+		if (left < 0)
+			left = 0;
+		struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+		amqp_frame_t f;
+		int rc = amqp_simple_wait_frame_noblock(b->conn, &f, &tv);
+		if (rc == AMQP_STATUS_TIMEOUT)
+			return 0;
+		if (rc != AMQP_STATUS_OK) {
+			b->open = 0;
+			return fail(b, "confirms: %s", amqp_error_string2(rc));
+		}
+		if (f.frame_type != AMQP_FRAME_METHOD)
+			continue;
+		switch (f.payload.method.id) {
+		case AMQP_BASIC_ACK_METHOD: {
+			amqp_basic_ack_t *a = f.payload.method.decoded;
+			settle(b, a->delivery_tag, a->multiple, 1, fn, arg);
+			break;
+		}
+		case AMQP_BASIC_NACK_METHOD: {
+			amqp_basic_nack_t *n = f.payload.method.decoded;
+			settle(b, n->delivery_tag, n->multiple, 0, fn, arg);
+			break;
+		}
+		case AMQP_CHANNEL_CLOSE_METHOD:
+		case AMQP_CONNECTION_CLOSE_METHOD:
+			b->open = 0;
+			return fail(b, "broker closed the channel");
+		default:
+			break;
+		}
+		amqp_maybe_release_buffers(b->conn);
+		if (b->unconfirmed == 0)
+			return 0;
+	}
+}

@@ -1,0 +1,25 @@
+/* response: the JSON body of a DeliveryResponseDtoEvent (DESIGN §2) and the
+ * outbox headers ferry-notify publishes it with. A body is valid UTF-8 JSON
+ * of at most RESPONSE_MAX bytes, in rs-delivery's field order. */
+#ifndef FERRY_RESPONSE_H
+#define FERRY_RESPONSE_H
+
+#include <cJSON.h>
+
+enum { RESPONSE_MAX = 4096 };
+
+/* {"correlationId","status","errorType","message","url","md5"}: the order
+ * Gson gives DeliveryResponseDto's fields; NULL arguments are omitted.
+ * Invalid UTF-8 becomes U+FFFD. Too long: message is cut on a character
+ * boundary (ending in "…"), then correlationId. malloc'd; NULL with errno
+ * ENOMEM, or EMSGSIZE if status, url and md5 alone do not fit. */
+char *response_body(const char *cid, const char *status, const char *message,
+    const char *error_type, const char *url, const char *md5);
+
+/* {"regards.tenant":tenant,"priority":N,"app_id":"..."} from the item's
+ * "headers" (the request's AMQP priority and app_id); each omitted when
+ * absent or unusable (priority not an integer 0..255, app_id not a
+ * non-empty string; app_id is cut to 255 bytes). malloc'd; NULL on ENOMEM. */
+char *response_headers(const char *tenant, const cJSON *item_headers);
+
+#endif

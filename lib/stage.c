@@ -1,0 +1,112 @@
+/* stage: the parts of a stage's loop that are the same in every stage
+ * (see stage.h): registration, duplicates, batches, fd 3, headers. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "response.h"
+#include "stage.h"
+#include "util.h"
+
+static int64_t item_time(const cJSON *item, const char *key)
+{
+	int64_t ms;
+	const char *s = item_str(item, key);
+	return s && util_parse_iso8601(s, &ms) == 0 ? ms : 0;
+}
+
+int stage_register(journal *j, enum jstage st, const cJSON *item, const char *state,
+    enum journal_reg *out)
+{
+	char fp[65];
+	const char *tenant = item_str(item, "tenant"), *cid = item_str(item, "correlationId");
+	const cJSON *req = cJSON_GetObjectItemCaseSensitive(item, "request");
+	struct jregister r = {
+		.tenant = tenant, .cid = cid, .fingerprint = fp, .state = state, .stage = st,
+		.received_ms = item_time(item, "receivedAt"),
+		.expires_ms = item_time(item, "expiresAt"),
+	};
+	if (!tenant || !cid)
+		return -2;
+	if (item_fingerprint(req, fp) < 0)
+		return -1;
+	char *text = item_print(item);
+	if (!text)
+		return -1;
+	r.item = text;
+	int rc = journal_register(j, &r, out);
+	free(text);
+	return rc;
+}
+
+char *stage_headers(const cJSON *item)
+{
+	return response_headers(item_str(item, "tenant"),
+	    cJSON_GetObjectItemCaseSensitive(item, "headers"));
+}
+
+int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int redelivered,
+    char **response)
+{
+	const char *tenant = item_str(item, "tenant"), *cid = item_str(item, "correlationId");
+	*response = NULL;
+	if (reg == JREG_NEW || (reg == JREG_SAME && redelivered))
+		return 0;
+	if (reg == JREG_SAME)
+		return journal_resend_latest(j, tenant, cid) < 0 ? -1 : 0;
+	char *body = response_body(cid, "DENIED", "correlationId already used", "INVALID_CONTENT",
+	    NULL, NULL);
+	char *headers = stage_headers(item);
+	int rc = body && headers ? journal_outbox_put(j, tenant, cid, body, headers) : -1;
+	free(headers);
+	if (rc < 0) {
+		free(body);
+		return -1;
+	}
+	*response = body;
+	return 0;
+}
+
+void stage_fd3(const char *response)
+{
+	if (!response || !util_fd_open(3))
+		return;
+	size_t n = strlen(response);
+	char *line = malloc(n + 1);
+	if (!line)
+		return;
+	memcpy(line, response, n);
+	line[n] = '\n';
+	(void)util_write_all(3, line, n + 1);
+	free(line);
+}
+
+static int readable_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
+}
+
+int stage_read_batch(item_reader *r, int fd, cJSON **items, int max, stage_bad_fn *bad, void *arg)
+{
+	int n = 0;
+	while (n < max) {
+		if (n > 0 && !item_buffered(r) && !readable_now(fd))
+			break;
+		cJSON *it;
+		int rc = item_read(r, &it);
+		if (rc == ITEM_OK)
+			items[n++] = it;
+		else if (rc == ITEM_BAD)
+			bad(arg, item_reader_error(r));
+		else if (rc == ITEM_EOF)
+			break;
+		else if (n == 0)
+			return -1;
+		else
+			break;
+	}
+	return n;
+}

@@ -1,0 +1,42 @@
+/* stage: what every pipeline stage does the same way around its own work —
+ * registering items it is fed by hand, answering duplicates, reading items in
+ * group-commit batches, writing responses to fd 3, and building the outbox
+ * headers of a response. */
+#ifndef FERRY_STAGE_H
+#define FERRY_STAGE_H
+
+#include <cJSON.h>
+
+#include "item.h"
+#include "journal.h"
+
+/* Register item (from ingest, or fed by hand to a stage) in `state` if its
+ * (tenant, correlationId) is unknown. The fingerprint is of item.request.
+ * 0 and *out; -1 on a journal failure (journal_error); -2 when the item
+ * has no string tenant or correlationId. */
+int stage_register(journal *j, enum jstage st, const cJSON *item, const char *state,
+    enum journal_reg *out);
+
+/* Answer a duplicate: JREG_SAME queues the request's latest response again
+ * (unless the message is a broker redelivery of one already journaled: that
+ * is not a client retry); JREG_CONFLICT queues DENIED INVALID_CONTENT
+ * "correlationId already used" without touching the original. *response is
+ * the queued body for fd 3 (malloc'd) or NULL. 0 or -1. */
+int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int redelivered,
+    char **response);
+
+/* The outbox headers of a response to item (tenant, priority, app_id). */
+char *stage_headers(const cJSON *item);
+
+/* If fd 3 is open, write the response body there as one line. Errors on fd
+ * 3 are ignored: it is a convenience view, the outbox is the record. */
+void stage_fd3(const char *response);
+
+/* Read up to max items from r (reading fd): blocks for the first, then takes only what is
+ * already waiting. Malformed lines are passed to bad(arg, reason) and
+ * skipped. Returns the count, 0 at EOF, -1 on read error (errno). */
+typedef void stage_bad_fn(void *arg, const char *reason);
+int stage_read_batch(item_reader *r, int fd, cJSON **items, int max, stage_bad_fn *bad,
+    void *arg);
+
+#endif

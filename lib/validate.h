@@ -1,0 +1,56 @@
+/* validate: the verdict on a delivery request body (DESIGN §2), worded as
+ * rs-delivery words it: "[Code] message at field: rejected value [v].",
+ * joined with ", ". Pure functions: no I/O, no globals. Also the Java-style
+ * filenameRegExp (PCRE2, whole-name match) for the stages that apply it. */
+#ifndef FERRY_VALIDATE_H
+#define FERRY_VALIDATE_H
+
+#include <stddef.h>
+#include <cJSON.h>
+
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+
+#include "tenant.h"
+
+/* a message never exceeds this (bytes, NUL included); errors that do not
+ * fit whole are counted in a final "(N more errors)" */
+enum { VALIDATE_MESSAGE_MAX = 4096 };
+
+struct validation {
+	int denied;                        /* 0 GRANTED, 1 DENIED */
+	const char *error_type;            /* "FORBIDDEN", "INVALID_CONTENT"; NULL if granted */
+	unsigned nforbidden, ncontent;     /* errors found of each kind */
+	char message[VALIDATE_MESSAGE_MAX]; /* "" if granted; valid UTF-8 */
+};
+
+/* Judge body (the request object as received; the caller has checked it is
+ * an object with a string correlationId). tenant_name names the tenant in
+ * the message; t is its configuration, or NULL when the tenant is unusable
+ * (then the request is FORBIDDEN; why is the caller's to log). FORBIDDEN
+ * errors come first in the message and win the errorType.
+ * 0 and *out filled; -1 (errno ENOMEM) when memory ran out. */
+int validate_request(const cJSON *body, const char *tenant_name, const tenant *t,
+    struct validation *out);
+
+/* Length of s as Java's String.length() counts it: UTF-16 code units (a
+ * character outside the BMP counts 2, an invalid byte counts 1). */
+size_t validate_java_length(const char *s);
+
+/* 1 if s is blank as Hibernate Validator's @NotBlank sees it (String.trim():
+ * empty or only characters <= U+0020) */
+int validate_blank(const char *s);
+
+/* Compile a filenameRegExp as Java's Pattern.compile would take it, for a
+ * whole-name match (String.matches). 0 and *out (pcre2_code_free() it), or
+ * -1 with "reason at offset N" in err (errno EINVAL, or ENOMEM). */
+int validate_regexp_compile(const char *re, pcre2_code **out, char *err, size_t errlen);
+
+/* 1 if the whole name matches, 0 if not, -1 on error (ENOMEM, or E2BIG when
+ * PCRE2's match limit stopped a runaway backtrack). Invalid UTF-8 in name
+ * is matched as U+FFFD, as Java would decode it. */
+int validate_regexp_match(const pcre2_code *re, const char *name);
+
+#endif

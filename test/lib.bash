@@ -1,0 +1,53 @@
+# lib.bash: shared setup of the bats suites. Puts the freshly built programs
+# ($FERRY_BUILD/bin) first on PATH, loads bats-assert, and offers helpers to
+# start one sandbox per file, write tenants, and read responses off RabbitMQ.
+load /usr/lib/bats/bats-support/load.bash
+load /usr/lib/bats/bats-assert/load.bash
+
+FERRY_BUILD=${FERRY_BUILD:-$(cd "$BATS_TEST_DIRNAME/.." && pwd)/build}
+export FERRY_BUILD
+export PATH="$FERRY_BUILD/bin:$PATH"
+export AWS_EC2_METADATA_DISABLED=true
+
+# sandbox_up: start a sandbox for this file; its env goes to $BATS_FILE_TMPDIR/env
+sandbox_up() {
+	SANDBOX_DIR="$BATS_FILE_TMPDIR/sandbox"
+	ferry-sandbox start "$SANDBOX_DIR" >"$BATS_FILE_TMPDIR/env" || return 1
+	# shellcheck disable=SC1091
+	. "$BATS_FILE_TMPDIR/env"
+}
+
+sandbox_down() {
+	[ -n "${BATS_FILE_TMPDIR:-}" ] && [ -d "$BATS_FILE_TMPDIR/sandbox" ] &&
+		ferry-sandbox stop "$BATS_FILE_TMPDIR/sandbox" >/dev/null 2>&1
+	return 0
+}
+
+sandbox_env() {
+	# shellcheck disable=SC1091
+	. "$BATS_FILE_TMPDIR/env"
+}
+
+# tenant NAME [JSON]: write $FERRY_TENANTS/NAME.json (mode 600)
+tenant() {
+	local name=$1 json=${2:-'{"request_ttl":1}'}
+	mkdir -p "$FERRY_TENANTS"
+	printf '%s\n' "$json" >"$FERRY_TENANTS/$name.json"
+	chmod 600 "$FERRY_TENANTS/$name.json"
+}
+
+# item TENANT CID BODY: one intake item line as ferry-amqp-ingest prints it
+item() {
+	printf '{"tenant":"%s","correlationId":"%s","receivedAt":"2026-11-23T10:00:00.000Z","headers":{},"request":%s}\n' "$1" "$2" "$3"
+}
+
+# publish TENANT BODY [amqp-publish args...]: a request on the request exchange
+publish() {
+	local tenant=$1 body=$2; shift 2
+	amqp-publish --url="$FERRY_AMQP_URL" \
+		-e regards.broadcast.fr.cnes.regards.modules.delivery.amqp.input.DeliveryRequestDtoEvent \
+		-H "regards.tenant: $tenant" -C application/json -b "$body" "$@"
+}
+
+# sqlite JOURNAL QUERY
+jq_sql() { sqlite3 -batch -noheader "$1" "$2"; }
