@@ -218,6 +218,8 @@ int main(int argc, char **argv)
 	int temp, backoff = 1;
 
 	err_init("ferry-amqp-ingest");
+	if (stage_fd3_init() < 0)
+		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	bus_names_from_env(&names);

@@ -181,6 +181,8 @@ int main(int argc, char **argv)
 	char err[512];
 
 	err_init("ferry-request-validate");
+	if (stage_fd3_init() < 0)
+		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
 	while ((ch = getopt(argc, argv, "hvj:t:b:")) != -1) {
 		switch (ch) {
 		case 'h': puts(usage); return 0;

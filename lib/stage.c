@@ -1,6 +1,7 @@
 /* stage: the parts of a stage's loop that are the same in every stage
  * (see stage.h): registration, duplicates, batches, fd 3, headers. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +70,24 @@ int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int red
 	return 0;
 }
 
+int stage_fd3_init(void)
+{
+	if (util_fd_open(3))
+		return 0;
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fd != 3) {
+		int rc = dup2(fd, 3);
+		close(fd);
+		return rc == 3 ? 0 : -1;
+	}
+	return 0;
+}
+
 void stage_fd3(const char *response)
 {
-	if (!response || !util_fd_open(3))
+	if (!response)
 		return;
 	size_t n = strlen(response);
 	char *line = malloc(n + 1);

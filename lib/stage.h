@@ -28,7 +28,12 @@ int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int red
 /* The outbox headers of a response to item (tenant, priority, app_id). */
 char *stage_headers(const cJSON *item);
 
-/* If fd 3 is open, write the response body there as one line. Errors on fd
+/* Call first in main, before anything opens a file: if fd 3 is not open,
+ * occupy it with /dev/null so that no later file (the journal!) gets fd 3
+ * and has responses written into it. 0 or -1. */
+int stage_fd3_init(void);
+
+/* Write the response body to fd 3 as one line (see stage_fd3_init). Errors on fd
  * 3 are ignored: it is a convenience view, the outbox is the record. */
 void stage_fd3(const char *response);
 

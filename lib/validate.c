@@ -16,7 +16,9 @@ enum {
 	TAIL_MAX = 40,    /* room kept for " (4294967295 more errors)" */
 };
 
-/* rs-delivery's javax.validation constraints and UserVerifyService wording */
+/* REGARDS wording: DeliveryRequestDto, OrderRequestDto, OrderRequestFilters
+ * (jakarta.validation messages), UserVerifyService; MSG_ORDER is the
+ * DeliveryRequestDto constructor's assertion, MSG_DATATYPE is ferry's. */
 #define MSG_CID_BLANK "correlation identifier is required to track this delivery."
 #define MSG_CID_SIZE "provided correlation identifier must not exceed 255 characters."
 #define MSG_ORDER_CID_SIZE "provided correlationId must not exceed 255 characters."
@@ -314,6 +316,10 @@ int validate_request(const cJSON *body, const char *tenant_name, const tenant *t
 		check_content(&c, body);
 	}
 	if (c.nomem) {
+		/* never a GRANTED by mistake if the caller ignores -1 */
+		out->denied = 1;
+		out->error_type = "INTERNAL_ERROR";
+		snprintf(out->message, sizeof out->message, "out of memory while validating");
 		errno = ENOMEM;
 		return -1;
 	}
@@ -325,20 +331,49 @@ int validate_request(const cJSON *body, const char *tenant_name, const tenant *t
 	return 0;
 }
 
+/* Java's \x{h..h} is PCRE2's \u{h..h} under PCRE2_EXTRA_ALT_BSUX (which also
+ * gives Java's \uhhhh); the same length, so error offsets still hold. */
+static void java_escapes(char *p)
+{
+	int quoted = 0;
+	for (; *p; p++) {
+		if (quoted) {
+			if (p[0] == '\\' && p[1] == 'E') {
+				quoted = 0;
+				p++;
+			}
+		} else if (p[0] == '\\' && p[1]) {
+			if (p[1] == 'Q')
+				quoted = 1;
+			else if (p[1] == 'x' && p[2] == '{')
+				p[1] = 'u';
+			p++;
+		}
+	}
+}
+
+static pcre2_code *compile(const char *re, int *code, PCRE2_SIZE *off)
+{
+	pcre2_code *out = NULL;
+	char *java = strdup(re);
+	pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+	if (java && cc) {
+		java_escapes(java);
+		pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
+		/* Java's "." stops at any line terminator */
+		pcre2_set_newline(cc, PCRE2_NEWLINE_ANY);
+		out = pcre2_compile((PCRE2_SPTR)java, PCRE2_ZERO_TERMINATED, RE_OPTIONS, code, off, cc);
+	}
+	pcre2_compile_context_free(cc);
+	free(java);
+	return out;
+}
+
 int validate_regexp_compile(const char *re, pcre2_code **out, char *err, size_t errlen)
 {
 	int code = PCRE2_ERROR_HEAP_FAILED;
 	PCRE2_SIZE off = 0;
-	pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
-	*out = NULL;
-	if (cc) {
-		/* Java: \x{h..h} and \uhhhh escapes; ".", "$" stop at any newline */
-		pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
-		pcre2_set_newline(cc, PCRE2_NEWLINE_ANY);
-		*out = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, RE_OPTIONS,
-		    &code, &off, cc);
-		pcre2_compile_context_free(cc);
-	}
+	*out = compile(re, &code, &off);
 	if (*out)
 		return 0;
 	PCRE2_UCHAR msg[120];

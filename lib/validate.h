@@ -31,7 +31,8 @@ struct validation {
  * the message; t is its configuration, or NULL when the tenant is unusable
  * (then the request is FORBIDDEN; why is the caller's to log). FORBIDDEN
  * errors come first in the message and win the errorType.
- * 0 and *out filled; -1 (errno ENOMEM) when memory ran out. */
+ * 0 and *out filled; -1 (errno ENOMEM) when memory ran out: no verdict
+ * (retry later), though *out then says DENIED INTERNAL_ERROR to be safe. */
 int validate_request(const cJSON *body, const char *tenant_name, const tenant *t,
     struct validation *out);
 

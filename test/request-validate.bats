@@ -5,6 +5,7 @@
 load lib
 
 setup() {
+	cd "$BATS_TEST_TMPDIR" || return 1
 	export FERRY_JOURNAL="$BATS_TEST_TMPDIR/journal.db"
 	export FERRY_TENANTS="$BATS_TEST_TMPDIR/tenants"
 	tenant p1 '{"request_ttl":2,"users":["ana@example.org"]}'
@@ -148,4 +149,22 @@ body() { # body CID USER: a valid request body
 	run ferry-request-validate -h
 	assert_success
 	assert_output --partial 'usage: ferry-request-validate'
+}
+
+@test "without fd 3 the journal never gets fd 3 (responses would land in it)" {
+	mkfifo feed
+	ferry-request-validate <feed >/dev/null 3>&- &
+	pid=$!
+	exec 5>feed
+	item open n-1 "$(body n-1 u)" >&5
+	for _ in $(seq 50); do
+		[ "$(jq_sql "$FERRY_JOURNAL" 'select count(*) from outbox' 2>/dev/null)" = 1 ] && break
+		sleep 0.1
+	done
+	run readlink "/proc/$pid/fd/3"
+	exec 5>&-
+	wait "$pid"
+	assert_output /dev/null
+	run sqlite3 "$FERRY_JOURNAL" 'PRAGMA integrity_check; SELECT count(*) FROM outbox'
+	assert_output $'ok\n1'
 }
