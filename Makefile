@@ -19,11 +19,13 @@ SCRIPTS  = $(SCRIPTSRC:scripts/%=$(BUILD)/bin/%)
 UNITSRC  = $(wildcard test/unit/*_test.c)
 UNITS    = $(UNITSRC:test/unit/%.c=$(BUILD)/test/%)
 TESTHELP = $(wildcard test/unit/tu_*.c)
+BENCHSRC = $(wildcard test/bench/*.c)
+BENCHES  = $(BENCHSRC:test/bench/%.c=$(BUILD)/test/bench-%)
 MAN1     = $(wildcard man/*.1)
 MAN7     = $(wildcard man/*.7)
 BATS     = $(wildcard test/*.bats)
 
-all: $(PROGS) $(SCRIPTS) $(UNITS)
+all: $(PROGS) $(SCRIPTS) $(UNITS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) config.mk
 	@mkdir -p $(@D)
@@ -46,6 +48,14 @@ $(BUILD)/bin/%: scripts/%
 $(BUILD)/test/%_test: $(BUILD)/obj/test/unit/%_test.o $(TESTHELP:%.c=$(BUILD)/obj/%.o) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(TESTHELP:%.c=$(BUILD)/obj/%.o) $(LIBA) $(LDLIBS)
+
+$(BUILD)/test/bench-%: $(BUILD)/obj/test/bench/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@FERRY_BUILD=$(BUILD) scripts/bench $(BENCHFLAGS)
 
 deps:
 	@scripts/install-deps
@@ -80,5 +90,5 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: all deps check unit demo lint install uninstall clean
+.PHONY: all bench deps check unit demo lint install uninstall clean
 .SECONDARY:

@@ -50,14 +50,13 @@ static int publish_row(void *arg, const struct joutbox *o)
 	struct flight *f = arg;
 	cJSON *h = o->headers ? cJSON_Parse(o->headers) : NULL;
 	const cJSON *prio = cJSON_GetObjectItemCaseSensitive(h, "priority");
-	const char *app = json_str(h, "app_id");
 	const char *tenant = json_str(h, "regards.tenant");
 	const char *hn[] = { "regards.tenant" }, *hv[] = { tenant ? tenant : o->tenant };
 	struct bus_pub p = {
 		.exchange = f->names->response_exchange,
 		.body = o->body, .len = strlen(o->body),
 		.correlation_id = o->cid,
-		.app_id = app ? app : "ferry",
+		.app_id = "ferry",   /* as rs-delivery names itself, not the client */
 		.content_type = "application/json", .content_encoding = "UTF-8",
 		.persistent = 1,
 		.has_priority = cJSON_IsNumber(prio), .priority = cJSON_IsNumber(prio) ? prio->valueint : 0,

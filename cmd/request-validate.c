@@ -68,7 +68,8 @@ static void judge(struct ctx *c, cJSON *item, const char *label)
 	if (!t && fresh)
 		err_log(ERR_ERROR, label, "tenant unusable: %s", why);
 	struct validation v;
-	validate_request(cJSON_GetObjectItemCaseSensitive(item, "request"), tname, t, &v);
+	if (validate_request(cJSON_GetObjectItemCaseSensitive(item, "request"), tname, t, &v) < 0)
+		err_die(EXIT_TEMP, "%s: %s", label, strerror(errno)); /* claim taken back at restart */
 
 	int64_t expires = 0;
 	if (!v.denied) {

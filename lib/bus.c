@@ -218,6 +218,23 @@ int bus_declare(bus *b, const struct bus_names *n)
 	return check_rpc(b, "bind response alias exchange");
 }
 
+int bus_listen(bus *b, const char *name, const char *exchange, char *out, size_t outlen)
+{
+	int named = name && *name;
+	amqp_queue_declare_ok_t *ok = amqp_queue_declare(b->conn, CHANNEL,
+	    named ? amqp_cstring_bytes(name) : amqp_empty_bytes, 0, named, !named, !named,
+	    amqp_empty_table);
+	if (check_rpc(b, "declare queue") < 0)
+		return -1;
+	if (ok->queue.len >= outlen)
+		return fail(b, "declare queue: name too long");
+	memcpy(out, ok->queue.bytes, ok->queue.len);
+	out[ok->queue.len] = '\0';
+	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(out), amqp_cstring_bytes(exchange),
+	    amqp_empty_bytes, amqp_empty_table);
+	return check_rpc(b, "bind queue");
+}
+
 int bus_consume(bus *b, const char *queue, int prefetch)
 {
 	amqp_basic_qos(b->conn, CHANNEL, 0, (uint16_t)prefetch, 0);

@@ -37,6 +37,11 @@ int bus_fd(const bus *b);                 /* the socket, for poll(2) */
 /* Declare every exchange, queue and binding idempotently. */
 int bus_declare(bus *b, const struct bus_names *n);
 
+/* Declare a queue bound to exchange: named and durable, or, when name is
+ * NULL or "", server-named, exclusive and auto-deleted (a client's private
+ * response queue); its name is copied to out. 0 or -1. */
+int bus_listen(bus *b, const char *name, const char *exchange, char *out, size_t outlen);
+
 /* Consuming. */
 struct bus_msg {
 	uint64_t tag;

@@ -340,19 +340,38 @@ rollback:
 	return -1;
 }
 
+/* PRAGMA journal_mode = WAL; 1 if WAL is in force. Switching a new file to
+ * WAL needs a lock SQLite will not wait for through the busy handler when
+ * another process is creating the same journal, so wait here. */
+static int set_wal(journal *j)
+{
+	for (int waited = 0;; waited += 20) {
+		sqlite3_stmt *s;
+		int rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_ROW) {
+				int wal = !strcmp((const char *)sqlite3_column_text(s, 0), "wal");
+				sqlite3_finalize(s);
+				return wal;
+			}
+			sqlite3_finalize(s);
+		}
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+			return fail(j, rc, "open");
+		if (waited >= BUSY_TIMEOUT_MS)
+			return fail(j, rc, "open");
+		usleep(20000);
+	}
+}
+
 static int configure(journal *j, enum journal_sync sync)
 {
 	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(j->db, 1);
-	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(j->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return fail(j, rc, "open");
-	rc = sqlite3_step(s);
-	int wal = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "wal");
-	sqlite3_finalize(s);
-	if (rc != SQLITE_ROW)
-		return fail(j, rc, "open");
+	int wal = set_wal(j);
+	if (wal < 0)
+		return -1;
 	if (!wal)
 		return failf(j, 0, "cannot use WAL mode (is it on a network filesystem?)");
 	if (exec(j, "PRAGMA foreign_keys = ON", "open") < 0)

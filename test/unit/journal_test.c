@@ -72,6 +72,35 @@ static void test_open_creates_schema_in_wal_mode(void)
 	journal_close(j);
 }
 
+/* Several processes creating the same new journal at once all succeed. */
+static void test_concurrent_creation_of_a_new_journal(void)
+{
+	for (int round = 0; round < 5; round++) {
+		fresh();
+		pid_t pids[4];
+		for (int i = 0; i < 4; i++) {
+			if ((pids[i] = fork()) == 0) {
+				char err[512];
+				journal *j;
+				int temp;
+				int rc = journal_open(path, i % 2 ? JOURNAL_SYNC_FULL : JOURNAL_SYNC_NORMAL,
+				    &j, err, sizeof err, &temp);
+				if (rc < 0)
+					printf("# child %d: %s\n", i, err);
+				journal_close(rc < 0 ? NULL : j);
+				_exit(rc < 0);
+			}
+		}
+		int failed = 0;
+		for (int i = 0; i < 4; i++) {
+			int st;
+			waitpid(pids[i], &st, 0);
+			failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+		}
+		TU_EQ_INT(failed, 0);
+	}
+}
+
 static void test_newer_schema_is_refused_permanently(void)
 {
 	fresh();
@@ -436,6 +465,7 @@ static void test_kill_9_during_batch_commit_leaves_all_or_nothing(void)
 
 TU_MAIN(
 	TU(test_open_creates_schema_in_wal_mode),
+	TU(test_concurrent_creation_of_a_new_journal),
 	TU(test_newer_schema_is_refused_permanently),
 	TU(test_unopenable_paths_name_the_path),
 	TU(test_register_dedupes_on_tenant_and_correlation_id),
