@@ -105,10 +105,10 @@ static int settle(bus *b, struct slot *s, int n)
 			last = s[i].m.tag;
 		}
 	}
-	/* an uncommitted message between committed ones is nacked with requeue
-	 * so the multiple ack does not swallow it */
+	/* a message whose journaling failed goes back to the queue now, before
+	 * the multiple ack could swallow it */
 	for (int i = 0; i < n; i++)
-		if (s[i].item && !s[i].committed && s[i].m.tag < last && bus_reject(b, s[i].m.tag, 1) < 0)
+		if (s[i].item && !s[i].committed && bus_reject(b, s[i].m.tag, 1) < 0)
 			return -1;
 	return last ? bus_ack(b, last, 1) : 0;
 }
@@ -190,8 +190,8 @@ static int reprint(void *arg, const char *tenant, const char *cid, const char *i
 static void parse(int argc, char **argv, struct opts *o)
 {
 	int c;
-	o->journal = getenv("FERRY_JOURNAL") ? getenv("FERRY_JOURNAL") : "/var/lib/ferry/journal.db";
-	o->url = getenv("FERRY_AMQP_URL") ? getenv("FERRY_AMQP_URL") : BUS_DEFAULT_URL;
+	o->journal = util_env("FERRY_JOURNAL", "/var/lib/ferry/journal.db");
+	o->url = util_env("FERRY_AMQP_URL", BUS_DEFAULT_URL);
 	o->prefetch = 1000;
 	o->batch = 500;
 	while ((c = getopt(argc, argv, "hvj:u:p:b:")) != -1) {
@@ -223,11 +223,13 @@ int main(int argc, char **argv)
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	bus_names_from_env(&names);
+	if (bus_url_check(o.url, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	if (journal_open(o.journal, JOURNAL_SYNC_FULL, &j, err, sizeof err, &temp) < 0)
 		err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
 	journal_set_owner(j, "ingest");
 	if (journal_pending(j, JSTAGE_VALIDATE, reprint, NULL) < 0)
-		err_die(EXIT_TEMP, "%s", journal_error(j));
+		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
 
 	while (!stop) {
 		bus *b = NULL;
@@ -238,7 +240,7 @@ int main(int argc, char **argv)
 				bus_close(b);
 			b = NULL;
 			sleep((unsigned)backoff);
-			backoff = backoff < 30 ? backoff * 2 : 30;
+			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
 			continue;
 		}
 		err_info("consuming %s", names.request_queue);

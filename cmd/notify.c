@@ -135,8 +135,8 @@ static int pump(journal *j, struct flight *f, const struct opts *o)
 static void parse(int argc, char **argv, struct opts *o)
 {
 	int c;
-	o->journal = getenv("FERRY_JOURNAL") ? getenv("FERRY_JOURNAL") : "/var/lib/ferry/journal.db";
-	o->url = getenv("FERRY_AMQP_URL") ? getenv("FERRY_AMQP_URL") : BUS_DEFAULT_URL;
+	o->journal = util_env("FERRY_JOURNAL", "/var/lib/ferry/journal.db");
+	o->url = util_env("FERRY_AMQP_URL", BUS_DEFAULT_URL);
 	o->window = 1000;
 	o->interval = 5;
 	o->once = 0;
@@ -162,12 +162,14 @@ int main(int argc, char **argv)
 	struct bus_names names;
 	char err[512];
 	journal *j;
-	int temp, backoff = 1, rc = 0;
+	int temp, backoff = 1;
 
 	err_init("ferry-notify");
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	bus_names_from_env(&names);
+	if (bus_url_check(o.url, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	if (journal_open(o.journal, JOURNAL_SYNC_NORMAL, &j, err, sizeof err, &temp) < 0)
 		err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
 	journal_set_owner(j, "notify");
@@ -184,12 +186,10 @@ int main(int argc, char **argv)
 		    bus_confirm_select(b) < 0) {
 			err_warn("%s; retrying in %d s", b ? bus_error(b) : err, backoff);
 			bus_close(b);
-			if (o.once && backoff >= 8) {
-				rc = EXIT_TEMP;
-				break;
-			}
+			if (o.once && backoff >= 8)
+				err_die(EXIT_TEMP, "broker unreachable; giving up (-1 mode)");
 			sleep((unsigned)backoff);
-			backoff = backoff < 30 ? backoff * 2 : 30;
+			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
 			continue;
 		}
 		backoff = 1;
@@ -208,5 +208,5 @@ int main(int argc, char **argv)
 	free(f.ids);
 	free(f.acked);
 	journal_close(j);
-	return rc;
+	return 0;
 }

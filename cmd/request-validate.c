@@ -176,8 +176,8 @@ static int recover_one(void *arg, const char *tenant, const char *cid, const cha
 
 int main(int argc, char **argv)
 {
-	const char *jpath = getenv("FERRY_JOURNAL") ? getenv("FERRY_JOURNAL") : "/var/lib/ferry/journal.db";
-	const char *tdir = getenv("FERRY_TENANTS") ? getenv("FERRY_TENANTS") : "/etc/ferry/tenants";
+	const char *jpath = util_env("FERRY_JOURNAL", "/var/lib/ferry/journal.db");
+	const char *tdir = util_env("FERRY_TENANTS", "/etc/ferry/tenants");
 	int ch, batch = 256, temp;
 	char err[512];
 

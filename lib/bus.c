@@ -39,20 +39,14 @@ static int fail(bus *b, const char *fmt, ...)
 
 const char *bus_error(const bus *b) { return b->err; }
 
-static const char *env_or(const char *name, const char *dflt)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : dflt;
-}
-
 void bus_names_from_env(struct bus_names *n)
 {
-	n->request_exchange = env_or("FERRY_REQUEST_EXCHANGE", BUS_REQUEST_EXCHANGE);
-	n->request_queue = env_or("FERRY_REQUEST_QUEUE", BUS_REQUEST_QUEUE);
-	n->response_exchange = env_or("FERRY_RESPONSE_EXCHANGE", BUS_RESPONSE_EXCHANGE);
-	n->response_alias = env_or("FERRY_RESPONSE_ALIAS", BUS_RESPONSE_ALIAS);
-	n->dlx = env_or("FERRY_DLX", BUS_DLX);
-	n->dlq = env_or("FERRY_DLQ", BUS_DLQ);
+	n->request_exchange = util_env("FERRY_REQUEST_EXCHANGE", BUS_REQUEST_EXCHANGE);
+	n->request_queue = util_env("FERRY_REQUEST_QUEUE", BUS_REQUEST_QUEUE);
+	n->response_exchange = util_env("FERRY_RESPONSE_EXCHANGE", BUS_RESPONSE_EXCHANGE);
+	n->response_alias = util_env("FERRY_RESPONSE_ALIAS", BUS_RESPONSE_ALIAS);
+	n->dlx = util_env("FERRY_DLX", BUS_DLX);
+	n->dlq = util_env("FERRY_DLQ", BUS_DLQ);
 }
 
 /* Describe a failed RPC reply; always -1. Marks the channel unusable when
@@ -88,6 +82,21 @@ static int check_rpc(bus *b, const char *what)
 {
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
 	return r.reply_type == AMQP_RESPONSE_NORMAL ? 0 : rpc_fail(b, r, what);
+}
+
+int bus_url_check(const char *url, char *err, size_t errlen)
+{
+	struct amqp_connection_info ci;
+	char *copy = strdup(url);
+	int rc = 0;
+	if (!copy)
+		return snprintf(err, errlen, "amqp: %s", strerror(ENOMEM)), -1;
+	if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK)
+		rc = snprintf(err, errlen, "amqp: cannot parse the URL (amqp://user:pass@host:port/vhost)");
+	else if (ci.ssl)
+		rc = snprintf(err, errlen, "amqp: amqps:// is not supported by this build");
+	free(copy);
+	return rc ? -1 : 0;
 }
 
 int bus_open(const char *url, bus **out, char *err, size_t errlen)

@@ -28,6 +28,10 @@ struct bus_names {
 };
 void bus_names_from_env(struct bus_names *n);
 
+/* 0 if url is an amqp:// URL this build can use, else -1 and why: a
+ * configuration error, not worth retrying. */
+int bus_url_check(const char *url, char *err, size_t errlen);
+
 /* Connect and open channel 1. 0, or -1 with a reason (never the password). */
 int bus_open(const char *url, bus **out, char *err, size_t errlen);
 void bus_close(bus *b);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,6 +208,12 @@ int util_utf8_valid(const char *str, size_t n)
 		i += len;
 	}
 	return 1;
+}
+
+const char *util_env(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : dflt;
 }
 
 int util_fd_open(int fd)

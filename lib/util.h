@@ -33,6 +33,10 @@ size_t util_utf8_cut(const char *s, size_t len, size_t max);
 /* 1 if the n bytes are well-formed UTF-8 (no overlongs, no surrogates) */
 int util_utf8_valid(const char *s, size_t n);
 
+/* getenv(name), or dflt when unset or empty (an s6 envdir can hold an
+ * empty file) */
+const char *util_env(const char *name, const char *dflt);
+
 /* 1 if fd is open */
 int util_fd_open(int fd);
 

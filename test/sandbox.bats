@@ -1,0 +1,240 @@
+#!/usr/bin/env bats
+# sandbox.bats: ferry-sandbox gives a private RabbitMQ with the ferry topology
+# and a SigV4-checking S3 server on loopback, side by side with others, and
+# stops them leaving nothing. Checked with independent clients (amqp-tools,
+# /usr/bin/aws, curl); one sandbox is shared by the file, others are per test.
+
+load /usr/lib/bats/bats-support/load.bash
+load /usr/lib/bats/bats-assert/load.bash
+
+PATH="${FERRY_BUILD:-/work/main/build}/bin:$PATH"
+VHOST=regards.multitenant.manager
+REQ_X=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.input.DeliveryRequestDtoEvent
+RESP_X=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent
+ALIAS_X=regards.broadcast.fr.cnes.regards.modules.ltamanager.amqp.output.DeliveryResponseDtoEvent
+
+setup_file() {
+	export SB="$BATS_FILE_TMPDIR/sb"
+	ferry-sandbox start "$SB" >"$BATS_FILE_TMPDIR/env"
+}
+
+teardown_file() {
+	ferry-sandbox stop "$SB"
+}
+
+setup() {
+	# shellcheck source=/dev/null
+	. "$BATS_FILE_TMPDIR/env"
+	started=()
+}
+
+# Whatever a test started is stopped even when it fails half-way.
+teardown() {
+	local d
+	for d in "${started[@]}"; do ferry-sandbox stop "$d" || true; done
+	[ -z "${blocker:-}" ] || kill "$blocker" 2>/dev/null || true
+}
+
+s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
+
+@test "start prints env lines that eval into the AMQP URL, S3 endpoint and keys" {
+	run cat "$BATS_FILE_TMPDIR/env"
+	assert_line --regexp "^export FERRY_AMQP_URL='amqp://guest:guest@127\.0\.0\.1:[0-9]+/regards\.multitenant\.manager'$"
+	assert_line --regexp "^export FERRY_S3_ENDPOINT='http://127\.0\.0\.1:[0-9]+'$"
+	assert_line "export AWS_ACCESS_KEY_ID='S3RVER' AWS_SECRET_ACCESS_KEY='S3RVER' AWS_DEFAULT_REGION='us-east-1'"
+	assert_line "export FERRY_SANDBOX='$SB'"
+	[ "$FERRY_AMQP_URL" = "amqp://guest:guest@127.0.0.1:$FERRY_AMQP_PORT/$VHOST" ]
+	[ "$FERRY_S3_BUCKET" = deliveries ]
+	run ferry-sandbox env "$SB"
+	assert_success
+	assert_output "$(cat "$BATS_FILE_TMPDIR/env")"
+	assert_output "$(cat "$SB/env")"
+}
+
+@test "status shows both servers up on 127.0.0.1 and exits 0" {
+	run ferry-sandbox status "$SB"
+	assert_success
+	assert_line --regexp "^rabbitmq: up \(pid [0-9]+, 127\.0\.0\.1:$FERRY_AMQP_PORT\)$"
+	assert_line --regexp "^s3: up \(pid [0-9]+, 127\.0\.0\.1:$FERRY_S3_PORT\)$"
+	# Nothing of the sandbox listens beyond loopback.
+	run ss -Htlnp
+	refute_line --regexp "(0\.0\.0\.0|\*|\[::\]):[0-9]+ .*pid=($(cat "$SB"/pids/rabbitmq)|$(cat "$SB"/pids/s3)|$(cat "$SB"/pids/epmd)),"
+}
+
+@test "a request published to the request exchange is read back from ferry.delivery.requests" {
+	body="{\"correlationId\":\"c-$BATS_TEST_NUMBER-$$\"}"
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$REQ_X" -H 'regards.tenant: p1' -b "$body"
+	run amqp-get --url="$FERRY_AMQP_URL" -q ferry.delivery.requests
+	assert_success
+	assert_output "$body"
+}
+
+@test "ferry.delivery.requests is a durable quorum queue dead-lettering to regards.DLX" {
+	run ferry-sandbox ctl "$SB" -q list_queues -p "$VHOST" name type durable arguments
+	assert_success
+	assert_line --regexp '^ferry\.delivery\.requests	quorum	true	.*\{"x-dead-letter-exchange","regards\.DLX"\}'
+	assert_line --partial '{"x-dead-letter-routing-key","regards.DLQ"}'
+	assert_line --regexp '^regards\.DLQ	classic	true	\[\]$'
+	# A dead letter routed by regards.DLX lands in regards.DLQ.
+	amqp-publish --url="$FERRY_AMQP_URL" -e regards.DLX -r regards.DLQ -b dead-$$
+	run amqp-get --url="$FERRY_AMQP_URL" -q regards.DLQ
+	assert_output dead-$$
+}
+
+@test "a response published on the response exchange reaches subscribers of the ltamanager name" {
+	out=$BATS_TEST_TMPDIR/got
+	# amqp-consume 0.11 crashes binding without a routing key; fanout
+	# exchanges ignore it anyway.
+	timeout 15 amqp-consume --url="$FERRY_AMQP_URL" -x -e "$ALIAS_X" -r any -c 1 cat \
+		>"$out" 2>/dev/null 3>&- &
+	consumer=$!
+	# Publish until the consumer's queue is bound and the message came through.
+	for _ in $(seq 50); do
+		[ -s "$out" ] && break
+		amqp-publish --url="$FERRY_AMQP_URL" -e "$RESP_X" -b "response-$$"
+		sleep 0.2
+	done
+	wait "$consumer" || true
+	run cat "$out"
+	assert_output "response-$$"
+}
+
+@test "a file uploaded with aws s3 cp downloads back with the same md5" {
+	head -c 3000000 /dev/urandom >"$BATS_TEST_TMPDIR/up"
+	s3 cp --only-show-errors "$BATS_TEST_TMPDIR/up" s3://deliveries/c-1/P1_1.zip
+	run s3 ls s3://deliveries/c-1/
+	assert_output --regexp ' 3000000 P1_1\.zip$'
+	s3 cp --only-show-errors s3://deliveries/c-1/P1_1.zip "$BATS_TEST_TMPDIR/down"
+	[ "$(md5sum <"$BATS_TEST_TMPDIR/up")" = "$(md5sum <"$BATS_TEST_TMPDIR/down")" ]
+}
+
+@test "a request signed with a wrong secret key is refused with SignatureDoesNotMatch" {
+	AWS_SECRET_ACCESS_KEY=wrong run s3 ls s3://deliveries/
+	assert_failure
+	assert_output --partial SignatureDoesNotMatch
+}
+
+@test "rabbitmq stopped and started alone keeps its port and a durable message" {
+	body="durable-$$"
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$REQ_X" -p -b "$body"
+	run ferry-sandbox stop "$SB" rabbitmq
+	assert_success
+	run ferry-sandbox status "$SB"
+	assert_failure 1
+	assert_line "rabbitmq: down"
+	assert_line --regexp '^s3: up '
+	run amqp-get --url="$FERRY_AMQP_URL" -q ferry.delivery.requests
+	assert_failure
+	run ferry-sandbox start "$SB" rabbitmq
+	assert_success
+	assert_line "export FERRY_AMQP_URL='$FERRY_AMQP_URL'"
+	run amqp-get --url="$FERRY_AMQP_URL" -q ferry.delivery.requests
+	assert_success
+	assert_output "$body"
+}
+
+@test "s3 stopped alone refuses connections, then comes back on its port with its objects" {
+	echo "kept-$$" >"$BATS_TEST_TMPDIR/obj"
+	s3 cp --only-show-errors "$BATS_TEST_TMPDIR/obj" s3://deliveries/kept/obj
+	run ferry-sandbox stop "$SB" s3
+	assert_success
+	run curl -sS -o /dev/null "$FERRY_S3_ENDPOINT/"
+	assert_failure 7 # connection refused
+	run ferry-sandbox status "$SB"
+	assert_failure 1
+	assert_line "s3: down"
+	run ferry-sandbox start "$SB" s3
+	assert_success
+	assert_line "export FERRY_S3_ENDPOINT='$FERRY_S3_ENDPOINT'"
+	run s3 cp s3://deliveries/kept/obj -
+	assert_output "kept-$$"
+}
+
+@test "a start whose port is taken fails with 111 and names the log to read" {
+	ferry-sandbox stop "$SB" s3
+	node -e "require('net').createServer().listen($FERRY_S3_PORT, '127.0.0.1')" 3>&- &
+	blocker=$!
+	until ss -Htln "sport = :$FERRY_S3_PORT" | grep -q .; do sleep 0.1; done
+	run ferry-sandbox start "$SB" s3
+	assert_failure 111
+	assert_output "ferry-sandbox: fatal: unable to start s3: exited (EADDRINUSE: listen EADDRINUSE: address already in use 127.0.0.1:$FERRY_S3_PORT): see $SB/log/s3.log"
+	kill "$blocker"
+	wait "$blocker" || true
+	run ferry-sandbox start "$SB" s3
+	assert_success
+}
+
+@test "two sandboxes started at once get their own ports, both work, and stop leaves none of their processes" {
+	a=$BATS_TEST_TMPDIR/a b=$BATS_TEST_TMPDIR/b
+	started=("$a" "$b")
+	ferry-sandbox start "$a" >"$a.env" 3>&- &
+	pa=$!
+	ferry-sandbox start "$b" >"$b.env" 3>&- &
+	pb=$!
+	wait "$pa"
+	wait "$pb"
+	ports=$(cat "$SB/ports" "$a/ports" "$b/ports" | grep -v '^node=' | cut -d= -f2)
+	[ "$(echo "$ports" | sort -u | wc -l)" -eq 15 ]
+	for d in "$a" "$b"; do
+		(
+			. "$d.env"
+			amqp-publish --url="$FERRY_AMQP_URL" -e "$REQ_X" -b "in-$d"
+			[ "$(amqp-get --url="$FERRY_AMQP_URL" -q ferry.delivery.requests)" = "in-$d" ]
+			[ "$(curl -s -o /dev/null -w '%{http_code}' "$FERRY_S3_ENDPOINT/")" = 200 ]
+		)
+	done
+	pids=$(cat "$a"/pids/epmd "$a"/pids/rabbitmq "$a"/pids/s3)
+	ferry-sandbox stop "$a"
+	for p in $pids; do
+		run kill -0 "$p"
+		assert_failure
+	done
+	run ferry-sandbox status "$a"
+	assert_failure 1
+	assert_output "rabbitmq: down
+s3: down"
+	run ferry-sandbox env "$a"
+	assert_failure 1
+	# rabbitmqctl on a stopped sandbox fails, and starts no epmd of its own.
+	run ferry-sandbox ctl "$a" status
+	assert_failure 111
+	epmd_port=$(sed -n 's/^epmd_port=//p' "$a/ports")
+	[ -z "$(ss -Htln "sport = :$epmd_port")" ]
+	# The other one is still fine.
+	run ferry-sandbox status "$b"
+	assert_success
+	run ferry-sandbox stop "$b"
+	assert_success
+}
+
+@test "stopping a stopped sandbox, or a directory without one, exits 0" {
+	run ferry-sandbox stop "$BATS_TEST_TMPDIR/none"
+	assert_success
+	mkdir "$BATS_TEST_TMPDIR/empty"
+	run ferry-sandbox stop "$BATS_TEST_TMPDIR/empty"
+	assert_success
+	run ferry-sandbox status "$BATS_TEST_TMPDIR/empty"
+	assert_failure 1
+	run ferry-sandbox env "$BATS_TEST_TMPDIR/empty"
+	assert_failure 1
+	assert_output ""
+}
+
+@test "usage errors exit 100 with the usage on stderr, -h prints it and exits 0" {
+	run ferry-sandbox -h
+	assert_success
+	assert_line --index 0 "usage: ferry-sandbox start DIR [rabbitmq | s3]"
+	for args in "" "start" "frobnicate $BATS_TEST_TMPDIR" "start $BATS_TEST_TMPDIR/x mysql" \
+		"stop $BATS_TEST_TMPDIR/x s3 extra" "status" "ctl $SB" "env $SB extra"; do
+		# shellcheck disable=SC2086 # split into arguments on purpose
+		run ferry-sandbox $args
+		assert_failure 100
+		assert_line --index 0 --regexp '^ferry-sandbox: fatal: '
+		assert_line --regexp '^usage: ferry-sandbox start DIR'
+	done
+	run ferry-sandbox start "$BATS_TEST_TMPDIR/with space"
+	assert_failure 100
+	run ferry-sandbox start "$BATS_TEST_TMPDIR/fresh" rabbitmq
+	assert_failure 100
+	assert_output "ferry-sandbox: fatal: no sandbox in $BATS_TEST_TMPDIR/fresh: run ferry-sandbox start $BATS_TEST_TMPDIR/fresh"
+}
