@@ -244,10 +244,16 @@ int main(int argc, char **argv)
 			continue;
 		}
 		err_info("consuming %s", names.request_queue);
-		backoff = 1;
+		int64_t connected = util_mono_ms();
 		if (consume(j, b, &o) < 0 && !stop)
 			err_warn("broker connection lost: %s; reconnecting", bus_error(b));
 		bus_close(b);
+		if (util_mono_ms() - connected < 2000 && !stop) {
+			sleep((unsigned)backoff);
+			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+		} else {
+			backoff = 1;
+		}
 	}
 	journal_close(j);
 	return 0;

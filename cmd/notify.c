@@ -63,6 +63,13 @@ static int publish_row(void *arg, const struct joutbox *o)
 		.timestamp = o->created_ms / 1000,
 		.hnames = hn, .hvalues = hv, .nheaders = 1,
 	};
+	/* correlation_id is an AMQP shortstr: at most 255 bytes. Only an invalid
+	 * (over 255 characters) correlationId, already DENIED, is ever cut. */
+	char cid[256];
+	size_t cut = util_utf8_cut(o->cid, strlen(o->cid), 255);
+	memcpy(cid, o->cid, cut);
+	cid[cut] = '\0';
+	p.correlation_id = cid;
 	uint64_t seq;
 	int rc = bus_publish(f->b, &p, &seq);
 	cJSON_Delete(h);
@@ -192,7 +199,7 @@ int main(int argc, char **argv)
 			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
 			continue;
 		}
-		backoff = 1;
+		int64_t connected = util_mono_ms();
 		f.b = b;
 		f.last_id = 0;      /* unconfirmed rows of a lost connection go again */
 		f.failed = 0;
@@ -204,6 +211,14 @@ int main(int argc, char **argv)
 		bus_close(b);
 		if (r == 0)
 			break;
+		/* a connection that fails at once (broker refusing, bad message)
+		 * must not become a tight loop */
+		if (util_mono_ms() - connected < 2000) {
+			sleep((unsigned)backoff);
+			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+		} else {
+			backoff = 1;
+		}
 	}
 	free(f.ids);
 	free(f.acked);

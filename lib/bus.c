@@ -417,6 +417,8 @@ int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
 		{ p->app_id, AMQP_BASIC_APP_ID_FLAG, &props.app_id },
 	};
 	for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
+		if (strs[i].v && strlen(strs[i].v) > 255)
+			return fail(b, "publish: a property is over 255 bytes");
 		if (strs[i].v) {
 			props._flags |= strs[i].flag;
 			*strs[i].field = amqp_cstring_bytes(strs[i].v);

@@ -11,7 +11,7 @@ export AWS_EC2_METADATA_DISABLED=true
 
 # sandbox_up: start a sandbox for this file; its env goes to $BATS_FILE_TMPDIR/env
 sandbox_up() {
-	SANDBOX_DIR="$BATS_FILE_TMPDIR/sandbox"
+	export SANDBOX_DIR="$BATS_FILE_TMPDIR/sandbox"
 	ferry-sandbox start "$SANDBOX_DIR" >"$BATS_FILE_TMPDIR/env" || return 1
 	# shellcheck disable=SC1091
 	. "$BATS_FILE_TMPDIR/env"
@@ -24,6 +24,7 @@ sandbox_down() {
 }
 
 sandbox_env() {
+	export SANDBOX_DIR="$BATS_FILE_TMPDIR/sandbox"
 	# shellcheck disable=SC1091
 	. "$BATS_FILE_TMPDIR/env"
 }

@@ -1,0 +1,64 @@
+// amqp-peek: an independent AMQP client for the tests (amqplib, not
+// librabbitmq), because amqp-get/amqp-consume do not show properties.
+//   node amqp-peek.js bind URL QUEUE EXCHANGE     declare durable QUEUE bound to EXCHANGE
+//   node amqp-peek.js get URL QUEUE N [SECONDS]   print N messages (acked) as JSON lines:
+//     {"body":..., "properties":{...}, "headers":{...}, "exchange":..., "redelivered":...}
+//   node amqp-peek.js count URL QUEUE              print the number of ready messages
+//   node amqp-peek.js publish URL EXCHANGE TENANT BODY [PRIORITY] [APP_ID]
+//                                                  publish persistent, with those properties
+// Exits 1 when fewer than N messages arrived within SECONDS (default 20).
+'use strict';
+const path = require('path');
+const amqp = require(path.join(process.env.FERRY_NODE_DIR ||
+  path.join(__dirname, '..', '.deps', 'node'), 'node_modules', 'amqplib'));
+
+async function main() {
+  const [cmd, url, queue, arg, secs] = process.argv.slice(2);
+  const conn = await amqp.connect(url);
+  const ch = await conn.createChannel();
+  let rc = 0;
+  if (cmd === 'bind') {
+    await ch.assertQueue(queue, { durable: true });
+    await ch.bindQueue(queue, arg, '');
+  } else if (cmd === 'publish') {
+    const [, , , , , tenant, body, prio, app] = process.argv;
+    const opts = { persistent: true, contentType: 'application/json',
+      headers: { 'regards.tenant': tenant } };
+    if (prio !== undefined && prio !== '') opts.priority = Number(prio);
+    if (app) opts.appId = app;
+    const cch = await conn.createConfirmChannel();
+    cch.publish(queue, '', Buffer.from(body), opts);
+    await cch.waitForConfirms();
+    await cch.close();
+  } else if (cmd === 'count') {
+    const q = await ch.checkQueue(queue);
+    console.log(q.messageCount);
+  } else if (cmd === 'get') {
+    const want = Number(arg);
+    const deadline = Date.now() + 1000 * Number(secs || 20);
+    let got = 0;
+    while (got < want && Date.now() < deadline) {
+      const m = await ch.get(queue, { noAck: true });
+      if (!m) { await new Promise((r) => setTimeout(r, 50)); continue; }
+      const p = Object.assign({}, m.properties);
+      const headers = p.headers || {};
+      delete p.headers;
+      for (const k of Object.keys(p)) if (p[k] === undefined) delete p[k];
+      console.log(JSON.stringify({ body: m.content.toString('utf8'), properties: p, headers,
+        exchange: m.fields.exchange, redelivered: m.fields.redelivered }));
+      got++;
+    }
+    if (got < want) {
+      console.error(`amqp-peek: ${got} of ${want} messages within ${secs || 20} s`);
+      rc = 1;
+    }
+  } else {
+    console.error('usage: amqp-peek.js bind|get|count URL QUEUE ...');
+    rc = 100;
+  }
+  await ch.close();
+  await conn.close();
+  process.exit(rc);
+}
+
+main().catch((e) => { console.error('amqp-peek: ' + e.message); process.exit(111); });

@@ -1,0 +1,249 @@
+#!/usr/bin/env bats
+# The intake path against a real RabbitMQ (ferry-sandbox): requests published
+# with amqp-publish go through ferry-amqp-ingest | ferry-request-validate and
+# ferry-notify; responses are read with an independent client (amqplib) from
+# queues bound to the response exchange and to its ltamanager alias.
+
+load lib
+
+RX=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.input.DeliveryRequestDtoEvent
+RESP=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent
+ALIAS=regards.broadcast.fr.cnes.regards.modules.ltamanager.amqp.output.DeliveryResponseDtoEvent
+VHOST=regards.multitenant.manager
+
+peek() { node "$BATS_TEST_DIRNAME/amqp-peek.js" "$@"; }
+
+start_ferry() {
+	(ferry-amqp-ingest -v | ferry-request-validate -v >>"$BATS_FILE_TMPDIR/granted") \
+		2>>"$BATS_FILE_TMPDIR/ferry.log" &
+	echo $! >"$BATS_FILE_TMPDIR/chain.pid"
+	ferry-notify -v 2>>"$BATS_FILE_TMPDIR/notify.log" &
+	echo $! >"$BATS_FILE_TMPDIR/notify.pid"
+}
+
+setup_file() {
+	sandbox_up
+	export FERRY_JOURNAL="$BATS_FILE_TMPDIR/journal.db"
+	export FERRY_TENANTS="$BATS_FILE_TMPDIR/tenants"
+	tenant p1 '{"request_ttl":2,"users":["ana@example.org"]}'
+	tenant open '{"request_ttl":1}'
+	peek bind "$FERRY_AMQP_URL" test.alias "$ALIAS"
+	peek bind "$FERRY_AMQP_URL" test.main "$RESP"
+	start_ferry
+}
+
+teardown_file() {
+	# the chain: SIGTERM to ingest ends it; validate then sees EOF
+	pkill -TERM -f "ferry-amqp-ingest -v" 2>/dev/null
+	kill "$(cat "$BATS_FILE_TMPDIR/notify.pid")" 2>/dev/null
+	wait 2>/dev/null
+	sandbox_down
+}
+
+setup() {
+	sandbox_env
+	export FERRY_JOURNAL="$BATS_FILE_TMPDIR/journal.db"
+	export FERRY_TENANTS="$BATS_FILE_TMPDIR/tenants"
+	cd "$BATS_TEST_TMPDIR" || return 1
+}
+
+# responses N: read N responses from the alias queue into $BATS_TEST_TMPDIR/resp
+responses() {
+	peek get "$FERRY_AMQP_URL" test.alias "$1" "${2:-20}" >resp
+}
+
+drain_main() { peek get "$FERRY_AMQP_URL" test.main 100000 1 >/dev/null || true; }
+
+body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":["*"],"user":"%s"}}' "$1" "$2"; }
+
+@test "a valid request is GRANTED with REGARDS properties and header" {
+	peek publish "$FERRY_AMQP_URL" "$RX" p1 "$(body i-1 ana@example.org)" 3 client
+	responses 1
+	run cat resp
+	assert_output --partial '"body":"{\"correlationId\":\"i-1\",\"status\":\"GRANTED\"}"'
+	assert_output --partial '"contentType":"application/json"'
+	assert_output --partial '"contentEncoding":"UTF-8"'
+	assert_output --partial '"deliveryMode":2'
+	assert_output --partial '"priority":3'
+	assert_output --partial '"correlationId":"i-1"'
+	assert_output --partial '"appId":"ferry"'
+	assert_output --partial '"headers":{"regards.tenant":"p1"}'
+	assert_output --regexp '"timestamp":[0-9]+'
+	drain_main
+}
+
+@test "the response exchange and its ltamanager alias both carry every response" {
+	drain_main
+	publish open "$(body i-2 u)"
+	publish open "$(body i-3 u)"
+	responses 2
+	run peek get "$FERRY_AMQP_URL" test.main 2
+	assert_success
+	assert_output --partial 'i-2'
+	assert_output --partial 'i-3'
+}
+
+@test "DENIED responses carry message and errorType, and no null fields" {
+	publish p1 '{"correlationId":"i-4","targetDelivery":"s3","order":{"queries":["*"]}}'
+	responses 1
+	run cat resp
+	assert_output --partial '\"status\":\"DENIED\"'
+	assert_output --partial '\"errorType\":\"FORBIDDEN\"'
+	assert_output --partial 'User should be present'
+	refute_output --partial ':null'
+	refute_output --partial '\"url\"'
+	drain_main
+}
+
+@test "FORBIDDEN both ways: a user not allowed, and a tenant with no configuration" {
+	publish p1 "$(body i-5 eve@example.org)"
+	publish ghost "$(body i-6 ana@example.org)"
+	responses 2
+	run cat resp
+	assert_output --partial 'Unknown user : eve@example.org'
+	assert_output --partial 'not configured for tenant ghost'
+	[ "$(grep -c 'FORBIDDEN' resp)" -eq 2 ]
+	drain_main
+}
+
+@test "every content rule is DENIED INVALID_CONTENT naming the field" {
+	local -a cases=(
+		'{"correlationId":"r-1","order":{"queries":["*"],"user":"u"}}|targetDelivery'
+		'{"correlationId":"r-2","targetDelivery":"  ","order":{"queries":["*"],"user":"u"}}|targetDelivery'
+		'{"correlationId":"r-3","targetDelivery":"s3"}|order'
+		'{"correlationId":"r-4","targetDelivery":"s3","order":{"user":"u"}}|queries'
+		'{"correlationId":"r-5","targetDelivery":"s3","order":{"queries":[],"user":"u"}}|queries'
+		'{"correlationId":"r-6","targetDelivery":"s3","order":{"queries":[1],"user":"u"}}|queries'
+		'{"correlationId":"r-7","targetDelivery":"s3","order":{"queries":["*"],"filters":{},"user":"u"}}|dataTypes'
+		'{"correlationId":"r-8","targetDelivery":"s3","order":{"queries":["*"],"filters":{"dataTypes":["FOO"]},"user":"u"}}|FOO'
+		'{"correlationId":"r-9","targetDelivery":"s3","order":{"queries":["*"],"filters":{"dataTypes":["RAWDATA"],"filenameRegExp":"(["},"user":"u"}}|filenameRegExp'
+		'{"correlationId":"r-10","targetDelivery":"s3","order":{"queries":["*"],"user":"'"$(printf 'u%.0s' $(seq 129))"'"}}|user'
+		'{"correlationId":" ","targetDelivery":"s3","order":{"queries":["*"],"user":"u"}}|correlation'
+		'{"correlationId":"r-12","targetDelivery":5,"order":{"queries":["*"],"user":"u"}}|targetDelivery'
+	)
+	for c in "${cases[@]}"; do publish open "${c%|*}"; done
+	responses ${#cases[@]}
+	for c in "${cases[@]}"; do
+		cid=$(sed 's/^{"correlationId":"\([^"]*\)".*/\1/' <<<"${c%|*}")
+		line=$(grep -F "\\\"correlationId\\\":\\\"$cid\\\"" resp)
+		[[ "$line" == *INVALID_CONTENT* ]] || { echo "not INVALID_CONTENT: $c -> $line"; false; }
+		[[ "$line" == *"${c##*|}"* ]] || { echo "field not named: $c -> $line"; false; }
+	done
+	drain_main
+}
+
+@test "the same request again re-sends its response; another body is DENIED, the original untouched" {
+	publish open "$(body i-7 u)"
+	responses 1
+	publish open "$(body i-7 u)"
+	responses 1
+	run cat resp
+	assert_output --partial '\"correlationId\":\"i-7\",\"status\":\"GRANTED\"'
+	publish open "$(body i-7 someone-else)"
+	responses 1
+	run cat resp
+	assert_output --partial 'correlationId already used'
+	run jq_sql "$FERRY_JOURNAL" "select state from request where correlation_id = 'i-7'"
+	assert_output GRANTED
+	drain_main
+}
+
+@test "messages nobody can answer are dead-lettered to regards.DLQ and the stream goes on" {
+	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -b "$(body d-1 u)"            # no tenant header
+	publish open 'this is not json'
+	publish open '[1,2,3]'
+	publish open '{"correlationId":42,"targetDelivery":"s3"}'
+	publish open '{"targetDelivery":"s3"}'
+	publish open "$(body d-2 u)"
+	responses 1
+	run cat resp
+	assert_output --partial 'd-2'
+	for _ in $(seq 50); do
+		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 5)) ] && break
+		sleep 0.2
+	done
+	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 5)) ]
+	run grep -c 'dead-lettered' "$BATS_FILE_TMPDIR/ferry.log"
+	[ "$output" -ge 5 ]
+	drain_main
+}
+
+@test "40+ malformed bodies are answered or dead-lettered; nothing crashes or stalls" {
+	local big; big=$(head -c 60000 /dev/zero | tr '\0' 'x')
+	local deep; deep=$(printf '%0.s[' $(seq 3000))
+	local -a bodies=(
+		'' ' ' 'null' 'true' '1' '"s"' '{' '{}' '{"correlationId":null}' '{"correlationId":[]}'
+		'{"correlationId":{}}' '{"correlationId":true}' "$deep"
+		'{"correlationId":"m-1"}' '{"correlationId":"m-2","targetDelivery":null}'
+		'{"correlationId":"m-3","targetDelivery":[]}' '{"correlationId":"m-4","targetDelivery":"s3","order":null}'
+		'{"correlationId":"m-5","targetDelivery":"s3","order":[]}' '{"correlationId":"m-6","targetDelivery":"s3","order":"x"}'
+		'{"correlationId":"m-7","targetDelivery":"s3","order":{"queries":"*","user":"u"}}'
+		'{"correlationId":"m-8","targetDelivery":"s3","order":{"queries":{},"user":"u"}}'
+		'{"correlationId":"m-9","targetDelivery":"s3","order":{"queries":[null],"user":"u"}}'
+		'{"correlationId":"m-10","targetDelivery":"s3","order":{"queries":["*"],"user":5}}'
+		'{"correlationId":"m-11","targetDelivery":"s3","order":{"queries":["*"],"user":null}}'
+		'{"correlationId":"m-12","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":"x"}}'
+		'{"correlationId":"m-13","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":"RAWDATA"}}}'
+		'{"correlationId":"m-14","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":[1]}}}'
+		'{"correlationId":"m-15","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":["RAWDATA"],"filenameRegExp":5}}}'
+		'{"correlationId":"m-16","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":["RAWDATA"],"filenameRegExp":"*x"}}}'
+		'{"correlationId":"m-17","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":["RAWDATA"],"filenameRegExp":"(a"}}}'
+		'{"correlationId":"m-18","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":null}}'
+		"{\"correlationId\":\"m-19\",\"targetDelivery\":\"$big\",\"order\":{\"queries\":[\"*\"],\"user\":\"u\"}}"
+		"{\"correlationId\":\"m-20\",\"targetDelivery\":\"s3\",\"order\":{\"queries\":[\"$big\"],\"user\":\"$big\"}}"
+		"{\"correlationId\":\"m-21$big\",\"targetDelivery\":\"s3\",\"order\":{\"queries\":[\"*\"],\"user\":\"u\"}}"
+		'{"correlationId":"m-22","targetDelivery":"s3","order":{"queries":["*"],"user":"u"},"unknown":{"deep":[1,2,3]}}'
+		'{"correlationId":"m-23","targetDelivery":"s3","order":{"queries":["*"],"user":"u","sizeLimitInBytes":1}}'
+		'{"correlationId":"m-24 é ✓ 𝄞","targetDelivery":"s3","order":{"queries":["*"],"user":"u"}}'
+		'{"correlationId":"m-25","targetDelivery":"s3","order":{"queries":["*"],"user":"u"}} trailing'
+		'{"correlationId":"m-26","correlationId":"m-26b","targetDelivery":"s3","order":{"queries":["*"],"user":"u"}}'
+		'{"correlationId":"m-27","targetDelivery":"s3","order":{"queries":["*","\u0000"],"user":"u"}}'
+		'{"correlationId":"m-28","targetDelivery":"\t\n","order":{"queries":["*"],"user":"u"}}'
+		'{"correlationId":"m-29","targetDelivery":"s3","order":{"queries":["*"],"user":"   "}}'
+		'{"correlationId":"m-30","targetDelivery":"s3","order":{"queries":["*"],"user":""}}'
+		'{"correlationId":"m-31","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":["RAWDATA","QUICKLOOK"]}}}'
+		'{"correlationId":"m-32","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":[]}}}'
+		'{"correlationId":"m-33","targetDelivery":1e999,"order":{"queries":["*"],"user":"u"}}'
+		'{"correlationId":"m-34","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":["RAWDATA"],"filenameRegExp":"^S1.*_(GRD|SLC)\\.zip$"}}}'
+		'{"correlationId":"m-35","targetDelivery":"s3","order":{"queries":["*"],"user":"u","filters":{"dataTypes":["RAWDATA"],"filenameRegExp":"(a+)+b"}}}'
+	)
+	printf '\xff\xfe{"correlationId":"m-36"}' >bin.body
+	for b in "${bodies[@]}"; do publish open "$b"; done
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -H "regards.tenant: open" <bin.body
+	head -c 10485760 /dev/zero | tr '\0' ' ' >huge.body
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -H "regards.tenant: open" <huge.body
+	publish open "$(body m-last u)"
+	# answerable: m-1..m-35 but m-25 (trailing garbage), then m-last
+	responses 35 60
+	run grep -c 'correlationId' resp
+	[ "$output" -ge 35 ]
+	grep -q 'm-last' resp
+	grep -q 'm-24 é ✓ 𝄞' resp
+	for m in m-19 m-22 m-23 m-31 m-34 m-35; do grep -q "\\\\\"$m\\\\\",\\\\\"status\\\\\":\\\\\"GRANTED" resp || { echo "$m not GRANTED"; false; }; done
+	for m in m-1 m-7 m-10 m-20 m-32; do grep -q "\\\\\"$m\\\\\",\\\\\"status\\\\\":\\\\\"DENIED" resp || { echo "$m not DENIED"; false; }; done
+	# every line of every response is at most 4096 bytes of body
+	node -e 'require("fs").readFileSync("resp","utf8").trim().split("\n").forEach(l => {
+		if (Buffer.byteLength(JSON.parse(l).body) > 4096) { console.error("too long"); process.exit(1); } })'
+	kill -0 "$(cat "$BATS_FILE_TMPDIR/notify.pid")"
+	pgrep -f 'ferry-amqp-ingest -v' >/dev/null
+	pgrep -f 'ferry-request-validate -v' >/dev/null
+	drain_main
+}
+
+@test "a broker restart in the middle of a stream: nothing lost, every request answered" {
+	drain_main
+	peek get "$FERRY_AMQP_URL" test.alias 100000 1 >/dev/null || true
+	for i in $(seq 1 60); do publish open "$(body "b-$i" u)" -p; done
+	ferry-sandbox stop "$SANDBOX_DIR" rabbitmq
+	ferry-sandbox start "$SANDBOX_DIR" rabbitmq >/dev/null
+	sandbox_env
+	for i in $(seq 61 120); do publish open "$(body "b-$i" u)" -p; done
+	peek get "$FERRY_AMQP_URL" test.alias 200 60 >resp || true
+	for i in $(seq 1 120); do
+		grep -q "\\\\\"b-$i\\\\\"" resp || { echo "b-$i not answered"; false; }
+	done
+	run jq_sql "$FERRY_JOURNAL" "select count(*) from outbox o join request r on r.id = o.request_id where r.correlation_id like 'b-%' and o.sent_at is null"
+	assert_output 0
+	grep -q 'reconnecting' "$BATS_FILE_TMPDIR/notify.log"
+}
