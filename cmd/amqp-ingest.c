@@ -135,7 +135,7 @@ static int consume(journal *j, bus *b, const struct opts *o)
 	if (!s)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	while (!stop) {
-		int n = 0, got;
+		int n = 0, got = 0;
 		while (n < o->batch && (got = bus_next(b, n ? 0 : 1000, &s[n].m)) == 1) {
 			cJSON *body;
 			const char *why = unanswerable(&s[n].m, &body);

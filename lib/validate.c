@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "query.h"
 #include "validate.h"
 
 enum {
@@ -40,6 +41,7 @@ struct ctx {
 	size_t len;          /* bytes used in v->message */
 	unsigned omitted;    /* errors that did not fit */
 	int nomem;
+	const tenant *t;     /* the tenant's order backend decides the query rules */
 };
 
 /* A rejected value as quoted: at most SHOW_MAX bytes of valid UTF-8, with
@@ -205,6 +207,20 @@ static void check_regexp(struct ctx *c, const cJSON *v, const char *path)
 	reject(c, "PatternSyntax", text, path, v);
 }
 
+/* For a tenant on the embedded catalog, a query it cannot parse is refused
+ * now rather than failing the request after GRANTED. An order command
+ * reads queries its own way: it is not second-guessed. */
+static void check_query(struct ctx *c, const cJSON *v, const char *path)
+{
+	char err[200], text[240];
+	if (!c->t || !c->t->catalog || query_check(v->valuestring, err, sizeof err) == 0)
+		return;
+	if (errno == ENOMEM)
+		c->nomem = 1;
+	snprintf(text, sizeof text, "invalid query (%s)", err);
+	reject(c, "QuerySyntax", text, path, v);
+}
+
 enum where { IN_BODY, IN_ORDER, IN_FILTERS, NWHERE };
 enum type { T_STRING, T_OBJECT, T_STRINGS };
 
@@ -227,7 +243,7 @@ static const struct rule rules[] = {
 	  0, NULL, NULL },
 	{ IN_BODY, "order", "order", T_OBJECT, "NotNull", MSG_ORDER, 0, NULL, NULL },
 	{ IN_ORDER, "queries", "order.queries", T_STRINGS, "NotEmpty", MSG_QUERIES,
-	  0, NULL, NULL },
+	  0, NULL, check_query },
 	{ IN_ORDER, "filters", "order.filters", T_OBJECT, NULL, NULL, 0, NULL, NULL },
 	{ IN_ORDER, "correlationId", "order.correlationId", T_STRING, NULL, NULL,
 	  255, MSG_ORDER_CID_SIZE, NULL },
@@ -307,7 +323,7 @@ static void check_content(struct ctx *c, const cJSON *body)
 int validate_request(const cJSON *body, const char *tenant_name, const tenant *t,
     struct validation *out)
 {
-	struct ctx c = { .v = out };
+	struct ctx c = { .v = out, .t = t };
 	memset(out, 0, sizeof *out);
 	if (!cJSON_IsObject(body)) {
 		reject(&c, "typeMismatch", "must be an object", "request", body);
