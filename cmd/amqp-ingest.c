@@ -17,13 +17,14 @@
 #include "util.h"
 
 static const char usage[] =
-    "usage: ferry-amqp-ingest [-hv] [-j journal] [-u url] [-p prefetch] [-b batch]";
+    "usage: ferry-amqp-ingest [-1hv] [-j journal] [-u url] [-p prefetch] [-b batch]";
 
 static volatile sig_atomic_t stop;
 
 struct opts {
 	const char *journal, *url;
 	int prefetch, batch;
+	int once;          /* -1: exit when the queue stays empty for a second */
 };
 
 /* One consumed message and what the batch decided for it. */
@@ -152,8 +153,11 @@ static int consume(journal *j, bus *b, const struct opts *o)
 			rc = -1;
 			break;
 		}
-		if (n == 0)
+		if (n == 0) {
+			if (o->once)
+				stop = 1;
 			continue;
+		}
 		if (commit_batch(j, s, n) < 0) {
 			err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
 		}
@@ -194,8 +198,10 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->url = util_env("FERRY_AMQP_URL", BUS_DEFAULT_URL);
 	o->prefetch = 1000;
 	o->batch = 500;
-	while ((c = getopt(argc, argv, "hvj:u:p:b:")) != -1) {
+	o->once = 0;
+	while ((c = getopt(argc, argv, "1hvj:u:p:b:")) != -1) {
 		switch (c) {
+		case '1': o->once = 1; break;
 		case 'h': puts(usage); exit(0);
 		case 'v': err_verbose(1); break;
 		case 'j': o->journal = optarg; break;
@@ -239,6 +245,8 @@ int main(int argc, char **argv)
 			if (b)
 				bus_close(b);
 			b = NULL;
+			if (o.once && backoff >= 8)
+				err_die(EXIT_TEMP, "broker unreachable; giving up (-1 mode)");
 			sleep((unsigned)backoff);
 			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
 			continue;
