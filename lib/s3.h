@@ -4,8 +4,11 @@
 #ifndef FERRY_S3_H
 #define FERRY_S3_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <curl/curl.h>
 
 #include "tenant.h"
 
@@ -13,12 +16,17 @@
  * A-Za-z0-9-._~ kept, '/' kept, everything else %XX uppercase). 0, or -1 if
  * it does not fit. */
 int s3_key_encode(const char *key, char *out, size_t len);
+/* The same for a query-string value: '/' is encoded too. */
+int s3_query_encode(const char *value, char *out, size_t len);
 
-/* "http(s)://host:port/bucket/encoded-key[?query]" */
+/* "http(s)://host:port/bucket/encoded-key[?query]"; the query must be
+ * sorted by name and encoded already ("partNumber=2&uploadId=..."). */
 int s3_url(const struct tenant_s3 *srv, const char *bucket, const char *key,
     const char *query, char *out, size_t len);
 
-#include <curl/curl.h>
+/* Split "s3://bucket/key" into the bucket (copied) and the key (a pointer
+ * into url, taken as it is). 0, or -1 (EINVAL) when it is not that shape. */
+int s3_split_url(const char *url, char *bucket, size_t len, const char **key);
 
 /* Set SigV4 signing on a curl handle for srv (CURLOPT_AWS_SIGV4
  * "aws:amz:<region>:s3", the key/secret as USERPWD) and the
@@ -27,5 +35,87 @@ int s3_url(const struct tenant_s3 *srv, const char *bucket, const char *key,
  * 0 or -1 (ENOMEM). The secret goes only to libcurl. */
 int s3_curl_auth(CURL *h, const struct tenant_s3 *srv, const char *payload_sha256,
     struct curl_slist **headers);
+
+/* The text of the first <tag>...</tag> of an S3 XML answer, entities
+ * decoded, into out (cut to fit). Its length, or -1 when absent. */
+int s3_xml_value(const char *xml, size_t len, const char *tag, char *out, size_t outlen);
+
+/* What became of a request. */
+enum s3_class {
+	S3_OK,
+	S3_TEMPORARY,   /* 5xx, 408, 429, SlowDown, timeouts, refused: retry later */
+	S3_PERMANENT,   /* other 4xx, bad URL, certificate, unreadable file */
+	S3_MISMATCH,    /* the bytes are not the expected ones (md5, size, BadDigest) */
+	S3_EXPIRED,     /* the deadline passed */
+	S3_STOPPED,     /* the stop flag was set */
+};
+
+struct s3_status {
+	enum s3_class cls;
+	long http;              /* HTTP status; 0 = no answer */
+	char code[64];          /* S3's error Code ("SignatureDoesNotMatch"), or "" */
+	char message[512];      /* S3's error Message, or libcurl's reason */
+};
+
+/* Classify a finished request from libcurl's result (CURLE_*, with its error
+ * text or NULL), the HTTP status and the answer's body (S3 error XML; a 200
+ * holding an <Error> is an error too, as CompleteMultipartUpload may send). */
+void s3_classify(int curl_code, const char *curl_text, long http, const char *body,
+    size_t len, struct s3_status *st);
+/* "403 SignatureDoesNotMatch: The request signature ..." or libcurl's reason */
+const char *s3_status_text(const struct s3_status *st, char *buf, size_t len);
+/* The wait before retry number attempt (1, 2, ...): 1 s, 2 s, 4 s ... 30 s. */
+int64_t s3_backoff_ms(int attempt);
+
+/* When to give up: a wall-clock deadline (0 = none) and a stop flag (may be
+ * NULL) set by a signal handler. */
+struct s3_ctl {
+	int64_t deadline_ms;
+	volatile sig_atomic_t *stop;
+};
+
+/* GET bucket/key once (the caller retries S3_TEMPORARY), from byte `from`
+ * on (a Range) when from > 0. The body of a 2xx answer goes to write, which
+ * returns len to go on (anything else ends it: S3_PERMANENT). 0, or -1 and
+ * st says why. */
+typedef size_t s3_write_fn(void *arg, const void *buf, size_t len);
+int s3_get(const struct tenant_s3 *srv, const char *bucket, const char *key, uint64_t from,
+    s3_write_fn *write, void *arg, const struct s3_ctl *ctl, struct s3_status *st);
+/* HEAD bucket/key once: its size, and its ETag without quotes (etag may be
+ * NULL). 0, or -1 and st (404: st->http == 404). */
+int s3_head(const struct tenant_s3 *srv, const char *bucket, const char *key,
+    const struct s3_ctl *ctl, uint64_t *size, char etag[80], struct s3_status *st);
+
+/* Upload a file as one object: a single PUT when it is no bigger than the
+ * part size, else a multipart upload with `parallel` parts in flight (memory:
+ * parallel x part size). Content-MD5 on every request; the md5 of the whole
+ * file is computed once, in order, while uploading and must equal md5 (else
+ * the object is not kept: deleted, or the multipart upload aborted, and the
+ * whole upload is tried again, up to 3 times). Temporary failures are
+ * retried with capped exponential backoff until the deadline. */
+typedef void s3_progress_fn(void *arg, int64_t done, int64_t total);
+typedef void s3_note_fn(void *arg, const char *line);
+struct s3_upload {
+	const struct tenant_s3 *srv;
+	const char *bucket, *key;
+	const char *path;             /* the file */
+	uint64_t size;                /* its expected size */
+	const char *md5;              /* its expected md5, hex, any case */
+	uint64_t part_size;           /* >= 5 MiB */
+	int parallel;                 /* parts in flight, >= 1 */
+	struct s3_ctl ctl;
+	s3_progress_fn *progress;     /* about once a second; may be NULL */
+	s3_note_fn *note;             /* a retry worth a warning; may be NULL */
+	void *arg;
+};
+struct s3_upload_result {
+	enum s3_class cls;            /* S3_OK, or why not */
+	char md5[33];                 /* md5 of the bytes uploaded (S3_OK: == md5) */
+	int parts;                    /* 0: single PUT */
+	int retries;                  /* requests sent again */
+	char message[1024];           /* when not S3_OK: the failed operation and why */
+};
+/* 0, or -1 with r->cls and r->message. */
+int s3_upload_file(const struct s3_upload *u, struct s3_upload_result *r);
 
 #endif

@@ -217,6 +217,7 @@ static const struct rule tenant_rules[] = {
 	{ "order_size_limit_bytes", set_u64, T(order_size_limit_bytes), 0, 0, UINT64_MAX, NULL,
 	  "an integer >= 0", 0, 0 },
 	{ "s3_server", set_s3, T(s3), 0, 0, 0, NULL, "an object", 0, 1 },
+	{ "source_s3_server", set_s3, T(source_s3), 0, 0, 0, NULL, "an object", 0, 1 },
 	{ "delivery_bucket", set_str, T(delivery_bucket), 0, 0, 0, bucket_ok,
 	  "an S3 bucket name (3 to 63 of a-z, 0-9, '.', '-')", 0, 0 },
 	{ "users", set_strv, T(users), T(nusers), 0, 0, any_string,
@@ -299,10 +300,11 @@ static int apply(const struct ctx *c, const struct rule *rules, const cJSON *obj
 static int set_s3(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
 {
 	struct tenant_s3 *s3 = dst;
-	(void)k;
+	char prefix[64];
 	if (!cJSON_IsObject(v))
 		return -1;
-	if (apply(c, s3_rules, v, s3, "s3_server.") < 0)
+	snprintf(prefix, sizeof prefix, "%s.", k->key);
+	if (apply(c, s3_rules, v, s3, prefix) < 0)
 		return -2;
 	if (!s3->scheme && !(s3->scheme = strdup("https")))
 		return nomem(c);
@@ -360,17 +362,24 @@ static void wipe_json(cJSON *j)
 	}
 }
 
+static int has_secret(const cJSON *s3)
+{
+	return cJSON_IsObject(s3) && (cJSON_GetObjectItemCaseSensitive(s3, "key") ||
+	    cJSON_GetObjectItemCaseSensitive(s3, "secret"));
+}
+
 static int check_tree(const struct ctx *c, const cJSON *j, unsigned mode, tenant *t)
 {
 	const cJSON *s3 = cJSON_GetObjectItemCaseSensitive(j, "s3_server");
-	int secret = cJSON_IsObject(s3) && (cJSON_GetObjectItemCaseSensitive(s3, "key") ||
-	    cJSON_GetObjectItemCaseSensitive(s3, "secret"));
+	const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "source_s3_server");
+	int secret = has_secret(s3) || has_secret(src);
 	if (secret && (mode & (S_IRGRP | S_IROTH)))
 		return fail(c, "holds secrets but is readable by group/others (mode %04o); chmod 600 it",
 		    mode & 07777);
 	if (apply(c, tenant_rules, j, t, "") < 0)
 		return -1;
 	t->has_s3 = s3 != NULL;
+	t->has_source_s3 = src != NULL;
 	if (t->catalog && t->order_command)
 		return fail(c, "catalog and order_command are both set; a tenant has exactly one order backend");
 	return 0;
@@ -491,6 +500,11 @@ void tenant_free(tenant *t)
 	free(t->s3.region);
 	free_secret(t->s3.key);
 	free_secret(t->s3.secret);
+	free(t->source_s3.scheme);
+	free(t->source_s3.host);
+	free(t->source_s3.region);
+	free_secret(t->source_s3.key);
+	free_secret(t->source_s3.secret);
 	free(t->delivery_bucket);
 	free_strv(t->users);
 	free(t->catalog);
@@ -498,6 +512,13 @@ void tenant_free(tenant *t)
 	free_strv(t->file_roots);
 	free_strv(t->allowed_hosts);
 	free(t);
+}
+
+const struct tenant_s3 *tenant_source_s3(const tenant *t)
+{
+	if (t->has_source_s3)
+		return &t->source_s3;
+	return t->has_s3 ? &t->s3 : NULL;
 }
 
 int tenant_user_allowed(const tenant *t, const char *user)

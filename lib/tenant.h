@@ -25,6 +25,8 @@ typedef struct tenant {
 	uint64_t order_size_limit_bytes;   /* 0 = unlimited; default 5368709120 (REGARDS) */
 	int has_s3;                        /* s3_server given (needed by s3-put only) */
 	struct tenant_s3 s3;
+	int has_source_s3;                 /* source_s3_server given (s3:// sources) */
+	struct tenant_s3 source_s3;
 	char *delivery_bucket;             /* may be NULL when no s3_server */
 	char **users;                      /* NULL = every user allowed */
 	size_t nusers;
@@ -59,6 +61,10 @@ int tenant_parse(const char *name, const char *path, const char *json, size_t le
     unsigned mode, tenant **out, tenant_warn_fn *warn, void *warnarg,
     char *err, size_t errlen);
 void tenant_free(tenant *t);
+
+/* The S3 server s3:// sources are read from: source_s3_server, else
+ * s3_server, else NULL. */
+const struct tenant_s3 *tenant_source_s3(const tenant *t);
 
 /* 1 if user may order for this tenant (users absent = everybody) */
 int tenant_user_allowed(const tenant *t, const char *user);

@@ -268,6 +268,50 @@ static void test_secret_in_readable_file_is_refused(void)
 	tenant_free(t);
 }
 
+static void test_source_s3_server_defaults_to_s3_server(void)
+{
+	tenant *t;
+	char err[256] = "";
+	TU_EQ_INT(parse("{\"request_ttl\":2}", 0100600, &t, err, sizeof err), 0);
+	if (t)
+		TU_CHECK(tenant_source_s3(t) == NULL);
+	tenant_free(t);
+
+	TU_EQ_INT(parse("{" S3 "}", 0100600, &t, err, sizeof err), 0);
+	if (t) {
+		TU_EQ_INT(t->has_source_s3, 0);
+		TU_CHECK(tenant_source_s3(t) == &t->s3);
+	}
+	tenant_free(t);
+
+	TU_EQ_INT(parse("{" S3 ",\"source_s3_server\":{\"scheme\":\"http\",\"host\":\"src\","
+	    "\"port\":9001,\"key\":\"k2\",\"secret\":\"s2\"}}", 0100600, &t, err, sizeof err), 0);
+	TU_EQ_STR(err, "");
+	if (t) {
+		const struct tenant_s3 *src = tenant_source_s3(t);
+		TU_EQ_INT(t->has_source_s3, 1);
+		TU_CHECK(src == &t->source_s3);
+		TU_EQ_STR(src->host, "src");
+		TU_EQ_INT(src->port, 9001);
+		TU_EQ_STR(src->region, "us-east-1");
+		TU_EQ_STR(src->key, "k2");
+		TU_EQ_STR(t->s3.host, "127.0.0.1");
+	}
+	tenant_free(t);
+
+	/* the same checks as s3_server, messages naming the key */
+	TU_EQ_INT(parse("{\"source_s3_server\":{\"key\":\"k\",\"secret\":\"s\"}}", 0100600,
+	    &t, err, sizeof err), -1);
+	TU_EQ_STR(err, "/etc/ferry/tenants/p1.json: source_s3_server.host: is required");
+	TU_EQ_INT(parse("{\"source_s3_server\":[]}", 0100600, &t, err, sizeof err), -1);
+	TU_EQ_STR(err, "/etc/ferry/tenants/p1.json: source_s3_server: must be an object");
+	/* its secret makes a readable file unusable too */
+	TU_EQ_INT(parse("{\"source_s3_server\":{\"host\":\"h\",\"key\":\"k\",\"secret\":\"TOPSECRET\"}}",
+	    0100640, &t, err, sizeof err), -1);
+	TU_CHECK(strstr(err, "holds secrets") != NULL);
+	TU_CHECK(strstr(err, "TOPSECRET") == NULL);
+}
+
 static void write_file(const char *path, const char *text, mode_t mode)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -383,5 +427,6 @@ TU_MAIN(
 	TU(test_secret_in_readable_file_is_refused),
 	TU(test_load_reads_the_tenant_file),
 	TU(test_load_refuses_odd_files),
-	TU(test_bad_tenant_names_are_refused)
+	TU(test_bad_tenant_names_are_refused),
+	TU(test_source_s3_server_defaults_to_s3_server)
 )
