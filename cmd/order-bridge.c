@@ -196,7 +196,7 @@ static void order_work(void *arg, struct driver_job *job, struct driver_result *
 	catalog_filter *filter;
 	if (catalog_filter_from_json(cJSON_GetObjectItemCaseSensitive(order, "filters"), &filter,
 	    err, sizeof err) < 0) {
-		driver_fail(r, "INVALID_CONTENT", "filters: %s", err);
+		driver_fail(r, "INTERNAL_ERROR", "%s", err);
 		return;
 	}
 	struct order o = { .t = job->tenant, .filter = filter, .files = cJSON_CreateArray() };
@@ -220,8 +220,8 @@ static void order_work(void *arg, struct driver_job *job, struct driver_result *
 	cJSON_DeleteItemFromObjectCaseSensitive(job->item, "totalSize");
 	cJSON_AddItemToObject(job->item, "files", o.files);
 	cJSON_AddNumberToObject(job->item, "totalSize", (double)o.total);
-	err_log(ERR_INFO, job->label, "%" PRId64 " files, %" PRIu64 " bytes, %" PRIu64 " suborder%s",
-	    o.nfiles, o.total, o.suborders, o.suborders == 1 ? "" : "s");
+	err_log(ERR_INFO, job->label, "%" PRId64 " file%s, %" PRIu64 " bytes, %" PRIu64 " suborder%s",
+	    o.nfiles, o.nfiles == 1 ? "" : "s", o.total, o.suborders, o.suborders == 1 ? "" : "s");
 }
 
 int main(int argc, char **argv)

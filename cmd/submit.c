@@ -82,8 +82,11 @@ static char *build_body(struct opts *o)
 		cJSON *order = cJSON_AddObjectToObject(b, "order");
 		cJSON_AddItemToObject(order, "queries", cJSON_CreateStringArray(o->queries, o->nq));
 		if (o->nt || o->regexp) {
+			/* -r alone filters names of every data type */
+			static const char *const all[] = { "RAWDATA", "QUICKLOOK" };
 			cJSON *f = cJSON_AddObjectToObject(order, "filters");
-			cJSON_AddItemToObject(f, "dataTypes", cJSON_CreateStringArray(o->types, o->nt));
+			cJSON_AddItemToObject(f, "dataTypes", o->nt ? cJSON_CreateStringArray(o->types, o->nt)
+			    : cJSON_CreateStringArray(all, 2));
 			if (o->regexp)
 				cJSON_AddStringToObject(f, "filenameRegExp", o->regexp);
 		}
@@ -152,17 +155,16 @@ static int follow(bus *b, const char *queue, const char *label, const char *cid,
 		if (rc < 0)
 			err_die(EXIT_TEMP, "broker connection lost: %s", bus_error(b));
 		int64_t now = util_mono_ms();
-		if (rc == 0) {
-			if (wait_s > 0 && now - start > wait_s * 1000LL)
-				err_die(EXIT_TEMP, "%s: no terminal response within %d s (last: %s)", label,
-				    wait_s, state);
-			if (now - last_note >= 10000) {
-				err_log(ERR_INFO, label, "waiting: %s for %lld s", state,
-				    (long long)((now - start) / 1000));
-				last_note = now;
-			}
-			continue;
+		if (wait_s > 0 && now - start > wait_s * 1000LL)
+			err_die(EXIT_TEMP, "%s: no terminal response within %d s (last: %s)", label,
+			    wait_s, state);
+		if (now - last_note >= 10000) {
+			err_log(ERR_INFO, label, "waiting: %s for %lld s", state,
+			    (long long)((now - start) / 1000));
+			last_note = now;
 		}
+		if (rc == 0)
+			continue;
 		const char *st = status_of(m.body, cid);
 		bus_ack(b, m.tag, 0);
 		if (st) {
@@ -208,7 +210,9 @@ int main(int argc, char **argv)
 		err_die(EXIT_PERM, "%s", err);
 	if (bus_open(o.url, &b, err, sizeof err) < 0)
 		err_die(EXIT_TEMP, "%s", err);
-	if (bus_listen(b, NULL, names.response_exchange, queue, sizeof queue) < 0 ||
+	/* the topology first: a request exchange bound to nothing drops requests */
+	if (bus_declare(b, &names) < 0 ||
+	    bus_listen(b, NULL, names.response_exchange, queue, sizeof queue) < 0 ||
 	    bus_confirm_select(b) < 0)
 		err_die(EXIT_TEMP, "%s", bus_error(b));
 	const char *hn[] = { "regards.tenant" }, *hv[] = { o.tenant };

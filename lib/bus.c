@@ -267,7 +267,8 @@ static char *bytes_dup(amqp_bytes_t v)
 {
 	char *s = malloc(v.len + 1);
 	if (s) {
-		memcpy(s, v.bytes, v.len);
+		if (v.len)   /* an empty body comes with bytes == NULL */
+			memcpy(s, v.bytes, v.len);
 		s[v.len] = '\0';
 	}
 	return s;

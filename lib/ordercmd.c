@@ -74,15 +74,17 @@ static void stdout_lines(struct run *r, int final)
 	l->len -= start;
 }
 
-static void stderr_lines(struct run *r)
+static void stderr_lines(struct run *r, int final)
 {
 	struct lines *l = &r->err;
 	size_t start = 0;
 	for (size_t i = 0; i < l->len; i++) {
-		if (l->buf[i] != '\n')
+		if (l->buf[i] != '\n' && !(final && i + 1 == l->len))
 			continue;
-		if (i > start) {
-			size_t n = i - start < sizeof r->last_err - 1 ? i - start : sizeof r->last_err - 1;
+		/* a last line may end without a newline */
+		size_t end = l->buf[i] == '\n' ? i : i + 1;
+		if (end > start) {
+			size_t n = end - start < sizeof r->last_err - 1 ? end - start : sizeof r->last_err - 1;
 			memcpy(r->last_err, l->buf + start, n);
 			r->last_err[n] = '\0';
 		}
@@ -112,7 +114,8 @@ static int fill(int fd, struct lines *l)
 	return n > 0;
 }
 
-static void verdict(struct run *r, int st, int timed_out, struct ordercmd_result *res)
+static void verdict(struct run *r, int st, int timed_out, int timeout_s,
+    struct ordercmd_result *res)
 {
 	const char *tail = r->last_err[0] ? r->last_err : "no message";
 	if (r->aborted) {
@@ -120,7 +123,7 @@ static void verdict(struct run *r, int st, int timed_out, struct ordercmd_result
 		snprintf(res->message, sizeof res->message, "%s", r->why);
 	} else if (timed_out) {
 		res->status = ORDERCMD_RETRY;
-		snprintf(res->message, sizeof res->message, "order command timed out");
+		snprintf(res->message, sizeof res->message, "timed out after %d s", timeout_s);
 	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 		res->status = ORDERCMD_OK;
 	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 111) {
@@ -192,7 +195,7 @@ int ordercmd_run(const char *path, const char *item_json, int timeout_ms,
 		}
 		if (open_err && (p[1].revents & (POLLIN | POLLHUP))) {
 			int f = fill(err[0], &r.err);
-			stderr_lines(&r);
+			stderr_lines(&r, f == 0);
 			open_err = f > 0;
 		}
 	}
@@ -213,6 +216,6 @@ int ordercmd_run(const char *path, const char *item_json, int timeout_ms,
 		snprintf(res->message, sizeof res->message, "stopped");
 		return 0;
 	}
-	verdict(&r, st, timed_out, res);
+	verdict(&r, st, timed_out, timeout_ms / 1000, res);
 	return 0;
 }

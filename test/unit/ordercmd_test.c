@@ -52,6 +52,9 @@ static void test_exit_100_fails_with_the_last_stderr_line(void)
 	ordercmd_run(script, "{}", 5000, NULL, collect, &s, &r);
 	TU_EQ_INT(r.status, ORDERCMD_FAILED);
 	TU_EQ_STR(r.message, "no such dataset");
+	make_script("printf 'first\\nno newline at the end' >&2; exit 100");
+	ordercmd_run(script, "{}", 5000, NULL, collect, &s, &r);
+	TU_EQ_STR(r.message, "no newline at the end");
 }
 
 static void test_exit_111_and_timeouts_mean_retry(void)
