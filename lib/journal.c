@@ -3,7 +3,9 @@
  * outbox in one transaction). Statements are prepared once per connection;
  * inside a batch each call is a savepoint so a bad item spoils only itself. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,15 +71,38 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	" sent_at INTEGER);"
 	"CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL;"
 	"CREATE INDEX outbox_request ON outbox(request_id, id);",
+	/* 1 -> 2: indexes for the sweeper (live requests only, so the history
+	 * of ended ones is not scanned every second), list, prune and metrics */
+	"DROP INDEX request_expiry;"
+	"CREATE INDEX request_live_expiry ON request(expires_at)"
+	" WHERE expires_at IS NOT NULL AND state NOT IN ('DENIED','DONE','ERROR');"
+	"CREATE INDEX request_received ON request(received_at);"
+	"CREATE INDEX request_ended ON request(updated_at) WHERE state IN ('DENIED','DONE','ERROR');"
+	"CREATE INDEX event_stage ON event(stage, state, started_at, at, bytes);",
 };
 
+/* These must be spelled exactly as in the partial indexes above for SQLite
+ * to use them; journal_test checks the lists against the stage table. */
+#define TERMINAL "('DENIED','DONE','ERROR')"
 #define NOT_TERMINAL "state NOT IN ('DENIED','DONE','ERROR')"
+#define BUSY "('VALIDATING','ORDERING','FETCHING','PACKING','UPLOADING')"
+#define LIVE "('RECEIVED','VALIDATING','GRANTED','ORDERING','ORDERED','FETCHING'," \
+	"'FETCHED','PACKING','PACKED','UPLOADING')"
+#define REQUEST_COLS "id, tenant, correlation_id, fingerprint, state, claimed_by, error_type," \
+	" received_at, coalesce(expires_at, 0), updated_at, coalesce(claimed_at, 0)," \
+	" bytes_done, bytes_total"
+#define OUTBOX_COLS "o.id, r.tenant, r.correlation_id, o.body, o.headers, o.created_at," \
+	" coalesce(o.sent_at, 0)"
 
 enum st {
 	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_CLAIM, ST_FINISH, ST_FINISH_ANY,
 	ST_PROGRESS, ST_TAKEBACK, ST_IDS_IN_STATE, ST_INPUT_BY_ID, ST_EXPIRED_IDS,
 	ST_LATEST_BY_ID, ST_GET, ST_HISTORY, ST_INPUT_ITEM, ST_OUTBOX_PUT,
-	ST_OUTBOX_UNSENT, ST_OUTBOX_SENT, ST_RESEND, ST_COUNT
+	ST_OUTBOX_UNSENT, ST_OUTBOX_SENT, ST_RESEND,
+	ST_OUTBOX_OF, ST_COUNT_STATE, ST_COUNT_ERROR, ST_TOTAL_REQUESTS, ST_RECEIVED_SINCE,
+	ST_UNSENT_COUNT, ST_OLDEST_UNSENT, ST_DELIVERED, ST_PRUNE, ST_BUSY_OWNERS, ST_STILL_CLAIMED,
+	ST_NEXT_EXPIRY,
+	ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -95,6 +120,7 @@ static const char *const sql[ST_COUNT] = {
 	    " WHERE tenant = ?5 AND correlation_id = ?6 AND state = ?7"
 	    " RETURNING id, claimed_at",
 	[ST_FINISH_ANY] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2,"
+	    " claimed_at = CASE WHEN state IN " BUSY " THEN claimed_at END,"
 	    " error_type = coalesce(?3, error_type),"
 	    " expires_at = CASE WHEN ?4 > 0 THEN ?4 ELSE expires_at END"
 	    " WHERE tenant = ?5 AND correlation_id = ?6 AND " NOT_TERMINAL
@@ -107,15 +133,14 @@ static const char *const sql[ST_COUNT] = {
 	    " (SELECT item FROM event e WHERE e.request_id = r.id AND e.state = ?2"
 	    "  ORDER BY e.id DESC LIMIT 1)"
 	    " FROM request r WHERE r.id = ?1 AND r.state = ?2",
-	[ST_EXPIRED_IDS] = "SELECT id FROM request WHERE expires_at IS NOT NULL AND expires_at <= ?1"
+	[ST_EXPIRED_IDS] = "SELECT id FROM request INDEXED BY request_live_expiry"
+	    " WHERE expires_at IS NOT NULL AND expires_at <= ?1"
 	    " AND " NOT_TERMINAL " ORDER BY expires_at, id",
 	[ST_LATEST_BY_ID] = "SELECT r.tenant, r.correlation_id,"
 	    " (SELECT item FROM event e WHERE e.request_id = r.id AND e.item IS NOT NULL"
 	    "  ORDER BY e.id DESC LIMIT 1)"
 	    " FROM request r WHERE r.id = ?1 AND r." NOT_TERMINAL,
-	[ST_GET] = "SELECT id, tenant, correlation_id, fingerprint, state, claimed_by, error_type,"
-	    " received_at, coalesce(expires_at, 0), updated_at, coalesce(claimed_at, 0),"
-	    " bytes_done, bytes_total FROM request WHERE tenant = ?1 AND correlation_id = ?2",
+	[ST_GET] = "SELECT " REQUEST_COLS " FROM request WHERE tenant = ?1 AND correlation_id = ?2",
 	[ST_HISTORY] = "SELECT e.id, e.stage, e.state, e.item, coalesce(e.started_at, 0), e.at, e.bytes"
 	    " FROM event e JOIN request r ON r.id = e.request_id"
 	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 ORDER BY e.id",
@@ -124,14 +149,35 @@ static const char *const sql[ST_COUNT] = {
 	    " ORDER BY e.id DESC LIMIT 1",
 	[ST_OUTBOX_PUT] = "INSERT INTO outbox (request_id, body, headers, created_at)"
 	    " SELECT id, ?3, ?4, ?5 FROM request WHERE tenant = ?1 AND correlation_id = ?2",
-	[ST_OUTBOX_UNSENT] = "SELECT o.id, r.tenant, r.correlation_id, o.body, o.headers, o.created_at"
-	    " FROM outbox o JOIN request r ON r.id = o.request_id"
+	[ST_OUTBOX_UNSENT] = "SELECT " OUTBOX_COLS " FROM outbox o JOIN request r ON r.id = o.request_id"
 	    " WHERE o.sent_at IS NULL AND o.id > ?1 ORDER BY o.id LIMIT ?2",
 	[ST_OUTBOX_SENT] = "UPDATE outbox SET sent_at = ?2 WHERE id = ?1 AND sent_at IS NULL",
 	[ST_RESEND] = "INSERT INTO outbox (request_id, body, headers, created_at)"
 	    " SELECT o.request_id, o.body, o.headers, ?3 FROM outbox o JOIN request r"
 	    " ON r.id = o.request_id WHERE r.tenant = ?1 AND r.correlation_id = ?2"
 	    " ORDER BY o.id DESC LIMIT 1",
+	[ST_OUTBOX_OF] = "SELECT " OUTBOX_COLS " FROM outbox o JOIN request r ON r.id = o.request_id"
+	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 ORDER BY o.id",
+	[ST_COUNT_STATE] = "SELECT state, count(*) FROM request GROUP BY state ORDER BY state",
+	[ST_COUNT_ERROR] = "SELECT error_type, count(*) FROM request WHERE error_type IS NOT NULL"
+	    " GROUP BY error_type ORDER BY error_type",
+	[ST_TOTAL_REQUESTS] = "SELECT count(*) FROM request",
+	[ST_RECEIVED_SINCE] = "SELECT count(*) FROM request WHERE received_at >= ?1",
+	[ST_UNSENT_COUNT] = "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+	[ST_OLDEST_UNSENT] = "SELECT coalesce((SELECT created_at FROM outbox WHERE sent_at IS NULL"
+	    " ORDER BY id LIMIT 1), 0)",
+	[ST_DELIVERED] = "SELECT coalesce(sum(bytes), 0) FROM event"
+	    " WHERE stage = 's3-put' AND state = 'DONE'",
+	[ST_PRUNE] = "DELETE FROM request WHERE id IN (SELECT id FROM request INDEXED BY request_ended"
+	    " WHERE state IN " TERMINAL " AND updated_at < ?1 AND NOT EXISTS"
+	    " (SELECT 1 FROM outbox o WHERE o.request_id = request.id AND o.sent_at IS NULL)"
+	    " LIMIT ?2)",
+	[ST_BUSY_OWNERS] = "SELECT id, tenant, correlation_id, state, claimed_by FROM request"
+	    " WHERE state IN " BUSY " ORDER BY id",
+	[ST_NEXT_EXPIRY] = "SELECT min(expires_at) FROM request INDEXED BY request_live_expiry"
+	    " WHERE expires_at IS NOT NULL AND expires_at > ?1 AND " NOT_TERMINAL,
+	[ST_STILL_CLAIMED] = "SELECT count(*) FROM request WHERE id = ?1 AND state = ?2"
+	    " AND claimed_by IS ?3",
 };
 
 struct journal {
@@ -730,6 +776,47 @@ int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg)
 	return rc;
 }
 
+/* The column as a string owned by the statement (until its next step). The
+ * cast is for struct jrequest, whose strings are malloc'd in journal_get;
+ * callers of journal_list get them through a const struct. */
+static char *col_borrow(sqlite3_stmt *s, int i)
+{
+	return (char *)sqlite3_column_text(s, i);
+}
+
+/* A row of REQUEST_COLS into r, strings copied or borrowed by str. */
+static void request_row(sqlite3_stmt *s, struct jrequest *r, char *(*str)(sqlite3_stmt *, int))
+{
+	r->id = sqlite3_column_int64(s, 0);
+	r->tenant = str(s, 1);
+	r->cid = str(s, 2);
+	r->fingerprint = str(s, 3);
+	r->state = str(s, 4);
+	r->claimed_by = str(s, 5);
+	r->error_type = str(s, 6);
+	r->received_ms = sqlite3_column_int64(s, 7);
+	r->expires_ms = sqlite3_column_int64(s, 8);
+	r->updated_ms = sqlite3_column_int64(s, 9);
+	r->claimed_ms = sqlite3_column_int64(s, 10);
+	r->bytes_done = sqlite3_column_int64(s, 11);
+	r->bytes_total = sqlite3_column_int64(s, 12);
+}
+
+int journal_next_expiry(journal *j, int64_t after_ms, int64_t *ms)
+{
+	sqlite3_stmt *s = stmt(j, ST_NEXT_EXPIRY);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, after_ms);
+	int rc = sqlite3_step(s), found = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+		*ms = sqlite3_column_int64(s, 0);
+		found = 1;
+	}
+	done(s);
+	return rc == SQLITE_ROW ? found : fail(j, rc, "next expiry");
+}
+
 int journal_get(journal *j, const char *tenant, const char *cid, struct jrequest *r)
 {
 	memset(r, 0, sizeof *r);
@@ -739,21 +826,8 @@ int journal_get(journal *j, const char *tenant, const char *cid, struct jrequest
 	bind_text(s, 1, tenant);
 	bind_text(s, 2, cid);
 	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		r->id = sqlite3_column_int64(s, 0);
-		r->tenant = col_dup(s, 1);
-		r->cid = col_dup(s, 2);
-		r->fingerprint = col_dup(s, 3);
-		r->state = col_dup(s, 4);
-		r->claimed_by = col_dup(s, 5);
-		r->error_type = col_dup(s, 6);
-		r->received_ms = sqlite3_column_int64(s, 7);
-		r->expires_ms = sqlite3_column_int64(s, 8);
-		r->updated_ms = sqlite3_column_int64(s, 9);
-		r->claimed_ms = sqlite3_column_int64(s, 10);
-		r->bytes_done = sqlite3_column_int64(s, 11);
-		r->bytes_total = sqlite3_column_int64(s, 12);
-	}
+	if (rc == SQLITE_ROW)
+		request_row(s, r, col_dup);
 	done(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(j, rc, "get request");
@@ -838,14 +912,9 @@ int journal_outbox_put(journal *j, const char *tenant, const char *cid,
 	return tx_commit(j);
 }
 
-int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
-    journal_outbox_fn *fn, void *arg)
+/* Step a bound statement selecting OUTBOX_COLS, calling fn per row. */
+static int outbox_rows(journal *j, sqlite3_stmt *s, journal_outbox_fn *fn, void *arg)
 {
-	sqlite3_stmt *s = stmt(j, ST_OUTBOX_UNSENT);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, after_id);
-	sqlite3_bind_int(s, 2, limit);
 	int rc, count = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct joutbox o = {
@@ -855,6 +924,7 @@ int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
 			.body = (const char *)sqlite3_column_text(s, 3),
 			.headers = (const char *)sqlite3_column_text(s, 4),
 			.created_ms = sqlite3_column_int64(s, 5),
+			.sent_ms = sqlite3_column_int64(s, 6),
 		};
 		count++;
 		if (fn(arg, &o)) {
@@ -864,6 +934,28 @@ int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
 	}
 	done(s);
 	return rc == SQLITE_DONE ? count : fail(j, rc, "outbox");
+}
+
+int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
+    journal_outbox_fn *fn, void *arg)
+{
+	sqlite3_stmt *s = stmt(j, ST_OUTBOX_UNSENT);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, after_id);
+	sqlite3_bind_int(s, 2, limit);
+	return outbox_rows(j, s, fn, arg);
+}
+
+int journal_outbox_of(journal *j, const char *tenant, const char *cid,
+    journal_outbox_fn *fn, void *arg)
+{
+	sqlite3_stmt *s = stmt(j, ST_OUTBOX_OF);
+	if (!s)
+		return -1;
+	bind_text(s, 1, tenant);
+	bind_text(s, 2, cid);
+	return outbox_rows(j, s, fn, arg);
 }
 
 int journal_outbox_mark_sent(journal *j, const int64_t *ids, size_t n)
@@ -906,4 +998,408 @@ int64_t journal_data_version(journal *j)
 	if (pragma_int(j, "PRAGMA data_version", &v) < 0)
 		return -1;
 	return v;
+}
+
+/* ---- Inspection and upkeep (ferry-journal) ---- */
+
+int journal_state_stage(const char *state, int *busy)
+{
+	for (int i = 0; i < JSTAGE_COUNT; i++) {
+		const struct jstage_info *s = &stages[i];
+		if ((s->busy && !strcmp(state, s->busy)) || (s->input && !strcmp(state, s->input))) {
+			*busy = s->busy && !strcmp(state, s->busy);
+			return i;
+		}
+	}
+	return -1;
+}
+
+/* Bind :name if the statement has it: text when given, else num. */
+static void bind_named(sqlite3_stmt *s, const char *name, const char *text, int64_t num)
+{
+	int i = sqlite3_bind_parameter_index(s, name);
+	if (i > 0 && text)
+		bind_text(s, i, text);
+	else if (i > 0)
+		sqlite3_bind_int64(s, i, num);
+}
+
+/* The SELECT of journal_list for the filters that are set. */
+static void list_sql(const struct jfilter *f, char *q, size_t cap)
+{
+	const char *where[4];
+	int n = 0;
+	if (f->tenant)
+		where[n++] = "tenant = :tenant";
+	if (f->state)
+		where[n++] = "state = :state";
+	if (f->live)
+		where[n++] = "state IN " LIVE;
+	if (f->since_ms > 0)
+		where[n++] = "received_at >= :since";
+	size_t len = (size_t)snprintf(q, cap, "SELECT " REQUEST_COLS " FROM request");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(q + len, cap - len, "%s%s", i ? " AND " : " WHERE ", where[i]);
+	snprintf(q + len, cap - len, " ORDER BY received_at DESC, id DESC%s",
+	    f->limit > 0 ? " LIMIT :limit" : "");
+}
+
+int journal_list(journal *j, const struct jfilter *f, journal_request_fn *fn, void *arg)
+{
+	char q[1024];
+	sqlite3_stmt *s;
+	list_sql(f, q, sizeof q);
+	int rc = sqlite3_prepare_v2(j->db, q, -1, &s, NULL), count = 0;
+	if (rc != SQLITE_OK)
+		return fail(j, rc, "list");
+	bind_named(s, ":tenant", f->tenant, 0);
+	bind_named(s, ":state", f->state, 0);
+	bind_named(s, ":since", NULL, f->since_ms);
+	bind_named(s, ":limit", NULL, f->limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct jrequest r;
+		request_row(s, &r, col_borrow);
+		count++;
+		if (fn(arg, &r)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		fail(j, rc, "list");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? count : -1;
+}
+
+int journal_count_by(journal *j, enum jcount by, journal_count_fn *fn, void *arg)
+{
+	sqlite3_stmt *s = stmt(j, by == JCOUNT_STATE ? ST_COUNT_STATE : ST_COUNT_ERROR);
+	if (!s)
+		return -1;
+	int rc, count = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		count++;
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1))) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	done(s);
+	return rc == SQLITE_DONE ? count : fail(j, rc, "count");
+}
+
+/* One integer from statement q, bound with ?1 = arg when it takes one. */
+static int scalar(journal *j, enum st q, int64_t arg, int64_t *out)
+{
+	sqlite3_stmt *s = stmt(j, q);
+	if (!s)
+		return -1;
+	if (sqlite3_bind_parameter_count(s) > 0)
+		sqlite3_bind_int64(s, 1, arg);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	done(s);
+	return rc == SQLITE_ROW ? 0 : fail(j, rc, "totals");
+}
+
+static const struct {
+	enum st q;
+	size_t field;      /* offsetof in struct jtotals */
+	int64_t ago;       /* the statement's ?1 is now - ago */
+} totals[] = {
+	{ ST_TOTAL_REQUESTS, offsetof(struct jtotals, requests), 0 },
+	{ ST_RECEIVED_SINCE, offsetof(struct jtotals, received_hour), 3600000 },
+	{ ST_RECEIVED_SINCE, offsetof(struct jtotals, received_day), 86400000 },
+	{ ST_UNSENT_COUNT, offsetof(struct jtotals, outbox_unsent), 0 },
+	{ ST_OLDEST_UNSENT, offsetof(struct jtotals, oldest_unsent_ms), 0 },
+	{ ST_DELIVERED, offsetof(struct jtotals, bytes_delivered), 0 },
+};
+
+int journal_totals(journal *j, int64_t now_ms, struct jtotals *t)
+{
+	memset(t, 0, sizeof *t);
+	/* a deferred transaction: one snapshot, no write lock */
+	if (!j->in_batch && exec(j, "BEGIN", "totals") < 0)
+		return -1;
+	int rc = pragma_int(j, "PRAGMA user_version", &t->schema_version);
+	for (size_t i = 0; rc == 0 && i < sizeof totals / sizeof *totals; i++)
+		rc = scalar(j, totals[i].q, now_ms - totals[i].ago,
+		    (int64_t *)(void *)((char *)t + totals[i].field));
+	if (!j->in_batch)
+		sqlite3_exec(j->db, rc == 0 ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+static void durations_sql(size_t n, char *q, size_t cap)
+{
+	size_t len = (size_t)snprintf(q, cap,
+	    "SELECT stage, count(*), coalesce(sum(at - started_at), 0)");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(q + len, cap - len, ", sum(at - started_at <= ?%zu)", i + 1);
+	snprintf(q + len, cap - len,
+	    " FROM event WHERE started_at IS NOT NULL GROUP BY stage ORDER BY stage");
+}
+
+int journal_durations(journal *j, const double *bounds, size_t n,
+    journal_durations_fn *fn, void *arg)
+{
+	char q[2048];
+	int64_t le[JOURNAL_MAX_BOUNDS];
+	sqlite3_stmt *s;
+	if (n > JOURNAL_MAX_BOUNDS)
+		return failf(j, 0, "durations: at most %d bounds", JOURNAL_MAX_BOUNDS);
+	durations_sql(n, q, sizeof q);
+	int rc = sqlite3_prepare_v2(j->db, q, -1, &s, NULL), count = 0;
+	if (rc != SQLITE_OK)
+		return fail(j, rc, "durations");
+	for (size_t i = 0; i < n; i++)
+		sqlite3_bind_double(s, (int)i + 1, bounds[i] * 1000.0);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct jdurations d = {
+			.stage = (const char *)sqlite3_column_text(s, 0),
+			.count = sqlite3_column_int64(s, 1),
+			.sum_s = (double)sqlite3_column_int64(s, 2) / 1000.0,
+			.le = le,
+		};
+		for (size_t i = 0; i < n; i++)
+			le[i] = sqlite3_column_int64(s, 3 + (int)i);
+		count++;
+		if (d.stage && fn(arg, &d)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		fail(j, rc, "durations");
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? count : -1;
+}
+
+int64_t journal_prune(journal *j, int64_t before_ms, int batch)
+{
+	int64_t total = 0;
+	if (batch < 1)
+		return failf(j, 0, "prune: the batch must hold at least one request");
+	for (;;) {
+		sqlite3_stmt *s = stmt(j, ST_PRUNE);
+		if (!s || tx_begin(j) < 0)
+			return -1;
+		sqlite3_bind_int64(s, 1, before_ms);
+		sqlite3_bind_int(s, 2, batch);
+		int n = run(j, s, "prune");
+		if (n < 0) {
+			tx_rollback(j);
+			return -1;
+		}
+		if (tx_commit(j) < 0)
+			return -1;
+		total += n;
+		if (n < batch)
+			return total;
+	}
+}
+
+/* Where journal_check's problems go; fn returning non-zero stops it. */
+struct report {
+	journal_problem_fn *fn;
+	void *arg;
+	int found, stop;
+};
+
+static void report(struct report *r, const char *check, const char *tenant, const char *cid,
+    const char *detail)
+{
+	struct jproblem p = { .check = check, .tenant = tenant, .cid = cid, .detail = detail };
+	r->found++;
+	r->stop = r->fn(r->arg, &p) != 0;
+}
+
+/* Report each line of an integrity_check row but its "*** in database" title. */
+static void report_lines(struct report *r, const char *check, const char *text)
+{
+	char line[512];
+	while (text && *text && !r->stop) {
+		size_t n = strcspn(text, "\n");
+		snprintf(line, sizeof line, "%.*s", (int)n, text);
+		if (strncmp(line, "*** ", 4) != 0)
+			report(r, check, NULL, NULL, line);
+		text += n + (text[n] == '\n');
+	}
+}
+
+/* Report each row of a PRAGMA check; 1 row "ok" is no problem. */
+static int check_pragma(journal *j, const char *pragma, const char *check, struct report *r)
+{
+	sqlite3_stmt *s;
+	char detail[512];
+	int rc = sqlite3_prepare_v2(j->db, pragma, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return fail(j, rc, check);
+	while (!r->stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *a = (const char *)sqlite3_column_text(s, 0);
+		if (sqlite3_column_count(s) == 1 && a && !strcmp(a, "ok"))
+			continue;
+		if (sqlite3_column_count(s) == 1) {
+			report_lines(r, check, a ? a : "?");
+			continue;
+		}
+		/* foreign_key_check: table, rowid, parent, fkid */
+		snprintf(detail, sizeof detail, "%s row %lld refers to a missing %s",
+		    a ? a : "?", (long long)sqlite3_column_int64(s, 1),
+		    (const char *)sqlite3_column_text(s, 2));
+		report(r, check, NULL, NULL, detail);
+	}
+	if (!r->stop && rc != SQLITE_DONE)
+		fail(j, rc, check);
+	sqlite3_finalize(s);
+	return r->stop || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static const struct {
+	const char *check, *what, *sql;
+} row_checks[] = {
+	{ "no-event", "no event in its history",
+	  "SELECT tenant, correlation_id, state FROM request r WHERE NOT EXISTS"
+	  " (SELECT 1 FROM event e WHERE e.request_id = r.id) ORDER BY id" },
+	{ "no-response", "ended without a response in the outbox",
+	  "SELECT tenant, correlation_id, state FROM request r WHERE state IN " TERMINAL
+	  " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = r.id) ORDER BY id" },
+	{ "unknown-state", "not a state of ferry",
+	  "SELECT tenant, correlation_id, state FROM request WHERE state NOT IN " LIVE
+	  " AND state NOT IN " TERMINAL " ORDER BY id" },
+};
+
+/* Report each request row_checks[k] selects. */
+static int check_rows(journal *j, size_t k, struct report *r)
+{
+	sqlite3_stmt *s;
+	char detail[512];
+	int rc = sqlite3_prepare_v2(j->db, row_checks[k].sql, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return fail(j, rc, row_checks[k].check);
+	while (!r->stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		snprintf(detail, sizeof detail, "%s: %s", (const char *)sqlite3_column_text(s, 2),
+		    row_checks[k].what);
+		report(r, row_checks[k].check, (const char *)sqlite3_column_text(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), detail);
+	}
+	if (!r->stop && rc != SQLITE_DONE)
+		fail(j, rc, row_checks[k].check);
+	sqlite3_finalize(s);
+	return r->stop || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* 1 if the process named by an owner tag ("fetch:1234") runs on this host */
+static int owner_alive(const char *owner)
+{
+	const char *c = owner ? strrchr(owner, ':') : NULL;
+	char *end;
+	if (!c)
+		return 0;
+	errno = 0;
+	long pid = strtol(c + 1, &end, 10);
+	if (*end || end == c + 1 || pid <= 0 || errno)
+		return 0;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+struct claim { int64_t id; char *tenant, *cid, *state, *owner; };
+
+static void claims_free(struct claim *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(c[i].tenant);
+		free(c[i].cid);
+		free(c[i].state);
+		free(c[i].owner);
+	}
+	free(c);
+}
+
+/* Busy requests whose owner is not running, as read in one snapshot. */
+static int dead_claims(journal *j, struct claim **out, size_t *n)
+{
+	sqlite3_stmt *s = stmt(j, ST_BUSY_OWNERS);
+	size_t cap = 0;
+	int rc;
+	*out = NULL;
+	*n = 0;
+	if (!s)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (owner_alive((const char *)sqlite3_column_text(s, 4)))
+			continue;
+		if (*n == cap) {
+			struct claim *p = realloc(*out, (cap = cap ? 2 * cap : 16) * sizeof *p);
+			if (!p) {
+				done(s);
+				return failf(j, 0, "%s", strerror(ENOMEM));
+			}
+			*out = p;
+		}
+		struct claim *c = &(*out)[(*n)++];
+		c->id = sqlite3_column_int64(s, 0);
+		c->tenant = col_dup(s, 1);
+		c->cid = col_dup(s, 2);
+		c->state = col_dup(s, 3);
+		c->owner = col_dup(s, 4);
+	}
+	done(s);
+	return rc == SQLITE_DONE ? 0 : fail(j, rc, "dead-owner");
+}
+
+/* 1 if request id is still in state, claimed by owner (a new snapshot) */
+static int still_claimed(journal *j, const struct claim *c)
+{
+	sqlite3_stmt *s = stmt(j, ST_STILL_CLAIMED);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, c->id);
+	bind_text(s, 2, c->state);
+	bind_text(s, 3, c->owner);
+	int rc = sqlite3_step(s), still = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
+	done(s);
+	return rc == SQLITE_ROW ? still : fail(j, rc, "dead-owner");
+}
+
+/* A claim seen dead is reported only if it still holds after kill(2): the
+ * owner may have committed and exited in between. */
+static int check_owners(journal *j, struct report *r)
+{
+	struct claim *c;
+	size_t n;
+	char detail[512];
+	int rc = dead_claims(j, &c, &n);
+	for (size_t i = 0; rc == 0 && !r->stop && i < n; i++) {
+		int still = -1;
+		if (c[i].tenant && c[i].cid && c[i].state)
+			still = still_claimed(j, &c[i]);
+		else
+			failf(j, 0, "%s", strerror(ENOMEM));
+		if (still < 0)
+			rc = -1;
+		if (still <= 0)
+			continue;
+		snprintf(detail, sizeof detail, "%s: claimed by %s, which no longer runs", c[i].state,
+		    c[i].owner ? c[i].owner : "nobody");
+		report(r, "dead-owner", c[i].tenant, c[i].cid, detail);
+	}
+	claims_free(c, n);
+	return rc;
+}
+
+int journal_check(journal *j, journal_problem_fn *fn, void *arg)
+{
+	struct report r = { .fn = fn, .arg = arg };
+	if (check_pragma(j, "PRAGMA integrity_check", "integrity", &r) < 0)
+		return -1;
+	if (r.found)   /* the rest would read a database that cannot be trusted */
+		return r.found;
+	int rc = check_pragma(j, "PRAGMA foreign_key_check", "foreign-key", &r);
+	for (size_t k = 0; rc == 0 && k < sizeof row_checks / sizeof *row_checks; k++)
+		rc = check_rows(j, k, &r);
+	if (rc == 0)
+		rc = check_owners(j, &r);
+	return rc < 0 ? -1 : r.found;
 }

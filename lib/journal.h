@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_SCHEMA_VERSION 1
+#define JOURNAL_SCHEMA_VERSION 2
 
 typedef struct journal journal;
 
@@ -108,6 +108,10 @@ int journal_pending(journal *j, enum jstage s, journal_item_fn *fn, void *arg);
 
 /* Non-terminal requests whose expires_at <= now_ms, with their latest item. */
 int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg);
+/* The earliest expires_at later than after_ms of the non-terminal requests:
+ * 1 and *ms, 0 when there is none, -1. For the sweeper, to wake when the
+ * next one is due. */
+int journal_next_expiry(journal *j, int64_t after_ms, int64_t *ms);
 
 /* One request row. Strings are malloc'd; journal_request_clear frees them. */
 struct jrequest {
@@ -137,6 +141,7 @@ struct joutbox {
 	int64_t id;
 	const char *tenant, *cid, *body, *headers;
 	int64_t created_ms;
+	int64_t sent_ms;             /* 0 = not published yet */
 };
 typedef int journal_outbox_fn(void *arg, const struct joutbox *o);
 /* a response that changes no state (e.g. DENIED for a reused correlationId) */
@@ -151,5 +156,79 @@ int journal_resend_latest(journal *j, const char *tenant, const char *cid);
 
 /* changes by other connections since open bump this (PRAGMA data_version) */
 int64_t journal_data_version(journal *j);
+
+/* ---- Inspection and upkeep (ferry-journal) ---- */
+
+/* The stage that holds `state` (its busy state, *busy = 1) or takes it next
+ * (its input state, *busy = 0); -1 for terminal and unknown states. */
+int journal_state_stage(const char *state, int *busy);
+
+/* Which requests journal_list visits; zero fields do not filter. */
+struct jfilter {
+	const char *tenant;
+	const char *state;
+	int live;                  /* only non-terminal requests */
+	int64_t since_ms;          /* received at or after */
+	int64_t limit;             /* at most this many */
+};
+/* The strings of *r belong to the journal and last until fn returns. */
+typedef int journal_request_fn(void *arg, const struct jrequest *r);
+/* Requests matching f, newest received first; fn returning non-zero stops
+ * the walk. The count visited, or -1. */
+int journal_list(journal *j, const struct jfilter *f, journal_request_fn *fn, void *arg);
+
+/* Every outbox row of one request, sent or not, oldest first; count or -1. */
+int journal_outbox_of(journal *j, const char *tenant, const char *cid,
+    journal_outbox_fn *fn, void *arg);
+
+/* Requests counted by state, or by errorType (those that have one), in key
+ * order. The number of keys, or -1. */
+enum jcount { JCOUNT_STATE, JCOUNT_ERROR_TYPE };
+typedef int journal_count_fn(void *arg, const char *key, int64_t n);
+int journal_count_by(journal *j, enum jcount by, journal_count_fn *fn, void *arg);
+
+/* Totals, read in one snapshot. */
+struct jtotals {
+	int64_t requests;
+	int64_t received_hour, received_day;   /* received in the hour / day before now */
+	int64_t outbox_unsent;
+	int64_t oldest_unsent_ms;              /* created_at of the oldest unsent; 0 = none */
+	int64_t bytes_delivered;               /* bytes of the s3-put DONE events */
+	int64_t schema_version;
+};
+int journal_totals(journal *j, int64_t now_ms, struct jtotals *t);   /* 0 or -1 */
+
+/* How long each stage's work took (event started_at -> at), per stage, as
+ * a cumulative histogram: le[i] counts the events that took at most
+ * bounds[i] seconds. Stages with no timed event are not visited. */
+enum { JOURNAL_MAX_BOUNDS = 32 };
+struct jdurations {
+	const char *stage;
+	int64_t count;
+	double sum_s;
+	const int64_t *le;
+};
+typedef int journal_durations_fn(void *arg, const struct jdurations *d);
+int journal_durations(journal *j, const double *bounds, size_t n,
+    journal_durations_fn *fn, void *arg);   /* stages visited, or -1 */
+
+/* Delete the terminal requests last updated before before_ms whose
+ * responses are all sent, with their events and outbox rows, in
+ * transactions of at most batch requests. The number deleted, or -1 (the
+ * batches committed before the failure stay deleted). */
+int64_t journal_prune(journal *j, int64_t before_ms, int batch);
+
+/* Consistency: PRAGMA integrity_check and foreign_key_check, then requests
+ * without events ("no-event"), terminal ones without a response
+ * ("no-response"), unknown states ("unknown-state"), and busy ones whose
+ * claiming process no longer runs on this host ("dead-owner"). Reports,
+ * fixes nothing. The number of problems, or -1. */
+struct jproblem {
+	const char *check;          /* "integrity", "foreign-key", "no-event", ... */
+	const char *tenant, *cid;   /* NULL for whole-journal problems */
+	const char *detail;
+};
+typedef int journal_problem_fn(void *arg, const struct jproblem *p);
+int journal_check(journal *j, journal_problem_fn *fn, void *arg);
 
 #endif
