@@ -82,10 +82,14 @@ install: all
 	cp -f $(PROGS) $(filter $(BUILD)/bin/ferry-%,$(SCRIPTS)) $(DESTDIR)$(BINDIR)/
 	cp -f $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	cp -f $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+	mkdir -p $(DESTDIR)$(PREFIX)/share/ferry
+	rm -rf $(DESTDIR)$(PREFIX)/share/ferry/s6
+	cp -R etc/s6 $(DESTDIR)$(PREFIX)/share/ferry/s6
 
 uninstall:
 	rm -f $(PROGS:$(BUILD)/bin/%=$(DESTDIR)$(BINDIR)/%) $(patsubst $(BUILD)/bin/%,$(DESTDIR)$(BINDIR)/%,$(filter $(BUILD)/bin/ferry-%,$(SCRIPTS)))
 	rm -f $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN7:man/%=$(DESTDIR)$(MANDIR)/man7/%)
+	rm -rf $(DESTDIR)$(PREFIX)/share/ferry
 
 clean:
 	rm -rf build
