@@ -20,7 +20,7 @@
 #include "util.h"
 
 #define RESP_MAX      16384            /* kept of an answer's body (error XML) */
-#define FILL_STEP     (1 << 20)        /* bytes read between two curl turns */
+#define FILL_STEP     (256 << 10)      /* read between two curl turns; in cache for both md5s */
 #define POLL_MS       200              /* stop/deadline checks at least this often */
 #define SUM_ATTEMPTS  3                /* uploads of a file whose md5 is wrong */
 #define MAX_PARTS     10000            /* S3's limit */
@@ -329,8 +329,9 @@ struct req {
 	size_t memlen, memoff;
 	int fd;
 	md5 *m;
-	uint64_t off;
+	uint64_t off, size;
 	int rderr;                     /* errno of a failed read of the file */
+	int shrunk;                    /* the file ended before its size */
 	s3_write_fn *write;            /* GET: where a 2xx body goes */
 	void *warg;
 	int wrfail;
@@ -351,6 +352,7 @@ static int req_rewind(struct req *q)
 	q->errbuf[0] = '\0';
 	q->sse = 0;
 	q->rderr = 0;
+	q->shrunk = 0;
 	if (q->fd < 0)
 		return 0;
 	q->off = 0;
@@ -376,6 +378,10 @@ static size_t req_read(char *buf, size_t size, size_t n, void *arg)
 		;
 	if (got < 0) {
 		q->rderr = errno;
+		return CURL_READFUNC_ABORT;
+	}
+	if (got == 0 && q->off < q->size) {
+		q->shrunk = 1;
 		return CURL_READFUNC_ABORT;
 	}
 	if (q->m)
@@ -506,7 +512,8 @@ static int req_method(struct req *q, const struct spec *s)
 		rc |= curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		rc |= curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
 		    (curl_off_t)(s->file ? s->size : s->len));
-		rc |= curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
+		/* small enough to stay in cache between md5 and send */
+		rc |= curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 128L * 1024);
 	}
 	rc |= curl_easy_setopt(h, CURLOPT_READFUNCTION, req_read);
 	rc |= curl_easy_setopt(h, CURLOPT_READDATA, q);
@@ -543,6 +550,7 @@ static int req_open(struct req *q, const struct tenant_s3 *srv, const struct spe
 	char url[8192], hex[65];
 	memset(q, 0, sizeof *q);
 	q->fd = s->file ? s->fd : -1;
+	q->size = s->size;
 	q->m = s->m;
 	q->mem = s->body;
 	q->memlen = s->len;
@@ -583,6 +591,11 @@ static enum s3_class req_finish(struct req *q, CURLcode cc, struct s3_status *st
 	if (q->rderr) {
 		status_set(st, S3_PERMANENT, "%s: unable to read the file: %s", q->op,
 		    strerror(q->rderr));
+		return st->cls;
+	}
+	if (q->shrunk) {
+		status_set(st, S3_MISMATCH, "%s: the file ended after %llu bytes", q->op,
+		    (unsigned long long)q->off);
 		return st->cls;
 	}
 	if (q->wrfail) {
@@ -897,7 +910,9 @@ static struct mpu *mpu_new(struct up *x)
 		return NULL;
 	p->x = x;
 	p->nparts = (int)((x->u->size + x->psize - 1) / x->psize);
-	p->nslots = x->u->parallel < p->nparts ? x->u->parallel : p->nparts;
+	p->nslots = x->u->parallel < 1 ? 1 : x->u->parallel;
+	if (p->nslots > p->nparts)
+		p->nslots = p->nparts;
 	p->next = 1;
 	p->filling = -1;
 	p->slots = calloc((size_t)p->nslots, sizeof *p->slots);

@@ -54,7 +54,9 @@ struct s3_status {
 	enum s3_class cls;
 	long http;              /* HTTP status; 0 = no answer */
 	char code[64];          /* S3's error Code ("SignatureDoesNotMatch"), or "" */
-	char message[512];      /* S3's error Message, or libcurl's reason */
+	char message[512];      /* s3_classify: S3's error Message, or libcurl's
+	                           reason; s3_get, s3_head: the whole line,
+	                           "GetObject: 404 NoSuchKey: The specified key ..." */
 };
 
 /* Classify a finished request from libcurl's result (CURLE_*, with its error

@@ -1,0 +1,179 @@
+/* ferry-s3-put: PACKED -> DONE. Uploads each request's zip to its tenant's
+ * delivery bucket as <correlationId>/<zip name> (lib/s3: single PUT or
+ * parallel multipart, md5 re-verified while uploading), then the driver
+ * commits DONE with the object's URL and md5 and removes the workspace. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "driver.h"
+#include "err.h"
+#include "item.h"
+#include "s3.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: ferry-s3-put [-hv] [-j journal] [-t tenants] [-w workspace]";
+
+/* The DONE response's fields, alive until the driver commits. */
+struct put {
+	char url[4200];
+	char md5[33];
+};
+
+struct archive {
+	const char *path, *name, *md5;
+	uint64_t size;
+};
+
+static void on_progress(void *arg, int64_t done, int64_t total)
+{
+	struct driver_job *job = arg;
+	journal_progress(job->j, job->tenant_name, job->cid, done, total);
+}
+
+static void on_note(void *arg, const char *line)
+{
+	struct driver_job *job = arg;
+	err_log(ERR_WARNING, job->label, "%s", line);
+}
+
+/* The item's "archive", checked; 0, or -1 with r failed. */
+static int get_archive(const cJSON *item, struct archive *a, struct driver_result *r)
+{
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(item, "archive");
+	const cJSON *size = cJSON_GetObjectItemCaseSensitive(o, "size");
+	a->path = item_str(o, "path");
+	a->name = item_str(o, "name");
+	a->md5 = item_str(o, "md5");
+	if (!cJSON_IsObject(o) || !a->path || a->path[0] != '/' || !a->name || !*a->name ||
+	    !a->md5 || !cJSON_IsNumber(size) || size->valuedouble < 0 ||
+	    size->valuedouble != floor(size->valuedouble) || size->valuedouble > 9.007e15) {
+		driver_fail(r, "INTERNAL_ERROR", "item has no valid archive (path, name, size, md5)");
+		return -1;
+	}
+	if (!util_is_hex(a->md5, 32)) {
+		driver_fail(r, "INTERNAL_ERROR", "bad md5 '%.40s' for archive %s", a->md5, a->name);
+		return -1;
+	}
+	a->size = (uint64_t)size->valuedouble;
+	return 0;
+}
+
+static void log_done(struct driver_job *job, const struct archive *a,
+    const struct s3_upload_result *res, int64_t ms)
+{
+	char how[32];
+	double mb = (double)a->size / 1e6, s = ms > 0 ? (double)ms / 1000.0 : 0.001;
+	if (res->parts)
+		snprintf(how, sizeof how, "%d parts", res->parts);
+	else
+		snprintf(how, sizeof how, "single PUT");
+	err_log(ERR_INFO, job->label, "%s: %.1f MB (%s, %d retries) in %.1f s, %.1f MB/s", a->name,
+	    mb, how, res->retries, s, mb / s);
+}
+
+/* The upload's outcome as the request's verdict. */
+static void verdict(struct driver_job *job, const struct archive *a, const char *url,
+    const struct s3_upload_result *res, struct driver_result *r)
+{
+	char when[32];
+	switch (res->cls) {
+	case S3_OK:
+		return;
+	case S3_STOPPED:
+		r->verdict = DRIVER_ABANDON;
+		return;
+	case S3_EXPIRED:
+		err_log(ERR_WARNING, job->label, "upload of %s: %s", a->name, res->message);
+		util_iso8601(job->expires_ms, when);
+		driver_fail(r, "EXPIRED", "The request date has reached the expiration limit '%s'", when);
+		return;
+	case S3_MISMATCH:
+		driver_fail(r, "INTERNAL_ERROR", "checksum mismatch for archive %s: %s", a->name,
+		    res->message);
+		return;
+	default:
+		driver_fail(r, "INTERNAL_ERROR", "upload of archive %s to %s failed: %s", a->name, url,
+		    res->message);
+	}
+}
+
+/* Set "url" in the item (a replayed item may have one already). */
+static int set_url(cJSON *item, const char *url)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(item, "url");
+	return cJSON_AddStringToObject(item, "url", url) ? 0 : -1;
+}
+
+static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
+{
+	struct put *p = arg;
+	struct archive a;
+	struct s3_upload_result res;
+	char key[2048];
+	const tenant *t = job->tenant;
+	if (!t->has_s3 || !t->delivery_bucket) {
+		driver_fail(r, "INTERNAL_ERROR", "tenant %s has no s3_server and delivery_bucket",
+		    job->tenant_name);
+		return;
+	}
+	if (get_archive(job->item, &a, r) < 0)
+		return;
+	if ((size_t)snprintf(key, sizeof key, "%s/%s", job->cid, a.name) >= sizeof key) {
+		driver_fail(r, "INTERNAL_ERROR", "object key too long for archive %s", a.name);
+		return;
+	}
+	snprintf(p->url, sizeof p->url, "s3://%s/%s", t->delivery_bucket, key);
+	struct s3_upload u = {
+		.srv = &t->s3, .bucket = t->delivery_bucket, .key = key, .path = a.path,
+		.size = a.size, .md5 = a.md5, .part_size = t->multipart_part_size,
+		.parallel = t->upload_parallel,
+		.ctl = { .deadline_ms = job->expires_ms, .stop = job->stop },
+		.progress = on_progress, .note = on_note, .arg = job,
+	};
+	int64_t t0 = util_mono_ms();
+	if (s3_upload_file(&u, &res) < 0) {
+		verdict(job, &a, p->url, &res, r);
+		return;
+	}
+	log_done(job, &a, &res, util_mono_ms() - t0);
+	util_strlcpy(p->md5, res.md5, sizeof p->md5);
+	if (set_url(job->item, p->url) < 0) {
+		driver_fail(r, "INTERNAL_ERROR", "out of memory");
+		return;
+	}
+	r->url = p->url;
+	r->md5 = p->md5;
+	r->bytes = (int64_t)a.size;
+}
+
+int main(int argc, char **argv)
+{
+	struct driver d;
+	struct put p;
+	int ch;
+	err_init("ferry-s3-put");
+	driver_init(&d, "ferry-s3-put", JSTAGE_S3PUT);
+	while ((ch = getopt(argc, argv, DRIVER_OPTS "h")) != -1) {
+		if (driver_option(&d, ch, optarg))
+			continue;
+		if (ch != 'h')
+			err_die(EXIT_PERM, "%s", usage);
+		puts(usage);
+		return EXIT_DONE;
+	}
+	if (optind != argc)
+		err_die(EXIT_PERM, "%s", usage);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		err_die(EXIT_TEMP, "unable to start libcurl");
+	d.work = put_work;
+	d.ctx = &p;
+	int rc = driver_run(&d);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,330 @@
+#!/usr/bin/env bats
+# ferry-s3-put against the sandbox's S3 server (s3rver, SigV4 checked):
+# single PUT and multipart uploads checked with the aws CLI, DONE/ERROR on
+# fd 3, the journal, workspace removal, retries while S3 is down, expiry.
+
+load lib
+
+setup_file() {
+	sandbox_up
+}
+
+teardown_file() {
+	sandbox_down
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR" || return 1
+	sandbox_env
+	export FERRY_JOURNAL="$BATS_TEST_TMPDIR/journal.db"
+	export FERRY_TENANTS="$BATS_TEST_TMPDIR/tenants"
+	export FERRY_WORKSPACE="$BATS_TEST_TMPDIR/workspace"
+	tenant p1 "$(s3_tenant S3RVER)"
+}
+
+teardown() {
+	# a test that stopped S3 must not leave it down for the next ones
+	if [ -e "$BATS_TEST_TMPDIR/s3-stopped" ]; then
+		ferry-sandbox start "$SANDBOX_DIR" s3 >/dev/null
+	fi
+}
+
+# s3_tenant SECRET: a tenant's settings for the sandbox's S3 server
+s3_tenant() {
+	printf '{"s3_server":{"scheme":"http","host":"127.0.0.1","port":%s,"region":"us-east-1","key":"S3RVER","secret":"%s"},"delivery_bucket":"deliveries","multipart_part_size":5242880,"upload_parallel":3}' \
+		"$FERRY_S3_PORT" "$1"
+}
+
+# workspace_of TENANT CID: the request's directory, as lib/workspace.c names it
+workspace_of() {
+	printf '%s/%s/%s' "$FERRY_WORKSPACE" "$1" "$(printf %s "$2" | b2sum -l 128 | cut -c1-32)"
+}
+
+# archive TENANT CID NAME BYTES: random bytes as the request's zip, in its
+# workspace; sets ARCHIVE, MD5, SIZE
+archive() {
+	local dir
+	dir=$(workspace_of "$1" "$2")
+	mkdir -p "$dir"
+	ARCHIVE="$dir/$3"
+	head -c "$4" /dev/urandom >"$ARCHIVE"
+	MD5=$(md5sum <"$ARCHIVE" | cut -c1-32)
+	SIZE=$4
+}
+
+# packed TENANT CID NAME [MD5 [EXPIRES]]: the PACKED item of that archive
+packed() {
+	jq -nc --arg t "$1" --arg c "$2" --arg p "$ARCHIVE" --arg n "$3" --arg m "${4:-$MD5}" \
+		--argjson s "$SIZE" --arg e "${5:-2099-01-01T00:00:00.000Z}" \
+		'{tenant:$t, correlationId:$c, receivedAt:"2026-11-23T10:00:00.000Z", expiresAt:$e,
+		  headers:{}, request:{correlationId:$c, targetDelivery:"s3",
+		  order:{queries:["*"], user:"ana@example.org"}},
+		  files:[{productId:"P1", version:1, name:"a.nc", size:1}], totalSize:1,
+		  archive:{path:$p, name:$n, size:$s, md5:$m}}'
+}
+
+# s3_md5 KEY: md5 of the object as the aws CLI downloads it
+s3_md5() {
+	/usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 cp "s3://deliveries/$1" - | md5sum | cut -c1-32
+}
+
+# s3_absent KEY: no such object
+s3_absent() {
+	run /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3api head-object --bucket deliveries --key "$1"
+	[ "$status" -ne 0 ] && [[ "$output" == *"Not Found"* ]]
+}
+
+state_of() { jq_sql "$FERRY_JOURNAL" "select state from request where correlation_id = '$1'"; }
+
+# s3_log KEY-PATTERN: lines of the S3 server's log about that object
+s3_log() { grep -F -- "$1" "$SANDBOX_DIR/log/s3.log" || true; }
+
+stop_s3() {
+	touch "$BATS_TEST_TMPDIR/s3-stopped"
+	ferry-sandbox stop "$SANDBOX_DIR" s3
+}
+
+@test "a small archive is uploaded with one PUT: DONE on fd 3 with url and md5, workspace removed" {
+	archive p1 c-1 P1_1.zip 1000
+	packed p1 c-1 P1_1.zip >in
+	run bash -c 'ferry-s3-put -v <in 3>fd3 >out'
+	assert_success
+	run cat fd3
+	assert_output "{\"correlationId\":\"c-1\",\"status\":\"DONE\",\"url\":\"s3://deliveries/c-1/P1_1.zip\",\"md5\":\"$MD5\"}"
+	[ "$(s3_md5 c-1/P1_1.zip)" = "$MD5" ]
+	[ -z "$(s3_log 'c-1/P1_1.zip?')" ]          # no multipart request
+	[ ! -e "$(workspace_of p1 c-1)" ]
+	[ ! -s out ]
+	[ "$(state_of c-1)" = DONE ]
+	run jq_sql "$FERRY_JOURNAL" "select item from event where state = 'DONE'"
+	assert_output --partial '"url":"s3://deliveries/c-1/P1_1.zip"'
+}
+
+@test "the md5 in DONE is lowercase even when the item's is uppercase" {
+	archive p1 c-case P1_1.zip 5000
+	packed p1 c-case P1_1.zip "${MD5^^}" >in
+	ferry-s3-put <in 3>fd3
+	run cat fd3
+	assert_output --partial "\"md5\":\"$MD5\""
+	[ "$(s3_md5 c-case/P1_1.zip)" = "$MD5" ]
+}
+
+@test "12 MiB with 5 MiB parts is a multipart upload of 3 parts" {
+	archive p1 c-multi P1_1.zip $((12 * 1048576))
+	packed p1 c-multi P1_1.zip >in
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	assert_success
+	assert_output --partial "(3 parts"
+	run cat fd3
+	assert_output "{\"correlationId\":\"c-multi\",\"status\":\"DONE\",\"url\":\"s3://deliveries/c-multi/P1_1.zip\",\"md5\":\"$MD5\"}"
+	[ "$(s3_md5 c-multi/P1_1.zip)" = "$MD5" ]
+	s3_log 'c-multi/P1_1.zip?uploads=' | grep -q ' 200 '
+	for n in 1 2 3; do s3_log "c-multi/P1_1.zip?partNumber=$n&" | grep -q ' 200 '; done
+	[ -z "$(s3_log 'c-multi/P1_1.zip?partNumber=4&')" ]
+	[ ! -e "$(workspace_of p1 c-multi)" ]
+}
+
+@test "spaces, unicode and '+' in the correlationId and the name make the exact key" {
+	cid='c 1+é/ü~%'
+	archive p1 "$cid" 'P1 1+ä.zip' 3000
+	packed p1 "$cid" 'P1 1+ä.zip' >in
+	run bash -c 'ferry-s3-put <in 3>fd3'
+	assert_success
+	run jq -r '.status + " " + .url' fd3
+	assert_output "DONE s3://deliveries/$cid/P1 1+ä.zip"
+	[ "$(s3_md5 "$cid/P1 1+ä.zip")" = "$MD5" ]
+}
+
+@test "a key that needs multipart and encoding works too" {
+	archive p1 'c 2+é' 'a b.zip' $((6 * 1048576))
+	packed p1 'c 2+é' 'a b.zip' >in
+	ferry-s3-put <in 3>fd3
+	run jq -r .status fd3
+	assert_output DONE
+	[ "$(s3_md5 'c 2+é/a b.zip')" = "$MD5" ]
+}
+
+@test "a zero-byte archive is uploaded" {
+	archive p1 c-empty empty.zip 0
+	packed p1 c-empty empty.zip >in
+	ferry-s3-put <in 3>fd3
+	run cat fd3
+	assert_output '{"correlationId":"c-empty","status":"DONE","url":"s3://deliveries/c-empty/empty.zip","md5":"d41d8cd98f00b204e9800998ecf8427e"}'
+	run /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3api head-object --bucket deliveries --key c-empty/empty.zip
+	assert_success
+	assert_output --partial '"ContentLength": 0'
+}
+
+@test "a wrong archive md5 is ERROR INTERNAL_ERROR after retries; no object is left" {
+	archive p1 c-bad P1_1.zip 2000
+	packed p1 c-bad P1_1.zip 0123456789abcdef0123456789abcdef >in
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	assert_success
+	[ "$(grep -c 'uploading again' <<<"$output")" -eq 2 ]
+	run jq -r '.status + " " + .errorType + " " + .message' fd3
+	assert_output --partial "ERROR INTERNAL_ERROR checksum mismatch for archive P1_1.zip: md5 $MD5"
+	s3_absent c-bad/P1_1.zip
+	[ "$(state_of c-bad)" = ERROR ]
+	[ ! -e "$(workspace_of p1 c-bad)" ]
+}
+
+@test "a wrong md5 in a multipart upload never completes the object" {
+	archive p1 c-badm P1_1.zip $((11 * 1048576))
+	packed p1 c-badm P1_1.zip 0123456789abcdef0123456789abcdef >in
+	ferry-s3-put <in 3>fd3 2>err
+	run jq -r '.status + " " + .message' fd3
+	assert_output --partial "ERROR checksum mismatch for archive P1_1.zip"
+	s3_absent c-badm/P1_1.zip
+	# a multipart upload was begun, and no CompleteMultipartUpload succeeded
+	s3_log 'c-badm/P1_1.zip?uploads=' | grep -q ' 200 '
+	! s3_log 'c-badm/P1_1.zip?uploadId=' | grep -v partNumber | grep -q ' 200 '
+}
+
+@test "an archive whose size is not the item's is a checksum mismatch" {
+	archive p1 c-size P1_1.zip 100
+	SIZE=99
+	packed p1 c-size P1_1.zip >in
+	ferry-s3-put <in 3>fd3
+	run jq -r '.errorType + " " + .message' fd3
+	assert_output "INTERNAL_ERROR checksum mismatch for archive P1_1.zip: the file has 100 bytes, expected 99"
+	s3_absent c-size/P1_1.zip
+}
+
+@test "a missing archive file is ERROR INTERNAL_ERROR naming it" {
+	archive p1 c-gone P1_1.zip 100
+	rm "$ARCHIVE"
+	packed p1 c-gone P1_1.zip >in
+	ferry-s3-put <in 3>fd3
+	run jq -r '.errorType + " " + .message' fd3
+	assert_output --partial "INTERNAL_ERROR upload of archive P1_1.zip to s3://deliveries/c-gone/P1_1.zip failed: unable to open $ARCHIVE"
+}
+
+@test "a wrong secret is ERROR with S3's 403 at once, and the secret is written nowhere" {
+	tenant bad "$(s3_tenant wr0ng-s3cr3t)"
+	archive bad c-403 P1_1.zip $((8 * 1048576))
+	packed bad c-403 P1_1.zip >in
+	archive bad c-403s small.zip 10
+	packed bad c-403s small.zip >>in
+	SECONDS=0
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	assert_success
+	[ "$SECONDS" -lt 5 ]
+	refute_output --partial wr0ng-s3cr3t
+	run cat fd3
+	assert_line --index 0 --partial '"status":"ERROR","errorType":"INTERNAL_ERROR","message":"upload of archive P1_1.zip to s3://deliveries/c-403/P1_1.zip failed: CreateMultipartUpload: 403 SignatureDoesNotMatch: The request signature we calculated does not match'
+	assert_line --index 1 --partial 'failed: PutObject: 403 SignatureDoesNotMatch'
+	refute_output --partial wr0ng-s3cr3t
+	! grep -a -q wr0ng-s3cr3t "$FERRY_JOURNAL"*
+	[ ! -e "$(workspace_of bad c-403)" ]
+}
+
+@test "a tenant without s3_server is ERROR INTERNAL_ERROR" {
+	tenant nos3 '{"request_ttl":1}'
+	archive nos3 c-nos3 P1_1.zip 10
+	packed nos3 c-nos3 P1_1.zip >in
+	ferry-s3-put <in 3>fd3
+	run jq -r '.errorType + " " + .message' fd3
+	assert_output "INTERNAL_ERROR tenant nos3 has no s3_server and delivery_bucket"
+}
+
+@test "an item without an archive is ERROR INTERNAL_ERROR" {
+	jq -nc '{tenant:"p1", correlationId:"c-noarch", request:{a:1}}' >in
+	ferry-s3-put <in 3>fd3
+	run jq -r '.errorType + " " + .message' fd3
+	assert_output --partial "INTERNAL_ERROR item has no valid archive"
+}
+
+@test "an item already DONE is skipped: no second upload, no second response" {
+	archive p1 c-twice P1_1.zip 100
+	packed p1 c-twice P1_1.zip >in
+	ferry-s3-put <in 3>fd3
+	run bash -c 'ferry-s3-put -v <in 3>fd3b'
+	assert_success
+	assert_output --partial "skipped"
+	[ ! -s fd3b ]
+}
+
+@test "-h prints the usage; a bad flag exits 100" {
+	run ferry-s3-put -h
+	assert_success
+	assert_output "usage: ferry-s3-put [-hv] [-j journal] [-t tenants] [-w workspace]"
+	run ferry-s3-put -x
+	[ "$status" -eq 100 ]
+}
+
+@test "S3 down while uploading: retries with backoff, DONE once S3 is back" {
+	archive p1 c-retry P1_1.zip $((12 * 1048576))
+	packed p1 c-retry P1_1.zip >in
+	first=$MD5
+	archive p1 c-retry2 small.zip 500
+	packed p1 c-retry2 small.zip >>in
+	stop_s3
+	ferry-s3-put -v <in 3>fd3 2>err &
+	pid=$!
+	sleep 5
+	ferry-sandbox start "$SANDBOX_DIR" s3 >/dev/null
+	wait "$pid"
+	grep -q 'trying again in 1 s' err
+	grep -q 'trying again in 2 s' err
+	run jq -r '.correlationId + " " + .status' fd3
+	assert_line "c-retry DONE"
+	assert_line "c-retry2 DONE"
+	[ "$(s3_md5 c-retry/P1_1.zip)" = "$first" ]
+	[ "$(s3_md5 c-retry2/small.zip)" = "$MD5" ]
+}
+
+@test "S3 killed in the middle of a multipart upload: parts are sent again, DONE" {
+	archive p1 c-mid P1_1.zip $((200 * 1048576))
+	packed p1 c-mid P1_1.zip >in
+	ferry-s3-put -v <in 3>fd3 2>err &
+	pid=$!
+	# stop S3 once it has stored a part, well before the 40th
+	for _ in $(seq 100); do
+		s3_log 'c-mid/P1_1.zip?partNumber=' | grep -q ' 200 ' && break
+		sleep 0.05
+	done
+	stop_s3
+	sleep 4
+	ferry-sandbox start "$SANDBOX_DIR" s3 >/dev/null
+	wait "$pid"
+	grep -q 'UploadPart [0-9]*: .*trying again' err
+	run jq -r '.status + " " + .md5' fd3
+	assert_output "DONE $MD5"
+	[ "$(s3_md5 c-mid/P1_1.zip)" = "$MD5" ]
+}
+
+@test "S3 down until the request expires: ERROR EXPIRED naming the expiration date" {
+	archive p1 c-exp P1_1.zip 1000
+	expires=$(date -u -d '+5 seconds' +%Y-%m-%dT%H:%M:%S.000Z)
+	packed p1 c-exp P1_1.zip "$MD5" "$expires" >in
+	stop_s3
+	SECONDS=0
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	assert_success
+	[ "$SECONDS" -le 8 ]
+	assert_output --partial "deadline reached; last failure: PutObject:"
+	run cat fd3
+	assert_output "{\"correlationId\":\"c-exp\",\"status\":\"ERROR\",\"errorType\":\"EXPIRED\",\"message\":\"The request date has reached the expiration limit '$expires'\"}"
+	[ "$(state_of c-exp)" = ERROR ]
+	[ ! -e "$(workspace_of p1 c-exp)" ]
+}
+
+@test "SIGTERM while retrying leaves the request for the next run, which finishes it" {
+	archive p1 c-term P1_1.zip 1000
+	packed p1 c-term P1_1.zip >in
+	stop_s3
+	ferry-s3-put <in 3>fd3 2>err &
+	pid=$!
+	sleep 1.5
+	kill -TERM "$pid"
+	wait "$pid"
+	[ ! -s fd3 ]
+	[ "$(state_of c-term)" = UPLOADING ]
+	[ -e "$ARCHIVE" ]
+	ferry-sandbox start "$SANDBOX_DIR" s3 >/dev/null
+	rm "$BATS_TEST_TMPDIR/s3-stopped"
+	ferry-s3-put </dev/null 3>fd3
+	run jq -r '.correlationId + " " + .status' fd3
+	assert_output "c-term DONE"
+	[ "$(s3_md5 c-term/P1_1.zip)" = "$MD5" ]
+}
