@@ -143,13 +143,32 @@ static void verdict(struct run *r, int st, int timed_out, int timeout_s,
 	}
 }
 
+static int run_command(const char *path, const char *item_json, int timeout_ms,
+    volatile sig_atomic_t *stop, struct run *rp, int in[2], int out[2], int err[2],
+    struct ordercmd_result *res);
+
 int ordercmd_run(const char *path, const char *item_json, int timeout_ms,
     volatile sig_atomic_t *stop, ordercmd_line_fn *fn, void *arg,
     struct ordercmd_result *res)
 {
 	int in[2], out[2], err[2];
 	struct run r = { .fn = fn, .arg = arg };
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
 	memset(res, 0, sizeof *res);
+	/* a command that exits without reading its stdin must give us EPIPE,
+	 * not kill us with SIGPIPE, whatever the caller did with the signal */
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, &old);
+	int rc = run_command(path, item_json, timeout_ms, stop, &r, in, out, err, res);
+	sigaction(SIGPIPE, &old, NULL);
+	return rc;
+}
+
+static int run_command(const char *path, const char *item_json, int timeout_ms,
+    volatile sig_atomic_t *stop, struct run *rp, int in[2], int out[2], int err[2],
+    struct ordercmd_result *res)
+{
+	struct run r = *rp;
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
 		snprintf(res->message, sizeof res->message, "pipe: %s", strerror(errno));
 		return -1;
