@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 
+#include "db.h"
 #include "catalog.h"
 #include "query.h"
 #include "util.h"
@@ -98,16 +99,6 @@ struct catalog {
 
 /* --- errors and statements -------------------------------------------- */
 
-static int rc_temporary(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_IOERR:
-	case SQLITE_NOMEM: case SQLITE_INTERRUPT:
-		return 1;
-	default:
-		return 0;
-	}
-}
 
 /* Record a failure of `what` with SQLite's reason; always -1. */
 static int fail(catalog *c, int rc, const char *what)
@@ -118,7 +109,7 @@ static int fail(catalog *c, int rc, const char *what)
 		snprintf(c->err, sizeof c->err, "catalog %s: %s: %s (%s)", c->path, what, why, strerror(sys));
 	else
 		snprintf(c->err, sizeof c->err, "catalog %s: %s: %s", c->path, what, why);
-	c->temporary = rc_temporary(rc);
+	c->temporary = db_temporary(rc);
 	return -1;
 }
 
@@ -146,35 +137,20 @@ static int exec(catalog *c, const char *s, const char *what)
 /* the cached statement q, or NULL (error recorded) */
 static sqlite3_stmt *stmt(catalog *c, enum st q)
 {
-	if (!c->st[q]) {
-		int rc = sqlite3_prepare_v3(c->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &c->st[q], NULL);
-		if (rc != SQLITE_OK) {
-			fail(c, rc, "prepare");
-			return NULL;
-		}
-	}
-	return c->st[q];
+	int rc;
+	sqlite3_stmt *s = db_cached(c->db, &c->st[q], sql[q], &rc);
+	if (!s)
+		fail(c, rc, "prepare");
+	return s;
 }
 
-static void done(sqlite3_stmt *s)
-{
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-}
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, i);
-}
 
 /* step a statement that returns no rows; 0 or -1 */
 static int run(catalog *c, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
-	done(s);
+	db_done(s);
 	return rc == SQLITE_DONE ? 0 : fail(c, rc, what);
 }
 
@@ -182,14 +158,7 @@ static int run(catalog *c, sqlite3_stmt *s, const char *what)
 
 static int pragma_int(catalog *c, const char *q, int64_t *out)
 {
-	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(c->db, q, -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return fail(c, rc, "open");
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	int rc = db_pragma_int(c->db, q, out);
 	return rc == SQLITE_ROW ? 0 : fail(c, rc, "open");
 }
 
@@ -533,7 +502,7 @@ static int insert_tags(catalog *c, int64_t id, const cJSON *tags)
 	sqlite3_stmt *s = stmt(c, ST_TAG);
 	for (const cJSON *t = tags ? tags->child : NULL; s && t; t = t->next) {
 		sqlite3_bind_int64(s, 1, id);
-		bind_text(s, 2, t->valuestring);
+		db_bind_text(s, 2, t->valuestring);
 		if (run(c, s, "add tag") < 0)
 			return -1;
 	}
@@ -561,8 +530,8 @@ static int insert_value(catalog *c, sqlite3_stmt *s, int64_t id, const char *nam
 	if (cJSON_IsNull(v))
 		return 0;
 	sqlite3_bind_int64(s, 1, id);
-	bind_text(s, 2, name);
-	bind_text(s, 3, scalar_text(v, buf, sizeof buf));
+	db_bind_text(s, 2, name);
+	db_bind_text(s, 3, scalar_text(v, buf, sizeof buf));
 	return run(c, s, "add attribute");
 }
 
@@ -591,13 +560,13 @@ static int insert_files(catalog *c, int64_t id, const cJSON *files)
 			md5[k] = (char)(cf.md5[k] | 0x20);       /* hex digits: lowercase */
 		md5[32] = '\0';
 		sqlite3_bind_int64(s, 1, id);
-		bind_text(s, 2, cf.data_type);
-		bind_text(s, 3, cf.name);
-		bind_text(s, 4, cf.url);
+		db_bind_text(s, 2, cf.data_type);
+		db_bind_text(s, 3, cf.name);
+		db_bind_text(s, 4, cf.url);
 		sqlite3_bind_int64(s, 5, cf.size);
-		bind_text(s, 6, md5);
+		db_bind_text(s, 6, md5);
 		int rc = sqlite3_step(s);
-		done(s);
+		db_done(s);
 		if ((rc & 0xff) == SQLITE_CONSTRAINT)
 			return failf(c, 0, "files[%d].name: \"%.200s\" is already a file of this product",
 			    i, cf.name);
@@ -612,13 +581,13 @@ static int insert_product(catalog *c, const struct product *p)
 	sqlite3_stmt *del = stmt(c, ST_DELETE), *ins = stmt(c, ST_PRODUCT);
 	if (!del || !ins)
 		return -1;
-	bind_text(del, 1, p->id.product_id);
+	db_bind_text(del, 1, p->id.product_id);
 	sqlite3_bind_int64(del, 2, p->id.version);
 	if (run(c, del, "replace product") < 0)
 		return -1;
-	bind_text(ins, 1, p->id.product_id);
+	db_bind_text(ins, 1, p->id.product_id);
 	sqlite3_bind_int64(ins, 2, p->id.version);
-	bind_text(ins, 3, p->dataset ? p->dataset->valuestring : NULL);
+	db_bind_text(ins, 3, p->dataset ? p->dataset->valuestring : NULL);
 	if (run(c, ins, "add product") < 0)
 		return -1;
 	int64_t id = sqlite3_last_insert_rowid(c->db);
@@ -688,10 +657,10 @@ static int each_row(catalog *c, enum st q, int64_t id, cJSON *obj,
 	sqlite3_bind_int64(s, 1, id);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if (put(obj, s) < 0) {
-			done(s);
+			db_done(s);
 			return failf(c, 1, "catalog %s: list: %s", c->path, strerror(ENOMEM));
 		}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_DONE ? 0 : fail(c, rc, "list");
 }
 
@@ -760,7 +729,7 @@ int catalog_list(catalog *c, catalog_product_fn *fn, void *arg)
 	if (!stop && rc != SQLITE_ROW && rc != SQLITE_DONE)
 		fail(c, rc, "list");
 	int ok = stop || rc == SQLITE_DONE;
-	done(s);
+	db_done(s);
 	sqlite3_exec(c->db, "RELEASE list", NULL, NULL, NULL);
 	return ok ? n : -1;
 }
@@ -1024,7 +993,7 @@ static int stream(catalog *c, sqlite3_stmt *s, catalog_file_fn *fn, void *arg)
 		if (fn(arg, &f))
 			break;
 	}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : fail(c, rc, "resolve");
 }
 

@@ -13,6 +13,7 @@
 
 #include <sqlite3.h>
 
+#include "db.h"
 #include "journal.h"
 #include "util.h"
 
@@ -224,16 +225,6 @@ int journal_state_known(const char *state)
 	return 0;
 }
 
-static int rc_temporary(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_IOERR:
-	case SQLITE_INTERRUPT:
-		return 1;
-	default:
-		return 0;
-	}
-}
 
 /* Record a failure of `what` with SQLite's reason; always returns -1. */
 static int fail(journal *j, int rc, const char *what)
@@ -244,7 +235,7 @@ static int fail(journal *j, int rc, const char *what)
 		snprintf(j->err, sizeof j->err, "journal %s: %s: %s (%s)", j->path, what, why, strerror(sys));
 	else
 		snprintf(j->err, sizeof j->err, "journal %s: %s: %s", j->path, what, why);
-	j->temporary = rc_temporary(rc);
+	j->temporary = db_temporary(rc);
 	return -1;
 }
 
@@ -278,41 +269,21 @@ static int exec(journal *j, const char *s, const char *what)
 /* The cached statement for q, reset and unbound, or NULL (error recorded). */
 static sqlite3_stmt *stmt(journal *j, enum st q)
 {
-	if (!j->st[q]) {
-		int rc = sqlite3_prepare_v3(j->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &j->st[q], NULL);
-		if (rc != SQLITE_OK) {
-			fail(j, rc, "prepare");
-			return NULL;
-		}
-	}
-	return j->st[q];
+	int rc;
+	sqlite3_stmt *s = db_cached(j->db, &j->st[q], sql[q], &rc);
+	if (!s)
+		fail(j, rc, "prepare");
+	return s;
 }
 
-static void done(sqlite3_stmt *s)
-{
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-}
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, i);
-}
 
-static char *col_dup(sqlite3_stmt *s, int i)
-{
-	const unsigned char *t = sqlite3_column_text(s, i);
-	return t ? strdup((const char *)t) : NULL;
-}
 
 /* Run a statement that returns no rows; the number of changed rows or -1. */
 static int run(journal *j, sqlite3_stmt *s, const char *what)
 {
 	int rc = sqlite3_step(s);
-	done(s);
+	db_done(s);
 	if (rc != SQLITE_DONE)
 		return fail(j, rc, what);
 	return sqlite3_changes(j->db);
@@ -346,14 +317,7 @@ static void tx_rollback(journal *j)
 
 static int pragma_int(journal *j, const char *q, int64_t *out)
 {
-	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(j->db, q, -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return fail(j, rc, q);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	int rc = db_pragma_int(j->db, q, out);
 	return rc == SQLITE_ROW ? 0 : fail(j, rc, q);
 }
 
@@ -505,13 +469,13 @@ static int insert_event(journal *j, int64_t req, const char *stage, const char *
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, req);
-	bind_text(s, 2, stage);
-	bind_text(s, 3, state);
+	db_bind_text(s, 2, stage);
+	db_bind_text(s, 3, state);
 	if (started > 0)
 		sqlite3_bind_int64(s, 4, started);
 	sqlite3_bind_int64(s, 5, at);
 	sqlite3_bind_int64(s, 6, bytes);
-	bind_text(s, 7, item);
+	db_bind_text(s, 7, item);
 	return run(j, s, "insert event") < 0 ? -1 : 0;
 }
 
@@ -521,14 +485,14 @@ static int find(journal *j, const char *tenant, const char *cid, const char *fp,
 	sqlite3_stmt *s = stmt(j, ST_FIND);
 	if (!s)
 		return -1;
-	bind_text(s, 1, tenant);
-	bind_text(s, 2, cid);
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		const char *have = (const char *)sqlite3_column_text(s, 1);
 		*same = have && fp && strcmp(have, fp) == 0;
 	}
-	done(s);
+	db_done(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(j, rc, "find request");
 	return rc == SQLITE_ROW;
@@ -539,10 +503,10 @@ static int insert_request(journal *j, const struct jregister *r, int64_t now)
 	sqlite3_stmt *s = stmt(j, ST_INSERT_REQ);
 	if (!s)
 		return -1;
-	bind_text(s, 1, r->tenant);
-	bind_text(s, 2, r->cid);
-	bind_text(s, 3, r->fingerprint);
-	bind_text(s, 4, r->state);
+	db_bind_text(s, 1, r->tenant);
+	db_bind_text(s, 2, r->cid);
+	db_bind_text(s, 3, r->fingerprint);
+	db_bind_text(s, 4, r->state);
 	sqlite3_bind_int64(s, 5, r->received_ms > 0 ? r->received_ms : now);
 	if (r->expires_ms > 0)
 		sqlite3_bind_int64(s, 6, r->expires_ms);
@@ -585,12 +549,12 @@ int journal_claim(journal *j, enum jstage st, const char *tenant, const char *ci
 	sqlite3_stmt *s = stmt(j, ST_CLAIM);
 	if (!s)
 		return -1;
-	bind_text(s, 1, si->busy);
-	bind_text(s, 2, j->owner);
+	db_bind_text(s, 1, si->busy);
+	db_bind_text(s, 2, j->owner);
 	sqlite3_bind_int64(s, 3, util_now_ms());
-	bind_text(s, 4, tenant);
-	bind_text(s, 5, cid);
-	bind_text(s, 6, si->input);
+	db_bind_text(s, 4, tenant);
+	db_bind_text(s, 5, cid);
+	db_bind_text(s, 6, si->input);
 	int n = run(j, s, "claim");
 	return n < 0 ? -1 : n > 0;
 }
@@ -602,21 +566,21 @@ static int finish(journal *j, const struct jcommit *c, int64_t now, int64_t *id,
 	sqlite3_stmt *s = stmt(j, any ? ST_FINISH_ANY : ST_FINISH);
 	if (!s)
 		return -1;
-	bind_text(s, 1, c->state);
+	db_bind_text(s, 1, c->state);
 	sqlite3_bind_int64(s, 2, now);
-	bind_text(s, 3, c->error_type);
+	db_bind_text(s, 3, c->error_type);
 	sqlite3_bind_int64(s, 4, c->expires_ms);
-	bind_text(s, 5, c->tenant);
-	bind_text(s, 6, c->cid);
+	db_bind_text(s, 5, c->tenant);
+	db_bind_text(s, 6, c->cid);
 	if (!any)
-		bind_text(s, 7, stages[c->stage].busy);
+		db_bind_text(s, 7, stages[c->stage].busy);
 	int rc = sqlite3_step(s), found = rc == SQLITE_ROW;
 	if (found) {
 		*id = sqlite3_column_int64(s, 0);
 		*claimed = sqlite3_column_int64(s, 1);
 		rc = sqlite3_step(s);
 	}
-	done(s);
+	db_done(s);
 	if (rc != SQLITE_DONE)
 		return fail(j, rc, "commit state");
 	return found;
@@ -628,10 +592,10 @@ static int outbox_insert(journal *j, const char *tenant, const char *cid,
 	sqlite3_stmt *s = stmt(j, ST_OUTBOX_PUT);
 	if (!s)
 		return -1;
-	bind_text(s, 1, tenant);
-	bind_text(s, 2, cid);
-	bind_text(s, 3, body);
-	bind_text(s, 4, headers);
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	db_bind_text(s, 3, body);
+	db_bind_text(s, 4, headers);
 	sqlite3_bind_int64(s, 5, now);
 	int n = run(j, s, "insert outbox");
 	if (n == 0)
@@ -668,8 +632,8 @@ int journal_progress(journal *j, const char *tenant, const char *cid, int64_t do
 	sqlite3_bind_int64(s, 1, doneb);
 	sqlite3_bind_int64(s, 2, total);
 	sqlite3_bind_int64(s, 3, util_now_ms());
-	bind_text(s, 4, tenant);
-	bind_text(s, 5, cid);
+	db_bind_text(s, 4, tenant);
+	db_bind_text(s, 5, cid);
 	return run(j, s, "progress") < 0 ? -1 : 0;
 }
 
@@ -681,9 +645,9 @@ int journal_takeback(journal *j, enum jstage st)
 	sqlite3_stmt *s = stmt(j, ST_TAKEBACK);
 	if (!s)
 		return -1;
-	bind_text(s, 1, si->input);
+	db_bind_text(s, 1, si->input);
 	sqlite3_bind_int64(s, 2, util_now_ms());
-	bind_text(s, 3, si->busy);
+	db_bind_text(s, 3, si->busy);
 	return run(j, s, "take back");
 }
 
@@ -698,7 +662,7 @@ static int collect_ids(journal *j, enum st q, const char *text, int64_t num,
 	if (!s)
 		return -1;
 	if (text)
-		bind_text(s, 1, text);
+		db_bind_text(s, 1, text);
 	else
 		sqlite3_bind_int64(s, 1, num);
 	int rc;
@@ -707,14 +671,14 @@ static int collect_ids(journal *j, enum st q, const char *text, int64_t num,
 			cap = cap ? 2 * cap : 64;
 			int64_t *p = realloc(*ids, cap * sizeof *p);
 			if (!p) {
-				done(s);
+				db_done(s);
 				return failf(j, 0, "%s", strerror(ENOMEM));
 			}
 			*ids = p;
 		}
 		(*ids)[(*n)++] = sqlite3_column_int64(s, 0);
 	}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_DONE ? 0 : fail(j, rc, "select");
 }
 
@@ -730,16 +694,16 @@ static int walk(journal *j, enum st q, const char *state, const int64_t *ids, si
 			return -1;
 		sqlite3_bind_int64(s, 1, ids[i]);
 		if (state)
-			bind_text(s, 2, state);
+			db_bind_text(s, 2, state);
 		int rc = sqlite3_step(s);
 		if (rc != SQLITE_ROW) {
-			done(s);
+			db_done(s);
 			if (rc != SQLITE_DONE)
 				return fail(j, rc, "load item");
 			continue;
 		}
-		char *t = col_dup(s, 0), *c = col_dup(s, 1), *item = col_dup(s, 2);
-		done(s);
+		char *t = db_col_dup(s, 0), *c = db_col_dup(s, 1), *item = db_col_dup(s, 2);
+		db_done(s);
 		int stop = t && c ? fn(arg, t, c, item) : 0;
 		visited++;
 		free(t);
@@ -813,7 +777,7 @@ int journal_next_expiry(journal *j, int64_t after_ms, int64_t *ms)
 		*ms = sqlite3_column_int64(s, 0);
 		found = 1;
 	}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_ROW ? found : fail(j, rc, "next expiry");
 }
 
@@ -823,12 +787,12 @@ int journal_get(journal *j, const char *tenant, const char *cid, struct jrequest
 	sqlite3_stmt *s = stmt(j, ST_GET);
 	if (!s)
 		return -1;
-	bind_text(s, 1, tenant);
-	bind_text(s, 2, cid);
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
-		request_row(s, r, col_dup);
-	done(s);
+		request_row(s, r, db_col_dup);
+	db_done(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(j, rc, "get request");
 	if (rc == SQLITE_ROW && (!r->tenant || !r->cid || !r->state)) {
@@ -855,8 +819,8 @@ int journal_history(journal *j, const char *tenant, const char *cid,
 	sqlite3_stmt *s = stmt(j, ST_HISTORY);
 	if (!s)
 		return -1;
-	bind_text(s, 1, tenant);
-	bind_text(s, 2, cid);
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
 	int rc, count = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct jevent e = {
@@ -874,7 +838,7 @@ int journal_history(journal *j, const char *tenant, const char *cid,
 			break;
 		}
 	}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_DONE ? count : fail(j, rc, "history");
 }
 
@@ -889,12 +853,12 @@ char *journal_input_item(journal *j, enum jstage st, const char *tenant, const c
 	sqlite3_stmt *s = stmt(j, ST_INPUT_ITEM);
 	if (!s)
 		return NULL;
-	bind_text(s, 1, tenant);
-	bind_text(s, 2, cid);
-	bind_text(s, 3, si->input);
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	db_bind_text(s, 3, si->input);
 	int rc = sqlite3_step(s);
-	char *item = rc == SQLITE_ROW ? col_dup(s, 0) : NULL;
-	done(s);
+	char *item = rc == SQLITE_ROW ? db_col_dup(s, 0) : NULL;
+	db_done(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		fail(j, rc, "input item");
 	return item;
@@ -932,7 +896,7 @@ static int outbox_rows(journal *j, sqlite3_stmt *s, journal_outbox_fn *fn, void 
 			break;
 		}
 	}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_DONE ? count : fail(j, rc, "outbox");
 }
 
@@ -953,8 +917,8 @@ int journal_outbox_of(journal *j, const char *tenant, const char *cid,
 	sqlite3_stmt *s = stmt(j, ST_OUTBOX_OF);
 	if (!s)
 		return -1;
-	bind_text(s, 1, tenant);
-	bind_text(s, 2, cid);
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
 	return outbox_rows(j, s, fn, arg);
 }
 
@@ -985,8 +949,8 @@ int journal_resend_latest(journal *j, const char *tenant, const char *cid)
 	sqlite3_stmt *s = stmt(j, ST_RESEND);
 	if (!s)
 		return -1;
-	bind_text(s, 1, tenant);
-	bind_text(s, 2, cid);
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
 	sqlite3_bind_int64(s, 3, util_now_ms());
 	int n = run(j, s, "resend");
 	return n < 0 ? -1 : n > 0;
@@ -1019,7 +983,7 @@ static void bind_named(sqlite3_stmt *s, const char *name, const char *text, int6
 {
 	int i = sqlite3_bind_parameter_index(s, name);
 	if (i > 0 && text)
-		bind_text(s, i, text);
+		db_bind_text(s, i, text);
 	else if (i > 0)
 		sqlite3_bind_int64(s, i, num);
 }
@@ -1084,7 +1048,7 @@ int journal_count_by(journal *j, enum jcount by, journal_count_fn *fn, void *arg
 			break;
 		}
 	}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_DONE ? count : fail(j, rc, "count");
 }
 
@@ -1099,7 +1063,7 @@ static int scalar(journal *j, enum st q, int64_t arg, int64_t *out)
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(s, 0);
-	done(s);
+	db_done(s);
 	return rc == SQLITE_ROW ? 0 : fail(j, rc, "totals");
 }
 
@@ -1333,19 +1297,19 @@ static int dead_claims(journal *j, struct claim **out, size_t *n)
 		if (*n == cap) {
 			struct claim *p = realloc(*out, (cap = cap ? 2 * cap : 16) * sizeof *p);
 			if (!p) {
-				done(s);
+				db_done(s);
 				return failf(j, 0, "%s", strerror(ENOMEM));
 			}
 			*out = p;
 		}
 		struct claim *c = &(*out)[(*n)++];
 		c->id = sqlite3_column_int64(s, 0);
-		c->tenant = col_dup(s, 1);
-		c->cid = col_dup(s, 2);
-		c->state = col_dup(s, 3);
-		c->owner = col_dup(s, 4);
+		c->tenant = db_col_dup(s, 1);
+		c->cid = db_col_dup(s, 2);
+		c->state = db_col_dup(s, 3);
+		c->owner = db_col_dup(s, 4);
 	}
-	done(s);
+	db_done(s);
 	return rc == SQLITE_DONE ? 0 : fail(j, rc, "dead-owner");
 }
 
@@ -1356,10 +1320,10 @@ static int still_claimed(journal *j, const struct claim *c)
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, c->id);
-	bind_text(s, 2, c->state);
-	bind_text(s, 3, c->owner);
+	db_bind_text(s, 2, c->state);
+	db_bind_text(s, 3, c->owner);
 	int rc = sqlite3_step(s), still = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > 0;
-	done(s);
+	db_done(s);
 	return rc == SQLITE_ROW ? still : fail(j, rc, "dead-owner");
 }
 

@@ -1,0 +1,61 @@
+/* db: SQLite helpers shared by lib/journal.c and lib/catalog.c (see db.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+
+int db_temporary(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_IOERR:
+	case SQLITE_NOMEM: case SQLITE_INTERRUPT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+sqlite3_stmt *db_cached(sqlite3 *db, sqlite3_stmt **slot, const char *sql, int *rc)
+{
+	if (!*slot) {
+		*rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+		if (*rc != SQLITE_OK) {
+			*slot = NULL;
+			return NULL;
+		}
+	}
+	return *slot;
+}
+
+void db_done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+void db_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+char *db_col_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+int db_pragma_int(sqlite3 *db, const char *q, int64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(db, q, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return rc;
+}
