@@ -903,6 +903,8 @@ static void mpu_free(struct mpu *p)
 	free(p);
 }
 
+enum { S3_BUFFER_MAX = 48 << 20 };
+
 static struct mpu *mpu_new(struct up *x)
 {
 	struct mpu *p = calloc(1, sizeof *p);
@@ -911,6 +913,10 @@ static struct mpu *mpu_new(struct up *x)
 	p->x = x;
 	p->nparts = (int)((x->u->size + x->psize - 1) / x->psize);
 	p->nslots = x->u->parallel < 1 ? 1 : x->u->parallel;
+	/* part buffers are the upload's memory: keep them under S3_BUFFER_MAX
+	 * (every program stays under 64 MiB RSS), fewer parts in flight if need be */
+	if ((uint64_t)p->nslots * x->psize > S3_BUFFER_MAX)
+		p->nslots = x->psize >= S3_BUFFER_MAX ? 1 : (int)(S3_BUFFER_MAX / x->psize);
 	if (p->nslots > p->nparts)
 		p->nslots = p->nparts;
 	p->next = 1;
