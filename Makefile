@@ -74,7 +74,7 @@ demo: deps
 
 lint: all
 	mandoc -Tlint -W warning $(MAN1) $(MAN7)
-	@if command -v shellcheck >/dev/null; then shellcheck -s sh $(filter-out scripts/%.bash scripts/%.js,$(SCRIPTSRC)); \
+	@if command -v shellcheck >/dev/null; then shellcheck $(filter-out scripts/%.js,$(SCRIPTSRC)) test/run-tests .ci/run; \
 	else echo "lint: shellcheck not installed, scripts not checked"; fi
 
 install: all
