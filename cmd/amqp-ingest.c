@@ -238,17 +238,18 @@ int main(int argc, char **argv)
 		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
 
 	while (!stop) {
-		bus *b = NULL;
-		if (bus_open(o.url, &b, err, sizeof err) < 0 || bus_declare(b, &names) < 0 ||
-		    bus_consume(b, names.request_queue, o.prefetch) < 0) {
-			err_warn("%s; retrying in %d s", b ? bus_error(b) : err, backoff);
-			if (b)
-				bus_close(b);
+		bus *b = bus_connect(o.url, &names, err, sizeof err);
+		if (b && bus_consume(b, names.request_queue, o.prefetch) < 0) {
+			snprintf(err, sizeof err, "%s", bus_error(b));
+			bus_close(b);
 			b = NULL;
+		}
+		if (!b) {
+			err_warn("%s; retrying in %d s", err, backoff);
 			if (o.once && backoff >= 8)
 				err_die(EXIT_TEMP, "broker unreachable; giving up (-1 mode)");
 			sleep((unsigned)backoff);
-			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+			backoff = util_backoff_next(backoff);
 			continue;
 		}
 		err_info("consuming %s", names.request_queue);
@@ -258,7 +259,7 @@ int main(int argc, char **argv)
 		bus_close(b);
 		if (util_mono_ms() - connected < 2000 && !stop) {
 			sleep((unsigned)backoff);
-			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+			backoff = util_backoff_next(backoff);
 		} else {
 			backoff = 1;
 		}

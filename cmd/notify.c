@@ -188,15 +188,18 @@ int main(int argc, char **argv)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 
 	while (!stop) {
-		bus *b = NULL;
-		if (bus_open(o.url, &b, err, sizeof err) < 0 || bus_declare(b, &names) < 0 ||
-		    bus_confirm_select(b) < 0) {
-			err_warn("%s; retrying in %d s", b ? bus_error(b) : err, backoff);
+		bus *b = bus_connect(o.url, &names, err, sizeof err);
+		if (b && bus_confirm_select(b) < 0) {
+			snprintf(err, sizeof err, "%s", bus_error(b));
 			bus_close(b);
+			b = NULL;
+		}
+		if (!b) {
+			err_warn("%s; retrying in %d s", err, backoff);
 			if (o.once && backoff >= 8)
 				err_die(EXIT_TEMP, "broker unreachable; giving up (-1 mode)");
 			sleep((unsigned)backoff);
-			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+			backoff = util_backoff_next(backoff);
 			continue;
 		}
 		int64_t connected = util_mono_ms();
@@ -215,7 +218,7 @@ int main(int argc, char **argv)
 		 * must not become a tight loop */
 		if (util_mono_ms() - connected < 2000) {
 			sleep((unsigned)backoff);
-			backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+			backoff = util_backoff_next(backoff);
 		} else {
 			backoff = 1;
 		}

@@ -149,7 +149,7 @@ static void resolve_command(struct order *o, struct driver_job *job, struct ctx 
     struct driver_result *r)
 {
 	char *text = item_print(job->item);
-	for (int pause = 1; text; pause = pause * 2 > 30 ? 30 : pause * 2) {
+	for (int pause = 1; text; pause = util_backoff_next(pause)) {
 		struct ordercmd_result res;
 		cJSON_Delete(o->files);
 		o->files = cJSON_CreateArray();

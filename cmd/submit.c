@@ -208,11 +208,10 @@ int main(int argc, char **argv)
 	bus_names_from_env(&names);
 	if (bus_url_check(o.url, err, sizeof err) < 0)
 		err_die(EXIT_PERM, "%s", err);
-	if (bus_open(o.url, &b, err, sizeof err) < 0)
-		err_die(EXIT_TEMP, "%s", err);
 	/* the topology first: a request exchange bound to nothing drops requests */
-	if (bus_declare(b, &names) < 0 ||
-	    bus_listen(b, NULL, names.response_exchange, queue, sizeof queue) < 0 ||
+	if (!(b = bus_connect(o.url, &names, err, sizeof err)))
+		err_die(EXIT_TEMP, "%s", err);
+	if (bus_listen(b, NULL, names.response_exchange, queue, sizeof queue) < 0 ||
 	    bus_confirm_select(b) < 0)
 		err_die(EXIT_TEMP, "%s", bus_error(b));
 	const char *hn[] = { "regards.tenant" }, *hv[] = { o.tenant };

@@ -153,6 +153,19 @@ fail:
 	return -1;
 }
 
+bus *bus_connect(const char *url, const struct bus_names *n, char *err, size_t errlen)
+{
+	bus *b;
+	if (bus_open(url, &b, err, errlen) < 0)
+		return NULL;
+	if (bus_declare(b, n) < 0) {
+		snprintf(err, errlen, "%s", b->err);
+		bus_close(b);
+		return NULL;
+	}
+	return b;
+}
+
 void bus_close(bus *b)
 {
 	if (!b)

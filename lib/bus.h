@@ -38,6 +38,10 @@ void bus_close(bus *b);
 const char *bus_error(const bus *b);
 int bus_fd(const bus *b);                 /* the socket, for poll(2) */
 
+/* bus_open then bus_declare: a usable connection with the topology in
+ * place, or NULL and why in err (nothing left open). */
+bus *bus_connect(const char *url, const struct bus_names *n, char *err, size_t errlen);
+
 /* Declare every exchange, queue and binding idempotently. */
 int bus_declare(bus *b, const struct bus_names *n);
 

@@ -217,6 +217,11 @@ const char *util_env(const char *name, const char *dflt)
 	return v && *v ? v : dflt;
 }
 
+int util_backoff_next(int seconds)
+{
+	return seconds * 2 > 30 ? 30 : seconds * 2;
+}
+
 int util_fd_open(int fd)
 {
 	return fcntl(fd, F_GETFD) != -1;

@@ -37,6 +37,9 @@ int util_utf8_valid(const char *s, size_t n);
  * empty file) */
 const char *util_env(const char *name, const char *dflt);
 
+/* the next pause of a capped exponential backoff: 1, 2, 4 ... 30 s */
+int util_backoff_next(int seconds);
+
 /* 1 if fd is open */
 int util_fd_open(int fd);
 
