@@ -6,14 +6,55 @@
 //   node amqp-peek.js count URL QUEUE              print the number of ready messages
 //   node amqp-peek.js publish URL EXCHANGE TENANT BODY [PRIORITY] [APP_ID]
 //                                                  publish persistent, with those properties
+//   node amqp-peek.js stream URL EXCHANGE [PER_SECOND] publish each stdin line
+//     {"tenant":..., "body":...} persistent and confirmed, at most PER_SECOND a
+//     second; when the broker goes away, reconnect and publish again what was
+//     not confirmed (a broker restart loses nothing, may duplicate)
 // Exits 1 when fewer than N messages arrived within SECONDS (default 20).
 'use strict';
 const path = require('path');
 const amqp = require(path.join(process.env.FERRY_NODE_DIR ||
   path.join(__dirname, '..', '.deps', 'node'), 'node_modules', 'amqplib'));
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function stream(url, exchange, perSecond) {
+  const lines = require('fs').readFileSync(0, 'utf8').split('\n').filter((l) => l.trim());
+  const gap = perSecond > 0 ? 1000 / perSecond : 0;
+  let conn = null, ch = null, reconnects = 0;
+  for (const line of lines) {
+    const m = JSON.parse(line);
+    for (;;) {
+      try {
+        if (!ch) {
+          conn = await amqp.connect(url);
+          conn.on('error', () => {});
+          ch = await conn.createConfirmChannel();
+          ch.on('error', () => {});
+        }
+        ch.publish(exchange, '', Buffer.from(m.body), { persistent: true,
+          contentType: 'application/json', headers: { 'regards.tenant': m.tenant } });
+        await ch.waitForConfirms();
+        break;
+      } catch (e) {
+        reconnects++;
+        try { if (conn) await conn.close(); } catch (e2) { /* gone already */ }
+        conn = null; ch = null;
+        await sleep(500);
+      }
+    }
+    if (gap) await sleep(gap);
+  }
+  if (conn) await conn.close();
+  console.error(`amqp-peek: ${lines.length} published, ${reconnects} reconnects`);
+}
+
 async function main() {
   const [cmd, url, queue, arg, secs] = process.argv.slice(2);
+  if (cmd === 'stream') {
+    await stream(url, queue, Number(arg || 0));
+    process.exit(0);
+  }
   const conn = await amqp.connect(url);
   const ch = await conn.createChannel();
   let rc = 0;

@@ -34,7 +34,8 @@ setup_file() {
 
 teardown_file() {
 	# the chain: SIGTERM to ingest ends it; validate then sees EOF
-	pkill -TERM -f "ferry-amqp-ingest -v" 2>/dev/null
+	export FERRY_JOURNAL="$BATS_FILE_TMPDIR/journal.db"
+	ferry_procs | awk '$2 == "ferry-amqp-ingest" { print $1 }' | xargs -r kill -TERM 2>/dev/null
 	kill "$(cat "$BATS_FILE_TMPDIR/notify.pid")" 2>/dev/null
 	wait 2>/dev/null
 	sandbox_down
@@ -226,8 +227,9 @@ body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":
 	node -e 'require("fs").readFileSync("resp","utf8").trim().split("\n").forEach(l => {
 		if (Buffer.byteLength(JSON.parse(l).body) > 4096) { console.error("too long"); process.exit(1); } })'
 	kill -0 "$(cat "$BATS_FILE_TMPDIR/notify.pid")"
-	pgrep -f 'ferry-amqp-ingest -v' >/dev/null
-	pgrep -f 'ferry-request-validate -v' >/dev/null
+	run ferry_procs
+	assert_line --regexp '^[0-9]+ ferry-amqp-ingest$'
+	assert_line --regexp '^[0-9]+ ferry-request-validate$'
 	drain_main
 }
 

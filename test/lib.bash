@@ -52,3 +52,23 @@ publish() {
 
 # sqlite JOURNAL QUERY
 jq_sql() { sqlite3 -batch -noheader "$1" "$2"; }
+
+# ferry_procs: "PID NAME" of each ferry program that runs on this file's
+# journal ($FERRY_JOURNAL in its environment), zombies left out: the only
+# processes a test may signal, whatever other suites run beside it
+ferry_procs() {
+	local d p comm st name
+	for d in /proc/[0-9]*; do
+		p=${d#/proc/}
+		read -r comm <"$d/comm" 2>/dev/null || continue
+		case $comm in ferry-*) ;; *) continue ;; esac
+		grep -qazFx "FERRY_JOURNAL=$FERRY_JOURNAL" "$d/environ" 2>/dev/null || continue
+		read -r st <"$d/stat" 2>/dev/null || continue
+		st=${st##*) }
+		[ "${st%% *}" = Z ] && continue
+		# scripts (ferry-run, ferry-sandbox and their subshells) run as sh
+		name=$(tr '\0' '\n' <"$d/cmdline" | head -n 1 | sed 's|.*/||')
+		case $name in ferry-*) echo "$p $name" ;; esac
+	done
+	return 0
+}
