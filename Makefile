@@ -77,19 +77,36 @@ lint: all
 	@if command -v shellcheck >/dev/null; then shellcheck $(filter-out scripts/%.js,$(SCRIPTSRC)) test/run-tests .ci/run; \
 	else echo "lint: shellcheck not installed, scripts not checked"; fi
 
+# install: programs and scripts in BINDIR, pages in MANDIR, the s6
+# template, the sandbox's S3 server and the RabbitMQ definitions in DATADIR,
+# and an example configuration in SYSCONFDIR/ferry: the envdir (a file
+# already there is kept: it is the operator's), a tenant example and the s6
+# tree. uninstall removes what install wrote, but envdir files changed since.
+ETCFERRY = $(DESTDIR)$(SYSCONFDIR)/ferry
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	cp -f $(PROGS) $(filter $(BUILD)/bin/ferry-%,$(SCRIPTS)) $(DESTDIR)$(BINDIR)/
 	cp -f $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	cp -f $(MAN7) $(DESTDIR)$(MANDIR)/man7/
-	mkdir -p $(DESTDIR)$(PREFIX)/share/ferry
-	rm -rf $(DESTDIR)$(PREFIX)/share/ferry/s6
-	cp -R etc/s6 $(DESTDIR)$(PREFIX)/share/ferry/s6
+	mkdir -p $(DESTDIR)$(DATADIR)/rabbitmq
+	rm -rf $(DESTDIR)$(DATADIR)/s6
+	cp -R etc/s6 $(DESTDIR)$(DATADIR)/s6
+	cp -f scripts/sandbox-s3.js $(DESTDIR)$(DATADIR)/
+	cp -f etc/rabbitmq/*.json $(DESTDIR)$(DATADIR)/rabbitmq/
+	mkdir -p $(ETCFERRY)/env $(ETCFERRY)/tenants
+	for f in etc/env/*; do [ -e $(ETCFERRY)/env/$${f##*/} ] || cp $$f $(ETCFERRY)/env/; done
+	cp -f etc/README $(ETCFERRY)/README
+	cp -f etc/tenants/*.example $(ETCFERRY)/tenants/
+	rm -rf $(ETCFERRY)/s6
+	cp -R etc/s6 $(ETCFERRY)/s6
 
 uninstall:
 	rm -f $(PROGS:$(BUILD)/bin/%=$(DESTDIR)$(BINDIR)/%) $(patsubst $(BUILD)/bin/%,$(DESTDIR)$(BINDIR)/%,$(filter $(BUILD)/bin/ferry-%,$(SCRIPTS)))
 	rm -f $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN7:man/%=$(DESTDIR)$(MANDIR)/man7/%)
-	rm -rf $(DESTDIR)$(PREFIX)/share/ferry
+	rm -rf $(DESTDIR)$(DATADIR) $(ETCFERRY)/s6
+	rm -f $(ETCFERRY)/README $(patsubst etc/tenants/%,$(ETCFERRY)/tenants/%,$(wildcard etc/tenants/*.example))
+	for f in etc/env/*; do cmp -s $$f $(ETCFERRY)/env/$${f##*/} && rm -f $(ETCFERRY)/env/$${f##*/}; done; true
+	-rmdir $(ETCFERRY)/env $(ETCFERRY)/tenants $(ETCFERRY) 2>/dev/null
 
 clean:
 	rm -rf build

@@ -4,6 +4,8 @@ VERSION = 0.1.0
 PREFIX    = /usr/local
 BINDIR    = $(PREFIX)/bin
 MANDIR    = $(PREFIX)/share/man
+SYSCONFDIR = $(PREFIX)/etc
+DATADIR   = $(PREFIX)/share/ferry
 DESTDIR   =
 
 CC        = cc
