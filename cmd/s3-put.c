@@ -1,11 +1,14 @@
 /* ferry-s3-put: PACKED -> DONE. Uploads each request's zip to its tenant's
  * delivery bucket as <correlationId>/<zip name> (lib/s3: single PUT or
  * parallel multipart, md5 re-verified while uploading), then the driver
- * commits DONE with the object's URL and md5 and removes the workspace. */
+ * commits DONE with the object's URL and md5 (and, for tenants with
+ * presign_ttl_seconds, a presigned GET URL of it) and removes the workspace. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -13,6 +16,8 @@
 #include "driver.h"
 #include "err.h"
 #include "item.h"
+#include "presign.h"
+#include "response.h"
 #include "s3.h"
 #include "util.h"
 
@@ -23,6 +28,7 @@ static const char usage[] =
 struct put {
 	char url[4200];
 	char md5[33];
+	char download_url[RESPONSE_MAX + 1];   /* longer would never fit a response */
 };
 
 struct archive {
@@ -103,6 +109,24 @@ static void verdict(struct driver_job *job, const struct archive *a, const char 
 	}
 }
 
+/* The DONE response's downloadUrl when the tenant wants one. It is not put
+ * in the item: it is a capability to read the delivery, kept out of logs and
+ * the event log like the keys it is derived from. A URL that cannot be made
+ * costs the request nothing but its downloadUrl. */
+static const char *download_url(struct put *p, struct driver_job *job, const char *key)
+{
+	const tenant *t = job->tenant;
+	if (!t->presign_ttl_seconds)
+		return NULL;
+	if (presign_url(&t->s3, t->delivery_bucket, key, (int64_t)time(NULL),
+	    t->presign_ttl_seconds, p->download_url, sizeof p->download_url) < 0) {
+		err_log(ERR_WARNING, job->label, "no downloadUrl: %s",
+		    errno == ENAMETOOLONG ? "it would exceed the response size" : strerror(errno));
+		return NULL;
+	}
+	return p->download_url;
+}
+
 /* Set "url" in the item (a replayed item may have one already). */
 static int set_url(cJSON *item, const char *url)
 {
@@ -149,6 +173,7 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 	}
 	r->url = p->url;
 	r->md5 = p->md5;
+	r->download_url = download_url(p, job, key);
 	r->bytes = (int64_t)a.size;
 }
 

@@ -75,6 +75,17 @@ static int64_t deadline(journal *j, const cJSON *item)
 	return ms;
 }
 
+/* The DONE response; a downloadUrl that would not fit is left out (warned). */
+static char *done_body(const struct driver_job *job, const struct driver_result *r)
+{
+	int dropped;
+	char *body = response_body_done(job->cid, r->url, r->md5, r->download_url, &dropped);
+	if (body && dropped)
+		err_log(ERR_WARNING, job->label,
+		    "downloadUrl left out: the DONE response would exceed %d bytes", RESPONSE_MAX);
+	return body;
+}
+
 /* Commit the result; 1 done, 0 the claim was lost, -1 journal error. */
 static int commit(struct run *rn, struct driver_job *job, const struct driver_result *r)
 {
@@ -85,7 +96,7 @@ static int commit(struct run *rn, struct driver_job *job, const struct driver_re
 	if (!ok)
 		body = response_body(job->cid, "ERROR", r->message, r->error_type, NULL, NULL);
 	else if (last)
-		body = response_body(job->cid, "DONE", NULL, NULL, r->url, r->md5);
+		body = done_body(job, r);
 	if (body)
 		headers = stage_headers(job->item);
 	struct jcommit c = {

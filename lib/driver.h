@@ -40,6 +40,7 @@ struct driver_result {
 	char message[2048];        /* DRIVER_ERROR: the response message */
 	int64_t bytes;             /* bytes this stage moved (history) */
 	const char *url, *md5;     /* the last stage: the DONE response's fields */
+	const char *download_url;  /* and its downloadUrl, or NULL */
 };
 
 typedef void driver_work_fn(void *ctx, struct driver_job *job, struct driver_result *r);

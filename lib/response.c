@@ -138,15 +138,10 @@ static char *write_body(const struct field *f, size_t nf, size_t total)
 	return out;
 }
 
-char *response_body(const char *cid, const char *status, const char *message,
-    const char *error_type, const char *url, const char *md5)
+/* The body of the fields f (response_body's six, in its order, then any
+ * extensions), cut to fit as response_body says. */
+static char *build(struct field *f, size_t nf)
 {
-	struct field f[] = {
-		{ "correlationId", cid, 0, 0 }, { "status", status, 0, 0 },
-		{ "errorType", error_type, 0, 0 }, { "message", message, 0, 0 },
-		{ "url", url, 0, 0 }, { "md5", md5, 0, 0 },
-	};
-	size_t nf = sizeof f / sizeof *f;
 	/* Cut the message first. A valid correlationId (<= 255 UTF-16 units,
 	 * so <= 1530 bytes even if all \u00XX escapes) fits with any status,
 	 * errorType, url and md5 ferry builds; only a DENIED answer to an
@@ -167,6 +162,38 @@ char *response_body(const char *cid, const char *status, const char *message,
 	if (!out)
 		errno = ENOMEM;
 	return out;
+}
+
+char *response_body(const char *cid, const char *status, const char *message,
+    const char *error_type, const char *url, const char *md5)
+{
+	struct field f[] = {
+		{ "correlationId", cid, 0, 0 }, { "status", status, 0, 0 },
+		{ "errorType", error_type, 0, 0 }, { "message", message, 0, 0 },
+		{ "url", url, 0, 0 }, { "md5", md5, 0, 0 },
+	};
+	return build(f, sizeof f / sizeof *f);
+}
+
+char *response_body_done(const char *cid, const char *url, const char *md5,
+    const char *download_url, int *dropped)
+{
+	struct field f[] = {
+		{ "correlationId", cid, 0, 0 }, { "status", "DONE", 0, 0 },
+		{ "errorType", NULL, 0, 0 }, { "message", NULL, 0, 0 },
+		{ "url", url, 0, 0 }, { "md5", md5, 0, 0 },
+		{ "downloadUrl", download_url, 0, 0 },
+	};
+	size_t nf = sizeof f / sizeof *f;
+	/* nothing of a DONE body is cut for the sake of downloadUrl: it goes */
+	for (size_t i = 0; i < nf; i++)
+		f[i].len = f[i].val ? strlen(f[i].val) : 0;
+	int drop = download_url && body_len(f, nf) > RESPONSE_MAX;
+	if (drop)
+		f[nf - 1].val = NULL;
+	if (dropped)
+		*dropped = drop;
+	return build(f, nf);
 }
 
 /* s as valid UTF-8 (invalid bytes as U+FFFD), at most max bytes, malloc'd */

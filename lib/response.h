@@ -16,6 +16,15 @@ enum { RESPONSE_MAX = 4096 };
 char *response_body(const char *cid, const char *status, const char *message,
     const char *error_type, const char *url, const char *md5);
 
+/* A DONE body: {"correlationId","status":"DONE","url","md5","downloadUrl"}.
+ * downloadUrl (NULL = none) is ferry's extension, after rs-delivery's
+ * fields (REGARDS clients ignore unknown fields). When the body with it
+ * would exceed RESPONSE_MAX, it is left out whole (a cut URL is useless)
+ * and *dropped is set to 1 (else 0; dropped may be NULL); the rest is as
+ * response_body's. malloc'd; NULL with errno as response_body. */
+char *response_body_done(const char *cid, const char *url, const char *md5,
+    const char *download_url, int *dropped);
+
 /* {"regards.tenant":tenant,"priority":N,"app_id":"..."} from the item's
  * "headers" (the request's AMQP priority and app_id); each omitted when
  * absent or unusable (priority not an integer 0..255, app_id not a

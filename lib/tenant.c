@@ -242,6 +242,9 @@ static const struct rule tenant_rules[] = {
 	  "an integer from 5242880 to 5368709120", 0, 0 },
 	{ "upload_parallel", set_int, T(upload_parallel), 0, 1, 64, NULL,
 	  "an integer from 1 to 64", 0, 0 },
+	/* 604800 s (7 days): the longest a SigV4 presigned URL may live */
+	{ "presign_ttl_seconds", set_int, T(presign_ttl_seconds), 0, 0, 604800, NULL,
+	  "an integer from 0 to 604800 (seconds; 0 = no downloadUrl)", 0, 0 },
 	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL, 0, 0 },
 };
 

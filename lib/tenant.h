@@ -42,6 +42,8 @@ typedef struct tenant {
 	enum tenant_compression compression;
 	uint64_t multipart_part_size;      /* >= 5 MiB; default 16 MiB */
 	int upload_parallel;               /* 1..64; default 4 */
+	int presign_ttl_seconds;           /* DONE's downloadUrl lifetime, 1..604800;
+	                                      0 (default) = no downloadUrl */
 } tenant;
 
 /* Called once per unknown key (key is the dotted path, e.g. "s3_server.foo"). */

@@ -1,6 +1,7 @@
 /* response_test: response bodies (field order, omission, escapes, the
- * 4096-byte cap on character boundaries) and outbox headers of
- * lib/response.c, every body parsed back with cJSON. */
+ * 4096-byte cap on character boundaries), DONE bodies with ferry's
+ * downloadUrl extension (left out whole when it does not fit) and outbox
+ * headers of lib/response.c, every body parsed back with cJSON. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,71 @@ static void test_what_cannot_be_cut_is_refused(void)
 	free(url);
 }
 
+#define DL "http://127.0.0.1:9000/deliveries/c-42/P1_1.zip?X-Amz-Signature=ab"
+
+static void test_done_has_download_url_after_md5(void)
+{
+	int dropped = -1;
+	expect_body(response_body_done("c-42", "s3://b/c-42/P1_1.zip", MD5, DL, &dropped),
+	    "{\"correlationId\":\"c-42\",\"status\":\"DONE\",\"url\":\"s3://b/c-42/P1_1.zip\","
+	    "\"md5\":\"" MD5 "\",\"downloadUrl\":\"" DL "\"}");
+	TU_EQ_INT(dropped, 0);
+	/* none asked: the very body response_body gives */
+	char *plain = response_body("c-42", "DONE", NULL, NULL, "s3://b/c-42/P1_1.zip", MD5);
+	expect_body(response_body_done("c-42", "s3://b/c-42/P1_1.zip", MD5, NULL, &dropped), plain);
+	TU_EQ_INT(dropped, 0);
+	expect_body(response_body_done("c-42", "s3://b/c-42/P1_1.zip", MD5, NULL, NULL), plain);
+	free(plain);
+	/* escaped like every field */
+	expect_body(response_body_done("c", "u", MD5, "h\"\\", NULL),
+	    "{\"correlationId\":\"c\",\"status\":\"DONE\",\"url\":\"u\",\"md5\":\"" MD5 "\","
+	    "\"downloadUrl\":\"h\\\"\\\\\"}");
+}
+
+/* the body with downloadUrl of exactly RESPONSE_MAX bytes keeps it; one
+ * byte more and downloadUrl goes whole (warned by the caller), nothing
+ * else is cut: not the correlationId, not the url */
+static void test_a_download_url_that_does_not_fit_is_left_out(void)
+{
+	const char *cid = "c-\xC3\xA9\x01";
+	char *plain = response_body("c-\xC3\xA9\x01", "DONE", NULL, NULL, "s3://b/k", MD5);
+	size_t over = strlen(plain) + strlen(",\"downloadUrl\":\"\"");
+	char *dl = repeat("http://h/", "a", RESPONSE_MAX - over - strlen("http://h/"));
+	int dropped = -1;
+	char *body = response_body_done(cid, "s3://b/k", MD5, dl, &dropped);
+	TU_EQ_INT(dropped, 0);
+	TU_EQ_INT(strlen(body), RESPONSE_MAX);
+	cJSON *j = parse_ok(body);
+	TU_EQ_STR(str(j, "downloadUrl"), dl);
+	cJSON_Delete(j);
+	free(body);
+	free(dl);
+	dl = repeat("http://h/", "a", RESPONSE_MAX - over - strlen("http://h/") + 1);
+	body = response_body_done(cid, "s3://b/k", MD5, dl, &dropped);
+	TU_EQ_INT(dropped, 1);
+	TU_EQ_STR(body, plain);
+	j = parse_ok(body);
+	TU_EQ_STR(str(j, "correlationId"), cid);
+	TU_CHECK(str(j, "downloadUrl") == NULL);
+	cJSON_Delete(j);
+	free(body);
+	free(dl);
+	/* a URL far too long, and one that is all escapes */
+	dl = repeat("", "\x01", 2000);
+	body = response_body_done(cid, "s3://b/k", MD5, dl, &dropped);
+	TU_EQ_INT(dropped, 1);
+	TU_EQ_STR(body, plain);
+	free(body);
+	free(dl);
+	free(plain);
+	/* a url too long for any body is refused as by response_body */
+	char *url = repeat("s3://b/", "u", 5000);
+	errno = 0;
+	TU_CHECK(response_body_done("c", url, MD5, DL, &dropped) == NULL);
+	TU_EQ_INT(errno, EMSGSIZE);
+	free(url);
+}
+
 static void expect_headers(const char *tenant, const char *item_headers, const char *want)
 {
 	cJSON *h = item_headers ? cJSON_Parse(item_headers) : NULL;
@@ -226,5 +292,7 @@ TU_MAIN(TU(test_fields_in_regards_order_and_nulls_omitted),
     TU(test_a_message_that_fits_is_kept_whole),
     TU(test_an_over_long_correlation_id_is_cut_after_the_message),
     TU(test_what_cannot_be_cut_is_refused),
+    TU(test_done_has_download_url_after_md5),
+    TU(test_a_download_url_that_does_not_fit_is_left_out),
     TU(test_headers_carry_tenant_priority_and_app_id),
     TU(test_app_id_cut_to_an_amqp_shortstr))

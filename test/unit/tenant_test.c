@@ -28,7 +28,8 @@ static void test_good_files_load_with_their_values(void)
 	    "\"users\":[\"ana@example.org\",\"bob\"],\"catalog\":\"/var/lib/c.db\",\"order_command\":null,"
 	    "\"max_suborders\":3,\"suborder_max_bytes\":10,\"suborder_max_files\":2,"
 	    "\"file_roots\":[\"/data\",\"/srv\"],\"allowed_hosts\":[\"example.org\"],"
-	    "\"compression\":\"deflate\",\"multipart_part_size\":5242880,\"upload_parallel\":64}";
+	    "\"compression\":\"deflate\",\"multipart_part_size\":5242880,\"upload_parallel\":64,"
+	    "\"presign_ttl_seconds\":604800}";
 	tenant *t;
 	char err[256] = "";
 	TU_EQ_INT(parse(json, 0100600, &t, err, sizeof err), 0);
@@ -61,6 +62,7 @@ static void test_good_files_load_with_their_values(void)
 	TU_EQ_INT(t->compression, TENANT_COMP_DEFLATE);
 	TU_EQ_INT(t->multipart_part_size, 5242880);
 	TU_EQ_INT(t->upload_parallel, 64);
+	TU_EQ_INT(t->presign_ttl_seconds, 604800);
 	TU_CHECK(tenant_user_allowed(t, "ana@example.org"));
 	TU_CHECK(!tenant_user_allowed(t, "ana@example.org "));
 	TU_CHECK(!tenant_user_allowed(t, "eve"));
@@ -89,6 +91,7 @@ static void test_defaults_fill_what_is_absent(void)
 	TU_EQ_INT(t->compression, TENANT_COMP_AUTO);
 	TU_EQ_INT(t->multipart_part_size, 16777216);
 	TU_EQ_INT(t->upload_parallel, 4);
+	TU_EQ_INT(t->presign_ttl_seconds, 0);
 	TU_CHECK(tenant_user_allowed(t, "anyone"));
 	tenant_free(t);
 
@@ -107,6 +110,21 @@ static void test_defaults_fill_what_is_absent(void)
 	if (t)
 		TU_EQ_INT(t->s3.port, 80);
 	tenant_free(t);
+}
+
+/* 0 is "off" as absent is; 1 and 604800 (7 days) are the bounds */
+static void test_presign_ttl_bounds_are_accepted(void)
+{
+	static const int ok[] = { 0, 1, 3600, 604800 };
+	char json[64], err[256];
+	tenant *t;
+	for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+		snprintf(json, sizeof json, "{\"presign_ttl_seconds\":%d}", ok[i]);
+		TU_EQ_INT(parse(json, 0100644, &t, err, sizeof err), 0);
+		if (t)
+			TU_EQ_INT(t->presign_ttl_seconds, ok[i]);
+		tenant_free(t);
+	}
 }
 
 /* each bad text, and the start of the message it must give */
@@ -158,6 +176,12 @@ static const struct { const char *json; const char *err; } bad[] = {
 	{ "{\"upload_parallel\":0}", "upload_parallel: must be an integer from 1 to 64, got 0" },
 	{ "{\"upload_parallel\":65}", "upload_parallel: must be an integer from 1 to 64, got 65" },
 	{ "{\"upload_parallel\":4,\"upload_parallel\":5}", "upload_parallel: is given twice" },
+	{ "{\"presign_ttl_seconds\":604801}",
+	  "presign_ttl_seconds: must be an integer from 0 to 604800 (seconds; 0 = no downloadUrl), got 604801" },
+	{ "{\"presign_ttl_seconds\":-1}", "presign_ttl_seconds: must be an integer from 0 to 604800" },
+	{ "{\"presign_ttl_seconds\":1.5}", "presign_ttl_seconds: must be an integer from 0 to 604800" },
+	{ "{\"presign_ttl_seconds\":\"3600\"}", "presign_ttl_seconds: must be an integer from 0 to 604800" },
+	{ "{\"presign_ttl_seconds\":true}", "presign_ttl_seconds: must be an integer from 0 to 604800" },
 	{ "{\"catalog\":\"/c.db\",\"order_command\":\"/bin/o\"}",
 	  "catalog and order_command are both set; a tenant has exactly one order backend" },
 	{ "[]", "not a JSON object" },
@@ -420,6 +444,7 @@ static void test_bad_tenant_names_are_refused(void)
 TU_MAIN(
 	TU(test_good_files_load_with_their_values),
 	TU(test_defaults_fill_what_is_absent),
+	TU(test_presign_ttl_bounds_are_accepted),
 	TU(test_bad_settings_name_file_and_key),
 	TU(test_long_rejected_values_are_cut),
 	TU(test_secrets_never_appear_in_messages),
