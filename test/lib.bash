@@ -60,14 +60,14 @@ ferry_procs() {
 	local d p comm st name
 	for d in /proc/[0-9]*; do
 		p=${d#/proc/}
-		read -r comm <"$d/comm" 2>/dev/null || continue
+		{ read -r comm <"$d/comm"; } 2>/dev/null || continue
 		case $comm in ferry-*) ;; *) continue ;; esac
 		grep -qazFx "FERRY_JOURNAL=$FERRY_JOURNAL" "$d/environ" 2>/dev/null || continue
-		read -r st <"$d/stat" 2>/dev/null || continue
+		{ read -r st <"$d/stat"; } 2>/dev/null || continue
 		st=${st##*) }
 		[ "${st%% *}" = Z ] && continue
 		# scripts (ferry-run, ferry-sandbox and their subshells) run as sh
-		name=$(tr '\0' '\n' <"$d/cmdline" | head -n 1 | sed 's|.*/||')
+		name=$(tr '\0' '\n' 2>/dev/null <"$d/cmdline" | head -n 1 | sed 's|.*/||')
 		case $name in ferry-*) echo "$p $name" ;; esac
 	done
 	return 0
