@@ -156,6 +156,7 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 	struct s3_upload u = {
 		.srv = &t->s3, .bucket = t->delivery_bucket, .key = key, .path = a.path,
 		.size = a.size, .md5 = a.md5, .part_size = t->multipart_part_size,
+		.threshold = t->multipart_threshold,
 		.parallel = t->upload_parallel,
 		.ctl = { .deadline_ms = job->expires_ms, .stop = job->stop },
 		.progress = on_progress, .note = on_note, .arg = job,

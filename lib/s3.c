@@ -1254,6 +1254,14 @@ static uint64_t part_size(const struct s3_upload *u)
 	return ps;
 }
 
+/* The biggest object sent in one PUT: the threshold, else the part size;
+ * never above S3's 5 GiB. */
+static uint64_t single_max(const struct up *x)
+{
+	uint64_t t = x->u->threshold ? x->u->threshold : x->psize;
+	return t > MAX_PUT ? MAX_PUT : t;
+}
+
 static enum s3_class up_open(struct up *x, struct s3_status *st)
 {
 	const struct s3_upload *u = x->u;
@@ -1286,7 +1294,7 @@ int s3_upload_file(const struct s3_upload *u, struct s3_upload_result *r)
 	else
 		c = up_open(&x, &st);
 	for (int attempt = 1; c == S3_OK; attempt++) {
-		c = u->size <= x.psize ? put_single(&x, &st) : put_multipart(&x, &st);
+		c = u->size <= single_max(&x) ? put_single(&x, &st) : put_multipart(&x, &st);
 		if (c != S3_MISMATCH || attempt == SUM_ATTEMPTS)
 			break;
 		note(&x, "%s; uploading again (%d of %d)", st.message, attempt + 1, SUM_ATTEMPTS);

@@ -88,9 +88,9 @@ int s3_get(const struct tenant_s3 *srv, const char *bucket, const char *key, uin
 int s3_head(const struct tenant_s3 *srv, const char *bucket, const char *key,
     const struct s3_ctl *ctl, uint64_t *size, char etag[80], struct s3_status *st);
 
-/* Upload a file as one object: a single PUT when it is no bigger than the
- * part size, else a multipart upload with `parallel` parts in flight (memory:
- * parallel x part size). Content-MD5 on every request; the md5 of the whole
+/* Upload a file as one object: a single PUT when it is no bigger than
+ * threshold (0: the part size), else a multipart upload with `parallel` parts
+ * in flight (memory: parallel x part size, capped). Content-MD5 on every request; the md5 of the whole
  * file is computed once, in order, while uploading and must equal md5 (else
  * the object is not kept: deleted, or the multipart upload aborted, and the
  * whole upload is tried again, up to 3 times). Temporary failures are
@@ -104,6 +104,7 @@ struct s3_upload {
 	uint64_t size;                /* its expected size */
 	const char *md5;              /* its expected md5, hex, any case */
 	uint64_t part_size;           /* >= 5 MiB */
+	uint64_t threshold;           /* single PUT up to this size (<= 5 GiB); 0: part_size */
 	int parallel;                 /* parts in flight, >= 1 */
 	struct s3_ctl ctl;
 	s3_progress_fn *progress;     /* about once a second; may be NULL */

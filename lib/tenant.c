@@ -240,6 +240,8 @@ static const struct rule tenant_rules[] = {
 	  "\"store\", \"deflate\" or \"auto\"", 0, 0 },
 	{ "multipart_part_size", set_u64, T(multipart_part_size), 0, 5242880, 5368709120, NULL,
 	  "an integer from 5242880 to 5368709120", 0, 0 },
+	{ "multipart_threshold", set_u64, T(multipart_threshold), 0, 0, 5368709120, NULL,
+	  "an integer from 0 to 5368709120", 0, 0 },
 	{ "upload_parallel", set_int, T(upload_parallel), 0, 1, 64, NULL,
 	  "an integer from 1 to 64", 0, 0 },
 	/* 604800 s (7 days): the longest a SigV4 presigned URL may live */

@@ -41,6 +41,7 @@ typedef struct tenant {
 	size_t nallowed_hosts;
 	enum tenant_compression compression;
 	uint64_t multipart_part_size;      /* >= 5 MiB; default 16 MiB */
+	uint64_t multipart_threshold;      /* bigger zips go multipart; 0 (default): the part size */
 	int upload_parallel;               /* 1..64; default 4 */
 	int presign_ttl_seconds;           /* DONE's downloadUrl lifetime, 1..604800;
 	                                      0 (default) = no downloadUrl */

@@ -124,6 +124,25 @@ stop_s3() {
 	[ ! -e "$(workspace_of p1 c-multi)" ]
 }
 
+@test "multipart_threshold: 12 MiB with 5 MiB parts under a 20 MiB threshold is one PUT" {
+	tenant one "$(s3_tenant S3RVER | sed 's/}$/,"multipart_threshold":20971520}/')"
+	archive one c-one P1_1.zip $((12 * 1048576))
+	packed one c-one P1_1.zip >in
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	assert_success
+	assert_output --partial "(single PUT"
+	run cat fd3
+	assert_output --partial '"status":"DONE"'
+	[ "$(s3_md5 c-one/P1_1.zip)" = "$MD5" ]
+	[ -z "$(s3_log 'c-one/P1_1.zip?uploads=')" ]
+	# and a threshold above 5 GiB is refused, naming the key
+	tenant huge "$(s3_tenant S3RVER | sed 's/}$/,"multipart_threshold":5368709121}/')"
+	archive huge c-huge P1_1.zip 1000
+	packed huge c-huge P1_1.zip >in
+	run bash -c 'ferry-s3-put <in 3>fd3'
+	assert_output --partial 'multipart_threshold'
+}
+
 @test "spaces, unicode and '+' in the correlationId and the name make the exact key" {
 	cid='c 1+é/ü~%'
 	archive p1 "$cid" 'P1 1+ä.zip' 3000
