@@ -17,6 +17,7 @@
 #include "err.h"
 #include "item.h"
 #include "journal.h"
+#include "report.h"
 #include "response.h"
 #include "stage.h"
 #include "util.h"
@@ -111,31 +112,6 @@ static void put_json(cJSON *o)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	puts(s);
 	free(s);
-}
-
-static void jstr(cJSON *o, const char *key, const char *v)
-{
-	if (v)
-		cJSON_AddStringToObject(o, key, v);
-}
-
-static void jtime(cJSON *o, const char *key, int64_t ms)
-{
-	char t[32];
-	if (ms > 0) {
-		util_iso8601(ms, t);
-		cJSON_AddStringToObject(o, key, t);
-	}
-}
-
-/* text as JSON when it parses, else as a string */
-static void jraw(cJSON *o, const char *key, const char *text)
-{
-	cJSON *v = text ? cJSON_Parse(text) : NULL;
-	if (v)
-		cJSON_AddItemToObject(o, key, v);
-	else
-		jstr(o, key, text);
 }
 
 /* "2026-11-23T10:00:00.000Z", or NULL for 0 */
@@ -290,13 +266,13 @@ static int list_row(void *arg, const struct jrequest *r)
 	char t1[32], t2[32];
 	if (c->json) {
 		cJSON *o = cJSON_CreateObject();
-		jstr(o, "tenant", r->tenant);
-		jstr(o, "correlationId", r->cid);
-		jstr(o, "state", r->state);
-		jstr(o, "errorType", r->error_type);
-		jtime(o, "receivedAt", r->received_ms);
-		jtime(o, "updatedAt", r->updated_ms);
-		jtime(o, "expiresAt", r->expires_ms);
+		report_str(o, "tenant", r->tenant);
+		report_str(o, "correlationId", r->cid);
+		report_str(o, "state", r->state);
+		report_str(o, "errorType", r->error_type);
+		report_time(o, "receivedAt", r->received_ms);
+		report_time(o, "updatedAt", r->updated_ms);
+		report_time(o, "expiresAt", r->expires_ms);
 		put_json(o);
 	} else {
 		printf("%-21s %-21s ", when(r->received_ms, t1), when(r->updated_ms, t2));
@@ -345,22 +321,6 @@ static int cmd_list(struct ctx *c, int argc, char **argv)
 
 /* ---- show ---- */
 
-static int show_event_json(void *arg, const struct jevent *e)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", (double)e->id);
-	jstr(o, "stage", e->stage);
-	jstr(o, "state", e->state);
-	jtime(o, "startedAt", e->started_ms);
-	jtime(o, "at", e->at_ms);
-	if (e->started_ms > 0)
-		cJSON_AddNumberToObject(o, "seconds", (double)(e->at_ms - e->started_ms) / 1000.0);
-	cJSON_AddNumberToObject(o, "bytes", (double)e->bytes);
-	jraw(o, "item", e->item);
-	cJSON_AddItemToArray(arg, o);
-	return 0;
-}
-
 static int show_event_text(void *arg, const struct jevent *e)
 {
 	char t[32], d[32], b[32];
@@ -370,19 +330,6 @@ static int show_event_text(void *arg, const struct jevent *e)
 	    e->started_ms > 0 ? span(e->at_ms - e->started_ms, d) : "-",
 	    e->bytes > 0 ? size((double)e->bytes, b) : "-");
 	return out_failed();
-}
-
-static int show_response_json(void *arg, const struct joutbox *o)
-{
-	cJSON *r = cJSON_CreateObject();
-	cJSON_AddNumberToObject(r, "id", (double)o->id);
-	jtime(r, "createdAt", o->created_ms);
-	cJSON_AddBoolToObject(r, "sent", o->sent_ms > 0);
-	jtime(r, "sentAt", o->sent_ms);
-	jraw(r, "body", o->body);
-	jraw(r, "headers", o->headers);
-	cJSON_AddItemToArray(arg, r);
-	return 0;
 }
 
 static int show_response_text(void *arg, const struct joutbox *o)
@@ -400,20 +347,8 @@ static int show_response_text(void *arg, const struct joutbox *o)
 
 static void show_json(struct ctx *c, const struct jrequest *r)
 {
-	cJSON *o = cJSON_CreateObject(), *ev = cJSON_CreateArray(), *out = cJSON_CreateArray();
-	jstr(o, "tenant", r->tenant);
-	jstr(o, "correlationId", r->cid);
-	jstr(o, "state", r->state);
-	jstr(o, "errorType", r->error_type);
-	jtime(o, "receivedAt", r->received_ms);
-	jtime(o, "expiresAt", r->expires_ms);
-	jtime(o, "updatedAt", r->updated_ms);
-	jstr(o, "claimedBy", r->claimed_by);
-	jtime(o, "claimedAt", r->claimed_by ? r->claimed_ms : 0);
-	cJSON_AddItemToObject(o, "events", ev);
-	cJSON_AddItemToObject(o, "responses", out);
-	if (journal_history(c->j, r->tenant, r->cid, show_event_json, ev) < 0 ||
-	    journal_outbox_of(c->j, r->tenant, r->cid, show_response_json, out) < 0)
+	cJSON *o = report_show(c->j, r);
+	if (!o && *journal_error(c->j))
 		die_journal(c);
 	put_json(o);
 }
@@ -468,49 +403,13 @@ static int cmd_show(struct ctx *c, int argc, char **argv)
 
 /* ---- status ---- */
 
-struct progress {
-	const char *stage;
-	int busy;
-	double rate;          /* bytes/s since the claim; < 0 unknown */
-};
-
-static struct progress progress_of(const struct ctx *c, const struct jrequest *r)
+static void status_json(const struct ctx *c, const struct jrequest *r)
 {
-	struct progress p = { .stage = "-", .rate = -1 };
-	int s = journal_state_stage(r->state, &p.busy);
-	if (s >= 0)
-		p.stage = journal_stage(s)->name;
-	if (p.busy && r->claimed_ms > 0 && c->now > r->claimed_ms)
-		p.rate = (double)r->bytes_done * 1000.0 / (double)(c->now - r->claimed_ms);
-	return p;
+	put_json(report_status(r, c->now));
 }
 
-static void status_json(const struct ctx *c, const struct jrequest *r, const struct progress *p)
-{
-	cJSON *o = cJSON_CreateObject();
-	jstr(o, "tenant", r->tenant);
-	jstr(o, "correlationId", r->cid);
-	jstr(o, "state", r->state);
-	jstr(o, "stage", p->stage);
-	cJSON_AddBoolToObject(o, "busy", p->busy);
-	if (p->busy) {
-		jstr(o, "claimedBy", r->claimed_by);
-		jtime(o, "claimedAt", r->claimed_ms);
-		cJSON_AddNumberToObject(o, "bytesDone", (double)r->bytes_done);
-		cJSON_AddNumberToObject(o, "bytesTotal", (double)r->bytes_total);
-	}
-	if (p->rate >= 0)
-		cJSON_AddNumberToObject(o, "bytesPerSecond", (double)(int64_t)(p->rate + 0.5));
-	jtime(o, "receivedAt", r->received_ms);
-	cJSON_AddNumberToObject(o, "ageSeconds", (double)(c->now - r->received_ms) / 1000.0);
-	jtime(o, "expiresAt", r->expires_ms);
-	if (r->expires_ms > 0)
-		cJSON_AddNumberToObject(o, "expiresInSeconds",
-		    (double)(r->expires_ms - c->now) / 1000.0);
-	put_json(o);
-}
-
-static void status_text(const struct ctx *c, const struct jrequest *r, const struct progress *p)
+static void status_text(const struct ctx *c, const struct jrequest *r,
+    const struct report_progress *p)
 {
 	char done[32], total[32], bytes[72] = "-", rate[48] = "-", age[32], exp[32] = "-";
 	if (p->busy && r->bytes_total > 0)
@@ -533,9 +432,9 @@ static void status_text(const struct ctx *c, const struct jrequest *r, const str
 static int status_row(void *arg, const struct jrequest *r)
 {
 	struct ctx *c = arg;
-	struct progress p = progress_of(c, r);
+	struct report_progress p = report_progress(r, c->now);
 	if (c->json)
-		status_json(c, r, &p);
+		status_json(c, r);
 	else
 		status_text(c, r, &p);
 	return stop || out_failed();
@@ -633,10 +532,10 @@ static void expired_line(const struct ctx *c, const char *tenant, const char *ci
 	char t[32], late[32];
 	if (c->json) {
 		cJSON *o = cJSON_CreateObject();
-		jstr(o, "tenant", tenant);
-		jstr(o, "correlationId", cid);
-		jtime(o, "expiresAt", expires);
-		jtime(o, "endedAt", ended);
+		report_str(o, "tenant", tenant);
+		report_str(o, "correlationId", cid);
+		report_time(o, "expiresAt", expires);
+		report_time(o, "endedAt", ended);
 		cJSON_AddNumberToObject(o, "lateMs", (double)(ended - expires));
 		put_json(o);
 	} else {
@@ -800,7 +699,7 @@ static int cmd_prune(struct ctx *c, int argc, char **argv)
 	if (c->json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "pruned", (double)n);
-		jtime(o, "updatedBefore", c->now - ms);
+		report_time(o, "updatedBefore", c->now - ms);
 		put_json(o);
 	} else {
 		printf("%lld request%s pruned\n", (long long)n, n == 1 ? "" : "s");
@@ -810,61 +709,13 @@ static int cmd_prune(struct ctx *c, int argc, char **argv)
 
 /* ---- stats, metrics ---- */
 
-/* A small key -> count table, seeded with the keys always shown. */
-struct tally {
-	int n;
-	struct { char key[64]; int64_t v; } e[48];
-};
-
-static void tally_set(struct tally *t, const char *key, int64_t v)
+static void load_counts(struct ctx *c, struct report_tally *states, struct report_tally *errors)
 {
-	int i = 0;
-	while (i < t->n && strcmp(t->e[i].key, key) != 0)
-		i++;
-	if (i == t->n && t->n == (int)(sizeof t->e / sizeof *t->e))
-		return;
-	if (i == t->n)
-		util_strlcpy(t->e[t->n++].key, key, sizeof t->e[0].key);
-	t->e[i].v = v;
-}
-
-static int tally_fn(void *arg, const char *key, int64_t n)
-{
-	if (key)
-		tally_set(arg, key, n);
-	return 0;
-}
-
-static const char *const error_types[] = {
-	"INVALID_CONTENT", "FORBIDDEN", "ORDER_LIMIT_REACHED", "TOO_MANY_SUBORDERS",
-	"EMPTY_ORDER", "EXPIRED", "INTERNAL_ERROR",
-};
-
-/* every state in pipeline order, then errorTypes; both with zeros */
-static void seed(struct tally *states, struct tally *errors)
-{
-	for (int i = 0; i < JSTAGE_COUNT; i++) {
-		const struct jstage_info *s = journal_stage(i);
-		const char *names[] = { s->input, s->busy, s->output };
-		for (int k = 0; k < 3; k++)
-			if (names[k])
-				tally_set(states, names[k], 0);
-	}
-	tally_set(states, "DENIED", 0);
-	tally_set(states, "ERROR", 0);
-	for (size_t i = 0; i < sizeof error_types / sizeof *error_types; i++)
-		tally_set(errors, error_types[i], 0);
-}
-
-static void load_counts(struct ctx *c, struct tally *states, struct tally *errors)
-{
-	seed(states, errors);
-	if (journal_count_by(c->j, JCOUNT_STATE, tally_fn, states) < 0 ||
-	    journal_count_by(c->j, JCOUNT_ERROR_TYPE, tally_fn, errors) < 0)
+	if (report_counts(c->j, states, errors) < 0)
 		die_journal(c);
 }
 
-static cJSON *tally_json(const struct tally *t)
+static cJSON *tally_json(const struct report_tally *t)
 {
 	cJSON *o = cJSON_CreateObject();
 	for (int i = 0; i < t->n; i++)
@@ -873,8 +724,8 @@ static cJSON *tally_json(const struct tally *t)
 	return o;
 }
 
-static void stats_json(const struct ctx *c, const struct jtotals *t, const struct tally *states,
-    const struct tally *errors)
+static void stats_json(const struct ctx *c, const struct jtotals *t,
+    const struct report_tally *states, const struct report_tally *errors)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "requests", (double)t->requests);
@@ -891,8 +742,8 @@ static void stats_json(const struct ctx *c, const struct jtotals *t, const struc
 	put_json(o);
 }
 
-static void stats_text(const struct ctx *c, const struct jtotals *t, const struct tally *states,
-    const struct tally *errors)
+static void stats_text(const struct ctx *c, const struct jtotals *t,
+    const struct report_tally *states, const struct report_tally *errors)
 {
 	char a[32], b[32];
 	printf("%-20s %lld\n", "requests", (long long)t->requests);
@@ -917,7 +768,7 @@ static void stats_text(const struct ctx *c, const struct jtotals *t, const struc
 
 static int cmd_stats(struct ctx *c, int argc, char **argv)
 {
-	struct tally states = { 0 }, errors = { 0 };
+	struct report_tally states = { 0 }, errors = { 0 };
 	struct jtotals t;
 	while (opt(c, argc, argv, "+:") != -1)
 		;
@@ -934,111 +785,15 @@ static int cmd_stats(struct ctx *c, int argc, char **argv)
 	return 0;
 }
 
-static const double bounds[] = { 0.01, 0.1, 1, 10, 60, 300, 600, 1800, 3600 };
-enum { NBOUNDS = sizeof bounds / sizeof *bounds };
-
-struct hist {
-	int n;
-	struct { char stage[32]; int64_t count, le[NBOUNDS]; double sum; } e[16];
-};
-
-static int hist_fn(void *arg, const struct jdurations *d)
-{
-	struct hist *h = arg;
-	int i = 0;
-	while (i < h->n && strcmp(h->e[i].stage, d->stage) != 0)
-		i++;
-	if (i == h->n && h->n == (int)(sizeof h->e / sizeof *h->e))
-		return 0;
-	if (i == h->n)
-		util_strlcpy(h->e[h->n++].stage, d->stage, sizeof h->e[0].stage);
-	h->e[i].count = d->count;
-	h->e[i].sum = d->sum_s;
-	memcpy(h->e[i].le, d->le, sizeof h->e[i].le);
-	return 0;
-}
-
-static void help(const char *name, const char *type, const char *text)
-{
-	printf("# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
-}
-
-/* a label value, escaped as the exposition format wants */
-static void label(const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			printf("\\%c", *v);
-		else if (*v == '\n')
-			fputs("\\n", stdout);
-		else
-			putchar(*v);
-	}
-}
-
-static void tally_metric(const char *name, const char *key, const struct tally *t)
-{
-	for (int i = 0; i < t->n; i++) {
-		printf("%s{%s=\"", name, key);
-		label(t->e[i].key);
-		printf("\"} %lld\n", (long long)t->e[i].v);
-	}
-}
-
-static void hist_metric(const struct hist *h)
-{
-	const char *name = "ferry_stage_duration_seconds";
-	help(name, "histogram", "Time from a stage's claim of a request to its commit.");
-	for (int i = 0; i < h->n; i++) {
-		for (int b = 0; b < NBOUNDS; b++) {
-			printf("%s_bucket{stage=\"", name);
-			label(h->e[i].stage);
-			printf("\",le=\"%g\"} %lld\n", bounds[b], (long long)h->e[i].le[b]);
-		}
-		printf("%s_bucket{stage=\"", name);
-		label(h->e[i].stage);
-		printf("\",le=\"+Inf\"} %lld\n", (long long)h->e[i].count);
-		printf("%s_sum{stage=\"", name);
-		label(h->e[i].stage);
-		printf("\"} %.3f\n", h->e[i].sum);
-		printf("%s_count{stage=\"", name);
-		label(h->e[i].stage);
-		printf("\"} %lld\n", (long long)h->e[i].count);
-	}
-}
-
 static int cmd_metrics(struct ctx *c, int argc, char **argv)
 {
-	struct tally states = { 0 }, errors = { 0 };
-	struct hist h = { 0 };
-	struct jtotals t;
 	while (opt(c, argc, argv, "+:") != -1)
 		;
 	if (optind != argc)
 		die_usage(c);
 	open_journal(c, 0);
-	for (int i = JSTAGE_VALIDATE; i < JSTAGE_COUNT; i++)   /* ingest claims nothing */
-		util_strlcpy(h.e[h.n++].stage, journal_stage(i)->name, sizeof h.e[0].stage);
-	if (journal_totals(c->j, c->now, &t) < 0 ||
-	    journal_durations(c->j, bounds, NBOUNDS, hist_fn, &h) < 0)
+	if (report_metrics(c->j, c->now, stdout) < 0)
 		die_journal(c);
-	load_counts(c, &states, &errors);
-	help("ferry_requests", "gauge", "Requests in the journal, by state.");
-	tally_metric("ferry_requests", "state", &states);
-	help("ferry_requests_errors_total", "counter",
-	    "Requests in the journal ended DENIED or ERROR, by errorType.");
-	tally_metric("ferry_requests_errors_total", "error_type", &errors);
-	help("ferry_bytes_delivered_total", "counter", "Bytes of the zips uploaded for DONE requests.");
-	printf("ferry_bytes_delivered_total %lld\n", (long long)t.bytes_delivered);
-	help("ferry_outbox_unsent", "gauge", "Responses not yet published by ferry-notify.");
-	printf("ferry_outbox_unsent %lld\n", (long long)t.outbox_unsent);
-	help("ferry_outbox_oldest_unsent_seconds", "gauge",
-	    "Age of the oldest response not yet published (0 when none).");
-	printf("ferry_outbox_oldest_unsent_seconds %.3f\n", t.oldest_unsent_ms > 0 ?
-	    (double)(c->now - t.oldest_unsent_ms) / 1000.0 : 0.0);
-	hist_metric(&h);
-	help("ferry_journal_schema_version", "gauge", "Schema version of the journal.");
-	printf("ferry_journal_schema_version %lld\n", (long long)t.schema_version);
 	return 0;
 }
 
@@ -1049,10 +804,10 @@ static int problem_row(void *arg, const struct jproblem *p)
 	struct ctx *c = arg;
 	if (c->json) {
 		cJSON *o = cJSON_CreateObject();
-		jstr(o, "check", p->check);
-		jstr(o, "tenant", p->tenant);
-		jstr(o, "correlationId", p->cid);
-		jstr(o, "detail", p->detail);
+		report_str(o, "check", p->check);
+		report_str(o, "tenant", p->tenant);
+		report_str(o, "correlationId", p->cid);
+		report_str(o, "detail", p->detail);
 		put_json(o);
 	} else {
 		printf("%s: ", p->check);

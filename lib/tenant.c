@@ -535,3 +535,8 @@ int tenant_user_allowed(const tenant *t, const char *user)
 			return 1;
 	return 0;
 }
+
+const char *tenant_key(size_t i)
+{
+	return i < sizeof tenant_rules / sizeof *tenant_rules - 1 ? tenant_rules[i].key : NULL;
+}

@@ -72,4 +72,8 @@ const struct tenant_s3 *tenant_source_s3(const tenant *t);
 /* 1 if user may order for this tenant (users absent = everybody) */
 int tenant_user_allowed(const tenant *t, const char *user);
 
+/* The i-th top-level key tenant_parse knows, in its table's order, or NULL
+ * past the last (for lib/settings' drift test). */
+const char *tenant_key(size_t i);
+
 #endif
