@@ -1,7 +1,12 @@
 /* ferry-amqp-ingest: consume delivery requests from RabbitMQ, journal them
  * as RECEIVED in group commits (synchronous=FULL), ack each batch with one
  * `multiple` ack only after its commit, then print the items on stdout.
- * Messages nobody can answer are rejected without requeue (dead-lettered). */
+ * Messages nobody can answer are rejected without requeue (dead-lettered).
+ * Scale-out (FERRY_INSTANCE): each instance forwards the shared request
+ * queue, unchanged, to a consistent-hash exchange keyed on
+ * tenant/correlationId, acks only once the broker confirmed the copy, and
+ * journals its own queue on that exchange: an id always meets the same
+ * journal, so duplicates are recognised. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,12 +22,15 @@
 #include "util.h"
 
 static const char usage[] =
-    "usage: ferry-amqp-ingest [-1hv] [-j journal] [-u url] [-p prefetch] [-b batch]";
+    "usage: ferry-amqp-ingest [-1hv] [-i instance] [-j journal] [-u url] [-p prefetch] [-b batch]";
+
+enum { CONFIRM_TIMEOUT_MS = 30000 };
 
 static volatile sig_atomic_t stop;
 
 struct opts {
 	const char *journal, *url;
+	const char *instance;   /* scale-out name, or NULL */
 	int prefetch, batch;
 	int once;          /* -1: exit when the queue stays empty for a second */
 };
@@ -34,6 +42,23 @@ struct slot {
 	enum journal_reg reg;
 	int committed;
 	char *response;   /* DENIED for a reused correlationId, for fd 3 */
+};
+
+/* The broker side. `in` delivers the requests this process journals: the
+ * request queue, or in scale-out mode the instance's queue. In scale-out
+ * mode `shared` delivers the request queue, forwarded on `out` (publisher
+ * confirms, nothing consumed there, so no delivery mixes with confirms). */
+struct links {
+	bus *in, *shared, *out;
+	const char *queue;        /* what `in` consumes */
+	struct bus_route route;
+};
+
+/* One message of the shared queue being forwarded. */
+struct fwd {
+	struct bus_msg m;
+	int bad;                  /* nobody can be answered: dead-lettered */
+	int confirmed;            /* 1 confirmed, -1 nacked or returned */
 };
 
 /* Why nobody can be answered for this message, or NULL if somebody can. */
@@ -128,53 +153,221 @@ static void emit(struct slot *s, int n)
 	}
 }
 
-/* Consume until the connection breaks or we are told to stop. 0 on stop. */
-static int consume(journal *j, bus *b, const struct opts *o)
+static void slots_clear(struct slot *s, int n)
 {
-	struct slot *s = calloc((size_t)o->batch, sizeof *s);
-	int rc = 0;
-	if (!s)
-		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
-	while (!stop) {
-		int n = 0, got = 0;
-		while (n < o->batch && (got = bus_next(b, n ? 0 : 1000, &s[n].m)) == 1) {
-			cJSON *body;
-			const char *why = unanswerable(&s[n].m, &body);
-			if (why) {
-				err_warn("rejecting message %llu (dead-lettered): %s",
-				    (unsigned long long)s[n].m.tag, why);
-				cJSON_Delete(body);
-			} else {
-				s[n].item = make_item(&s[n].m, body, util_now_ms());
-			}
-			n++;
+	for (int i = 0; i < n; i++) {
+		bus_msg_clear(&s[i].m);
+		cJSON_Delete(s[i].item);
+		free(s[i].response);
+		memset(&s[i], 0, sizeof s[i]);
+	}
+}
+
+/* Journal one batch from `in`: wait up to wait_ms for its first message.
+ * The number of messages handled, or -1 when the connection is lost. */
+static int journal_step(journal *j, bus *in, const struct opts *o, struct slot *s, int wait_ms)
+{
+	int n = 0, got = 0, rc;
+	while (n < o->batch && (got = bus_next(in, n ? 0 : wait_ms, &s[n].m)) == 1) {
+		cJSON *body;
+		const char *why = unanswerable(&s[n].m, &body);
+		/* the redelivery of a shared-queue message, forwarded again */
+		if (o->instance && s[n].m.routed_redelivery)
+			s[n].m.redelivered = 1;
+		if (why) {
+			err_warn("rejecting message %llu (dead-lettered): %s",
+			    (unsigned long long)s[n].m.tag, why);
+			cJSON_Delete(body);
+		} else {
+			s[n].item = make_item(&s[n].m, body, util_now_ms());
 		}
-		if (got < 0 && n == 0) {
-			rc = -1;
-			break;
-		}
-		if (n == 0) {
-			if (o->once)
-				stop = 1;
-			continue;
-		}
-		if (commit_batch(j, s, n) < 0) {
-			err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
-		}
-		if (settle(b, s, n) < 0)
-			rc = -1;
-		emit(s, n);
-		for (int i = 0; i < n; i++) {
-			bus_msg_clear(&s[i].m);
-			cJSON_Delete(s[i].item);
-			free(s[i].response);
-			memset(&s[i], 0, sizeof s[i]);
-		}
-		if (rc < 0 || got < 0) {
-			rc = -1;
-			break;
+		n++;
+	}
+	if (n == 0)
+		return got < 0 ? -1 : 0;
+	if (commit_batch(j, s, n) < 0)
+		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
+	rc = settle(in, s, n);
+	emit(s, n);
+	slots_clear(s, n);
+	return rc < 0 || got < 0 ? -1 : n;
+}
+
+struct confirm_ctx {
+	struct fwd *f;
+	const int *order;         /* the k-th forwarded message is f[order[k]] */
+	uint64_t first;           /* its sequence number is first + k */
+};
+
+static void on_confirm(void *arg, uint64_t seq, int ok)
+{
+	struct confirm_ctx *c = arg;
+	c->f[c->order[seq - c->first]].confirmed = ok ? 1 : -1;
+}
+
+/* Every confirm was settled by route_step; a late one is for nobody. */
+static void ignore_confirm(void *arg, uint64_t seq, int ok)
+{
+	(void)arg;
+	(void)seq;
+	(void)ok;
+}
+
+/* Settle the shared-queue messages of a forwarded batch: dead-letter the
+ * bad ones, requeue those the broker did not take, then one multiple ack.
+ * 0, 1 when some were requeued, -1 when the connection is lost. */
+static int settle_forwarded(bus *shared, struct fwd *f, int n)
+{
+	uint64_t last = 0;
+	int requeued = 0;
+	for (int i = 0; i < n; i++) {
+		if (f[i].bad || f[i].confirmed < 0) {
+			if (bus_reject(shared, f[i].m.tag, !f[i].bad) < 0)
+				return -1;
+			requeued += !f[i].bad;
+		} else {
+			last = f[i].m.tag;
 		}
 	}
+	if (requeued)
+		err_warn("%d messages not taken by the route exchange (no instance bound?); requeued",
+		    requeued);
+	if (last && bus_ack(shared, last, 1) < 0)
+		return -1;
+	return requeued > 0;
+}
+
+/* Forward one batch from the shared queue to the route exchange, keyed on
+ * tenant/correlationId; ack the originals once the broker confirmed the
+ * copies. A crash in between only duplicates a copy, and the redelivered
+ * original's copy carries BUS_REDELIVERED_HEADER, so the owning instance
+ * takes it for what it is. The number handled, or -1 (connection lost). */
+static int route_step(struct links *l, const struct opts *o, struct fwd *f, int *order,
+    int wait_ms)
+{
+	struct confirm_ctx c = { f, order, 0 };
+	int n = 0, nf = 0, got = 0, rc = 0;
+	while (rc == 0 && n < o->batch &&
+	    (got = bus_next(l->shared, n ? 0 : wait_ms, &f[n].m)) == 1) {
+		cJSON *body;
+		const char *why = unanswerable(&f[n].m, &body);
+		if (why) {
+			err_warn("rejecting message %llu (dead-lettered): %s",
+			    (unsigned long long)f[n].m.tag, why);
+			f[n].bad = 1;
+		} else {
+			char key[256];
+			uint64_t seq;
+			bus_route_key(f[n].m.tenant, item_str(body, "correlationId"), key);
+			if (bus_forward(l->out, &f[n].m, l->route.exchange, key, &seq) < 0) {
+				rc = -1;
+			} else {
+				if (nf == 0)
+					c.first = seq;
+				order[nf++] = n;
+			}
+		}
+		cJSON_Delete(body);
+		n++;
+	}
+	int64_t deadline = util_mono_ms() + CONFIRM_TIMEOUT_MS;
+	while (rc == 0 && got >= 0 && bus_unconfirmed(l->out) > 0) {
+		int64_t left = deadline - util_mono_ms();
+		if (left <= 0) {
+			err_warn("no publisher confirms for %d s; reconnecting", CONFIRM_TIMEOUT_MS / 1000);
+			rc = -1;
+		} else if (bus_confirms(l->out, (int)left, on_confirm, &c) < 0) {
+			rc = -1;
+		}
+	}
+	/* on failure nothing is settled: the broker redelivers the originals */
+	if (rc == 0 && got >= 0 && n > 0) {
+		rc = settle_forwarded(l->shared, f, n);
+		if (rc > 0)
+			sleep(1);   /* not a hot loop while nothing is bound */
+	}
+	for (int i = 0; i < n; i++) {
+		bus_msg_clear(&f[i].m);
+		memset(&f[i], 0, sizeof f[i]);
+	}
+	return rc < 0 || got < 0 ? -1 : n;
+}
+
+static void links_close(struct links *l)
+{
+	bus_close(l->in);
+	bus_close(l->shared);
+	bus_close(l->out);
+	l->in = l->shared = l->out = NULL;
+}
+
+/* Connect, declare, and start consuming. 0, or -1 and why in err. */
+static int links_open(struct links *l, const struct opts *o, const struct bus_names *n, char *err,
+    size_t errlen)
+{
+	bus *b;
+	if (!(l->in = bus_connect(o->url, n, err, errlen)))
+		return -1;
+	if (o->instance) {
+		if (bus_declare_route(l->in, n, &l->route) < 0)
+			goto fail_in;
+		if (bus_open(o->url, &l->out, err, errlen) < 0 ||
+		    bus_open(o->url, &l->shared, err, errlen) < 0)
+			goto fail;
+		bus_keep_properties(l->shared);
+		if (bus_confirm_select(l->out) < 0) {
+			b = l->out;
+			goto fail_bus;
+		}
+		if (bus_consume(l->shared, n->request_queue, o->prefetch) < 0) {
+			b = l->shared;
+			goto fail_bus;
+		}
+	}
+	if (bus_consume(l->in, l->queue, o->prefetch) < 0)
+		goto fail_in;
+	return 0;
+fail_in:
+	b = l->in;
+fail_bus:
+	snprintf(err, errlen, "%s", bus_error(b));
+fail:
+	links_close(l);
+	return -1;
+}
+
+/* Consume until a connection breaks or we are told to stop. 0 on stop. */
+static int consume(journal *j, struct links *l, const struct opts *o)
+{
+	struct slot *s = calloc((size_t)o->batch, sizeof *s);
+	struct fwd *f = o->instance ? calloc((size_t)o->batch, sizeof *f) : NULL;
+	int *order = o->instance ? calloc((size_t)o->batch, sizeof *order) : NULL;
+	int rc = 0;
+	if (!s || (o->instance && (!f || !order)))
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
+	while (!stop) {
+		int routed = 0, journaled, wait = 1000;
+		if (l->shared) {
+			bus *both[] = { l->in, l->shared };
+			if (bus_wait(both, 2, 1000) < 0)
+				err_die(EXIT_TEMP, "poll: %s", strerror(errno));
+			wait = 0;
+			/* keeps the publishing connection's heartbeats going */
+			if (bus_confirms(l->out, 0, ignore_confirm, NULL) < 0 ||
+			    (routed = route_step(l, o, f, order, 0)) < 0) {
+				rc = -1;
+				break;
+			}
+		}
+		if ((journaled = journal_step(j, l->in, o, s, wait)) < 0) {
+			rc = -1;
+			break;
+		}
+		if (routed == 0 && journaled == 0 && o->once)
+			stop = 1;
+	}
+	free(order);
+	free(f);
 	free(s);
 	return rc;
 }
@@ -191,6 +384,16 @@ static int reprint(void *arg, const char *tenant, const char *cid, const char *i
 	return 0;
 }
 
+/* Which connection failed, and why. */
+static const char *lost_reason(const struct links *l)
+{
+	bus *const all[] = { l->in, l->shared, l->out };
+	for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+		if (all[i] && *bus_error(all[i]))
+			return bus_error(all[i]);
+	return "connection lost";
+}
+
 static void parse(int argc, char **argv, struct opts *o)
 {
 	int c;
@@ -199,10 +402,12 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->prefetch = 1000;
 	o->batch = 500;
 	o->once = 0;
-	while ((c = getopt(argc, argv, "1hvj:u:p:b:")) != -1) {
+	o->instance = util_env("FERRY_INSTANCE", NULL);
+	while ((c = getopt(argc, argv, "1hvi:j:u:p:b:")) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
 		case 'h': puts(usage); exit(0);
+		case 'i': o->instance = *optarg ? optarg : NULL; break;
 		case 'v': err_verbose(1); break;
 		case 'j': o->journal = optarg; break;
 		case 'u': o->url = optarg; break;
@@ -219,6 +424,7 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	struct bus_names names;
+	struct links l = { 0 };
 	char err[512];
 	journal *j;
 	int temp, backoff = 1;
@@ -231,6 +437,12 @@ int main(int argc, char **argv)
 	bus_names_from_env(&names);
 	if (bus_url_check(o.url, err, sizeof err) < 0)
 		err_die(EXIT_PERM, "%s", err);
+	l.queue = names.request_queue;
+	if (o.instance) {
+		if (bus_route_names(&names, o.instance, &l.route) < 0)
+			err_die(EXIT_PERM, "instance name %s: want 1 to 64 of [A-Za-z0-9_.-]", o.instance);
+		l.queue = l.route.queue;
+	}
 	if (journal_open(o.journal, JOURNAL_SYNC_FULL, &j, err, sizeof err, &temp) < 0)
 		err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
 	journal_set_owner(j, "ingest");
@@ -238,13 +450,7 @@ int main(int argc, char **argv)
 		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
 
 	while (!stop) {
-		bus *b = bus_connect(o.url, &names, err, sizeof err);
-		if (b && bus_consume(b, names.request_queue, o.prefetch) < 0) {
-			snprintf(err, sizeof err, "%s", bus_error(b));
-			bus_close(b);
-			b = NULL;
-		}
-		if (!b) {
+		if (links_open(&l, &o, &names, err, sizeof err) < 0) {
 			err_warn("%s; retrying in %d s", err, backoff);
 			if (o.once && backoff >= 8)
 				err_die(EXIT_TEMP, "broker unreachable; giving up (-1 mode)");
@@ -252,11 +458,15 @@ int main(int argc, char **argv)
 			backoff = util_backoff_next(backoff);
 			continue;
 		}
-		err_info("consuming %s", names.request_queue);
+		if (o.instance)
+			err_info("consuming %s, forwarding %s to %s", l.queue, names.request_queue,
+			    l.route.exchange);
+		else
+			err_info("consuming %s", l.queue);
 		int64_t connected = util_mono_ms();
-		if (consume(j, b, &o) < 0 && !stop)
-			err_warn("broker connection lost: %s; reconnecting", bus_error(b));
-		bus_close(b);
+		if (consume(j, &l, &o) < 0 && !stop)
+			err_warn("broker connection lost: %s; reconnecting", lost_reason(&l));
+		links_close(&l);
 		if (util_mono_ms() - connected < 2000 && !stop) {
 			sleep((unsigned)backoff);
 			backoff = util_backoff_next(backoff);

@@ -2,6 +2,7 @@
  * librabbitmq 0.11 has no confirm-wait helper: confirms are read as
  * basic.ack / basic.nack frames with amqp_simple_wait_frame_noblock. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@ enum { CHANNEL = 1, HEARTBEAT_S = 30, FRAME_MAX = 131072 };
 struct bus {
 	amqp_connection_state_t conn;
 	int open;                 /* channel usable */
+	int keep_props;           /* bus_keep_properties */
+	int returned;             /* a basic.return came since the last confirm */
 	char err[256];
 	/* confirms: pending[i] is 1 while seq base+i is unconfirmed */
 	uint64_t next_seq, base;
@@ -204,6 +207,21 @@ static int declare_exchange(bus *b, const char *name, const char *type)
 	return check_rpc(b, what);
 }
 
+/* A durable quorum queue dead-lettering to n's DLX and DLQ: the request
+ * queue, and each scale-out instance's queue. */
+static int declare_request_queue(bus *b, const struct bus_names *n, const char *name,
+    const char *what)
+{
+	amqp_table_entry_t args[] = {
+		entry_str("x-queue-type", "quorum"),
+		entry_str("x-dead-letter-exchange", n->dlx),
+		entry_str("x-dead-letter-routing-key", n->dlq),
+	};
+	amqp_table_t t = { 3, args };
+	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
+	return check_rpc(b, what);
+}
+
 int bus_declare(bus *b, const struct bus_names *n)
 {
 	static const struct { int which; const char *type; } exchanges[] = {
@@ -222,14 +240,7 @@ int bus_declare(bus *b, const struct bus_names *n)
 	if (check_rpc(b, "bind dead-letter queue") < 0)
 		return -1;
 
-	amqp_table_entry_t args[] = {
-		entry_str("x-queue-type", "quorum"),
-		entry_str("x-dead-letter-exchange", n->dlx),
-		entry_str("x-dead-letter-routing-key", n->dlq),
-	};
-	amqp_table_t t = { 3, args };
-	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(n->request_queue), 0, 1, 0, 0, t);
-	if (check_rpc(b, "declare request queue") < 0)
+	if (declare_request_queue(b, n, n->request_queue, "declare request queue") < 0)
 		return -1;
 	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->request_queue),
 	    amqp_cstring_bytes(n->request_exchange), amqp_empty_bytes, amqp_empty_table);
@@ -238,6 +249,55 @@ int bus_declare(bus *b, const struct bus_names *n)
 	amqp_exchange_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->response_alias),
 	    amqp_cstring_bytes(n->response_exchange), amqp_empty_bytes, amqp_empty_table);
 	return check_rpc(b, "bind response alias exchange");
+}
+
+static int instance_ok(const char *s)
+{
+	size_t len = strlen(s);
+	if (len < 1 || len > 64 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == len;
+}
+
+int bus_route_names(const struct bus_names *n, const char *instance, struct bus_route *r)
+{
+	if (!instance_ok(instance))
+		return -1;
+	int a = snprintf(r->exchange, sizeof r->exchange, "%s%s", n->request_queue, BUS_ROUTE_SUFFIX);
+	int q = snprintf(r->queue, sizeof r->queue, "%s.%s", n->request_queue, instance);
+	return a < 0 || q < 0 || (size_t)a >= sizeof r->exchange || (size_t)q >= sizeof r->queue
+	    ? -1 : 0;
+}
+
+int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_route *r)
+{
+	if (declare_exchange(b, r->exchange, "x-consistent-hash") < 0)
+		return -1;
+	if (declare_request_queue(b, n, r->queue, "declare instance queue") < 0)
+		return -1;
+	/* binding again with the same key is a no-op: the ring is unchanged */
+	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(r->queue), amqp_cstring_bytes(r->exchange),
+	    amqp_cstring_bytes(BUS_ROUTE_WEIGHT), amqp_empty_table);
+	return check_rpc(b, "bind instance queue");
+}
+
+static char key_byte(const char *tenant, size_t tl, const char *cid, size_t i)
+{
+	return i < tl ? tenant[i] : i == tl ? '/' : cid[i - tl - 1];
+}
+
+void bus_route_key(const char *tenant, const char *cid, char out[256])
+{
+	size_t tl = strlen(tenant), len = tl + 1 + strlen(cid);
+	if (len > 255) {
+		len = 255;
+		/* not inside a UTF-8 character: back up to its first byte */
+		while (len > 0 && ((unsigned char)key_byte(tenant, tl, cid, len) & 0xC0) == 0x80)
+			len--;
+	}
+	for (size_t i = 0; i < len; i++)
+		out[i] = key_byte(tenant, tl, cid, i);
+	out[len] = '\0';
 }
 
 int bus_listen(bus *b, const char *name, const char *exchange, char *out, size_t outlen)
@@ -267,8 +327,73 @@ int bus_consume(bus *b, const char *queue, int prefetch)
 	return check_rpc(b, "consume");
 }
 
+/* A message's properties, copied out of the envelope (which librabbitmq
+ * recycles) into a pool of their own. */
+struct bus_props {
+	amqp_pool_t pool;
+	amqp_basic_properties_t p;
+};
+
+static void props_free(struct bus_props *c)
+{
+	if (c) {
+		empty_amqp_pool(&c->pool);
+		free(c);
+	}
+}
+
+static int pool_dup(amqp_pool_t *pool, amqp_bytes_t *v)
+{
+	amqp_bytes_t src = *v;
+	if (src.len == 0)
+		return 0;
+	amqp_pool_alloc_bytes(pool, src.len, v);
+	if (!v->bytes)
+		return -1;
+	memcpy(v->bytes, src.bytes, src.len);
+	return 0;
+}
+
+static struct bus_props *props_copy(const amqp_basic_properties_t *src)
+{
+	struct bus_props *c = malloc(sizeof *c);
+	if (!c)
+		return NULL;
+	init_amqp_pool(&c->pool, 4096);
+	c->p = *src;
+	/* only the fields whose flag is set were decoded */
+	const struct { amqp_flags_t flag; amqp_bytes_t *v; } strs[] = {
+		{ AMQP_BASIC_CONTENT_TYPE_FLAG, &c->p.content_type },
+		{ AMQP_BASIC_CONTENT_ENCODING_FLAG, &c->p.content_encoding },
+		{ AMQP_BASIC_CORRELATION_ID_FLAG, &c->p.correlation_id },
+		{ AMQP_BASIC_REPLY_TO_FLAG, &c->p.reply_to },
+		{ AMQP_BASIC_EXPIRATION_FLAG, &c->p.expiration },
+		{ AMQP_BASIC_MESSAGE_ID_FLAG, &c->p.message_id },
+		{ AMQP_BASIC_TYPE_FLAG, &c->p.type },
+		{ AMQP_BASIC_USER_ID_FLAG, &c->p.user_id },
+		{ AMQP_BASIC_APP_ID_FLAG, &c->p.app_id },
+		{ AMQP_BASIC_CLUSTER_ID_FLAG, &c->p.cluster_id },
+	};
+	for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+		if ((src->_flags & strs[i].flag) && pool_dup(&c->pool, strs[i].v) < 0)
+			goto fail;
+	if ((src->_flags & AMQP_BASIC_HEADERS_FLAG) &&
+	    amqp_table_clone(&src->headers, &c->p.headers, &c->pool) != AMQP_STATUS_OK)
+		goto fail;
+	return c;
+fail:
+	props_free(c);
+	return NULL;
+}
+
+void bus_keep_properties(bus *b)
+{
+	b->keep_props = 1;
+}
+
 void bus_msg_clear(struct bus_msg *m)
 {
+	props_free(m->props);
 	free(m->body);
 	free(m->tenant);
 	free(m->app_id);
@@ -300,7 +425,17 @@ static char *header_str(const amqp_table_t *t, const char *key)
 	return NULL;
 }
 
-static void take_envelope(struct bus_msg *m, amqp_envelope_t *env)
+static int header_has(const amqp_table_t *t, const char *key)
+{
+	for (int i = 0; i < t->num_entries; i++)
+		if (t->entries[i].key.len == strlen(key) &&
+		    memcmp(t->entries[i].key.bytes, key, t->entries[i].key.len) == 0)
+			return 1;
+	return 0;
+}
+
+/* 0, or -1 when out of memory (m is cleared then). */
+static int take_envelope(bus *b, struct bus_msg *m, amqp_envelope_t *env)
 {
 	amqp_basic_properties_t *p = &env->message.properties;
 	memset(m, 0, sizeof *m);
@@ -308,8 +443,14 @@ static void take_envelope(struct bus_msg *m, amqp_envelope_t *env)
 	m->redelivered = env->redelivered;
 	m->len = env->message.body.len;
 	m->body = bytes_dup(env->message.body);
-	if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
+	if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
 		m->tenant = header_str(&p->headers, "regards.tenant");
+		m->routed_redelivery = header_has(&p->headers, BUS_REDELIVERED_HEADER);
+	}
+	if (b->keep_props && !(m->props = props_copy(p))) {
+		bus_msg_clear(m);
+		return -1;
+	}
 	if (p->_flags & AMQP_BASIC_PRIORITY_FLAG) {
 		m->has_priority = 1;
 		m->priority = p->priority;
@@ -318,6 +459,7 @@ static void take_envelope(struct bus_msg *m, amqp_envelope_t *env)
 		m->app_id = bytes_dup(p->app_id);
 	if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
 		m->correlation_id = bytes_dup(p->correlation_id);
+	return m->body ? 0 : -1;
 }
 
 /* A frame that is not a delivery arrived: handle what may come on a
@@ -353,10 +495,12 @@ int bus_next(bus *b, int timeout_ms, struct bus_msg *m)
 	amqp_maybe_release_buffers(b->conn);
 	amqp_rpc_reply_t r = amqp_consume_message(b->conn, &env, &tv, 0);
 	if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-		take_envelope(m, &env);
+		int rc = take_envelope(b, m, &env);
 		amqp_destroy_envelope(&env);
-		if (!m->body)
+		if (rc < 0) {
+			bus_msg_clear(m);
 			return fail(b, "%s", strerror(ENOMEM));
+		}
 		return 1;
 	}
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
@@ -366,6 +510,24 @@ int bus_next(bus *b, int timeout_ms, struct bus_msg *m)
 			return other_frame(b) < 0 ? -1 : 0;
 	}
 	return rpc_fail(b, r, "consume");
+}
+
+int bus_wait(bus *const *bs, size_t n, int timeout_ms)
+{
+	struct pollfd fds[8];
+	if (n > sizeof fds / sizeof *fds)
+		return errno = EINVAL, -1;
+	for (size_t i = 0; i < n; i++) {
+		/* librabbitmq may have read ahead: poll(2) would not see that */
+		if (amqp_frames_enqueued(bs[i]->conn) || amqp_data_in_buffer(bs[i]->conn))
+			return 1;
+		fds[i].fd = bus_fd(bs[i]);
+		fds[i].events = POLLIN;
+	}
+	int rc = poll(fds, (nfds_t)n, timeout_ms);
+	if (rc < 0 && errno == EINTR)
+		return 0;
+	return rc < 0 ? -1 : rc > 0;
 }
 
 int bus_ack(bus *b, uint64_t tag, int multiple)
@@ -474,6 +636,65 @@ int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
 	return 0;
 }
 
+/* The headers of a forwarded message: the original's without
+ * BUS_REDELIVERED_HEADER, plus that header when the original was
+ * redelivered; t->entries is malloc'd. 0 or -1. */
+static int forward_headers(const struct bus_msg *m, amqp_table_t *t)
+{
+	const amqp_table_t *src = &m->props->p.headers;
+	int have = (m->props->p._flags & AMQP_BASIC_HEADERS_FLAG) ? src->num_entries : 0;
+	t->num_entries = 0;
+	t->entries = malloc(((size_t)have + 1) * sizeof *t->entries);
+	if (!t->entries)
+		return -1;
+	for (int i = 0; i < have; i++) {
+		const amqp_table_entry_t *e = &src->entries[i];
+		if (e->key.len == strlen(BUS_REDELIVERED_HEADER) &&
+		    memcmp(e->key.bytes, BUS_REDELIVERED_HEADER, e->key.len) == 0)
+			continue;
+		t->entries[t->num_entries++] = *e;
+	}
+	if (m->redelivered)
+		t->entries[t->num_entries++] = entry_str(BUS_REDELIVERED_HEADER, "true");
+	return 0;
+}
+
+int bus_forward(bus *b, const struct bus_msg *m, const char *exchange, const char *key,
+    uint64_t *seq)
+{
+	amqp_basic_properties_t props;
+	amqp_table_t headers;
+	if (!b->open)
+		return fail(b, "channel closed");
+	if (!m->props)
+		return fail(b, "forward: the message's properties were not kept");
+	if (forward_headers(m, &headers) < 0)
+		return fail(b, "%s", strerror(ENOMEM));
+	props = m->props->p;
+	props._flags &= ~(amqp_flags_t)AMQP_BASIC_USER_ID_FLAG;
+	props._flags &= ~(amqp_flags_t)AMQP_BASIC_HEADERS_FLAG;
+	if (headers.num_entries) {
+		props._flags |= AMQP_BASIC_HEADERS_FLAG;
+		props.headers = headers;
+	}
+	amqp_bytes_t body = { m->len, m->body };
+	int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(exchange),
+	    amqp_cstring_bytes(key), 1, 0, &props, body);
+	free(headers.entries);
+	if (rc != AMQP_STATUS_OK) {
+		b->open = 0;
+		return fail(b, "forward: %s", amqp_error_string2(rc));
+	}
+	if (b->next_seq) {
+		if (pending_push(b) < 0)
+			return -1;
+		if (seq)
+			*seq = b->next_seq;
+		b->next_seq++;
+	}
+	return 0;
+}
+
 uint64_t bus_unconfirmed(const bus *b)
 {
 	return b->unconfirmed;
@@ -521,9 +742,18 @@ int bus_confirms(bus *b, int timeout_ms, bus_confirm_fn *fn, void *arg)
 		if (f.frame_type != AMQP_FRAME_METHOD)
 			continue;
 		switch (f.payload.method.id) {
+		case AMQP_BASIC_RETURN_METHOD:
+			/* an unroutable mandatory message: the broker sends its
+			 * return (then its header and body frames, skipped above)
+			 * before its ack; which sequence number it was is not
+			 * said, so the next ack is taken as a failure for all it
+			 * covers */
+			b->returned = 1;
+			break;
 		case AMQP_BASIC_ACK_METHOD: {
 			amqp_basic_ack_t *a = f.payload.method.decoded;
-			settle(b, a->delivery_tag, a->multiple, 1, fn, arg);
+			settle(b, a->delivery_tag, a->multiple, !b->returned, fn, arg);
+			b->returned = 0;
 			break;
 		}
 		case AMQP_BASIC_NACK_METHOD: {

@@ -1,6 +1,7 @@
 /* bus: ferry's AMQP 0-9-1 side over librabbitmq — connect from a URL,
- * declare the REGARDS topology (DESIGN §2), consume with a prefetch window,
- * settle deliveries, publish with pipelined publisher confirms. */
+ * declare the REGARDS topology (DESIGN §2) and the scale-out route, consume
+ * with a prefetch window, settle deliveries, publish with pipelined
+ * publisher confirms, forward a consumed message unchanged. */
 #ifndef FERRY_BUS_H
 #define FERRY_BUS_H
 
@@ -18,6 +19,14 @@
 #define BUS_DLX "regards.DLX"
 #define BUS_DLQ "regards.DLQ"
 #define BUS_RESPONSE_TYPE "fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent"
+/* Scale-out: the x-consistent-hash exchange is the request queue's name
+ * plus this suffix, an instance's queue the request queue's name plus "."
+ * and the instance name; each instance binds with this weight. */
+#define BUS_ROUTE_SUFFIX ".route"
+#define BUS_ROUTE_WEIGHT "1"
+/* Header a forwarded message carries when the original was a broker
+ * redelivery (that flag does not survive a republish). */
+#define BUS_REDELIVERED_HEADER "ferry.redelivered"
 
 typedef struct bus bus;
 
@@ -45,6 +54,24 @@ bus *bus_connect(const char *url, const struct bus_names *n, char *err, size_t e
 /* Declare every exchange, queue and binding idempotently. */
 int bus_declare(bus *b, const struct bus_names *n);
 
+/* Scale-out names for instance (ferry-amqp-ingest(1), SCALE-OUT). 0, or -1
+ * when instance is not [A-Za-z0-9_.-]{1,64} (or "." / "..") or a name
+ * would be over 255 bytes. */
+struct bus_route {
+	char exchange[256], queue[256];
+};
+int bus_route_names(const struct bus_names *n, const char *instance, struct bus_route *r);
+
+/* Declare the route exchange (x-consistent-hash, durable), the instance's
+ * queue (quorum, with the request queue's dead-lettering) and its binding
+ * of weight BUS_ROUTE_WEIGHT, idempotently. 0 or -1. */
+int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_route *r);
+
+/* The routing key of a request: tenant "/" correlationId, cut to the 255
+ * bytes of an AMQP short string on a UTF-8 boundary (routing only needs
+ * the same key for the same id). */
+void bus_route_key(const char *tenant, const char *cid, char out[256]);
+
 /* Declare a queue bound to exchange: named and durable, or, when name is
  * NULL or "", server-named, exclusive and auto-deleted (a client's private
  * response queue); its name is copied to out. 0 or -1. */
@@ -60,12 +87,20 @@ struct bus_msg {
 	int has_priority, priority;
 	char *app_id;                 /* property, or NULL */
 	char *correlation_id;         /* property, or NULL */
+	int routed_redelivery;        /* has header BUS_REDELIVERED_HEADER */
+	struct bus_props *props;      /* every property, with bus_keep_properties */
 };
 void bus_msg_clear(struct bus_msg *m);
+/* From now on bus_next keeps a copy of each message's properties (headers
+ * included), for bus_forward. */
+void bus_keep_properties(bus *b);
 int bus_consume(bus *b, const char *queue, int prefetch);
 /* Wait up to timeout_ms (0 = poll) for a delivery: 1 got one, 0 timeout,
  * -1 connection lost or channel closed (bus_error says why). */
 int bus_next(bus *b, int timeout_ms, struct bus_msg *m);
+/* Wait up to timeout_ms until one of the n connections has something to
+ * read (buffered frames included): 1, 0 on timeout or signal, -1 (errno). */
+int bus_wait(bus *const *bs, size_t n, int timeout_ms);
 int bus_ack(bus *b, uint64_t tag, int multiple);
 int bus_reject(bus *b, uint64_t tag, int requeue);
 
@@ -90,5 +125,13 @@ int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq);
 typedef void bus_confirm_fn(void *arg, uint64_t seq, int ok);
 int bus_confirms(bus *b, int timeout_ms, bus_confirm_fn *fn, void *arg);
 uint64_t bus_unconfirmed(const bus *b);   /* published, not yet confirmed */
+
+/* Publish m (consumed with bus_keep_properties) again, mandatory, to
+ * exchange with routing key: same body and properties, except user_id
+ * (the broker checks it against our login) and BUS_REDELIVERED_HEADER, set
+ * if and only if m is a redelivery. A message the broker returns as
+ * unroutable is reported by bus_confirms as not ok. */
+int bus_forward(bus *b, const struct bus_msg *m, const char *exchange, const char *key,
+    uint64_t *seq);
 
 #endif

@@ -1,0 +1,384 @@
+#!/usr/bin/env bats
+# Scale-out: two complete ferry instances, a and b (FERRY_INSTANCE), each a
+# ferry-run with its own journal and workspace, share one RabbitMQ and one
+# S3 server. Every instance forwards the shared request queue to the
+# consistent-hash exchange keyed on tenant/correlationId and journals its
+# own queue, so an id always meets the same journal. 500 requests (DONE,
+# DENIED and ERROR outcomes) are published while instance a is SIGKILLed
+# for 20 s; then the two journals, the responses (read by an independent
+# amqplib client) and the duplicates must agree: each id in exactly one
+# journal, ended once and answered, duplicates answered by their owner,
+# also after a RabbitMQ restart.
+
+load lib
+
+RX=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.input.DeliveryRequestDtoEvent
+RESP=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent
+N=500
+
+peek() { node "$BATS_TEST_DIRNAME/amqp-peek.js" "$@"; }
+
+# on NAME: the environment of instance NAME for what follows
+on() {
+	export FERRY_INSTANCE=$1 FERRY_JOURNAL="$D/$1/journal.db" FERRY_WORKSPACE="$D/$1/ws" TMPDIR="$D/$1"
+}
+
+# start NAME: run instance NAME's ferry-run in the background
+start() {
+	(
+		on "$1"
+		ferry-run -v >/dev/null 2>>"$D/$1.log" 3>&- &
+		echo $! >"$D/$1.pid"
+	)
+}
+
+# kill_all NAME: SIGKILL instance NAME's ferry-run (first, so that it
+# restarts nothing), then every ferry program of its journal, until none is
+# left
+kill_all() {
+	local pids
+	[ -s "$D/$1.pid" ] && kill -KILL "$(cat "$D/$1.pid")" 2>/dev/null
+	for _ in $(seq 1 50); do
+		pids=$(on "$1" && ferry_procs | awk '{ print $1 }')
+		[ -n "$pids" ] || return 0
+		# shellcheck disable=SC2086
+		kill -KILL $pids 2>/dev/null
+		sleep 0.1
+	done
+	return 1
+}
+
+# stop NAME: SIGTERM instance NAME's ferry-run and wait for it to end
+stop() {
+	local pid
+	pid=$(cat "$D/$1.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 100); do
+		st=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 0
+		[ "$st" = Z ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# sql NAME QUERY: on instance NAME's journal
+sql() { jq_sql "$D/$1/journal.db" "$2"; }
+
+setup_file() {
+	sandbox_up
+	export D="$BATS_FILE_TMPDIR"
+	export FERRY_TENANTS="$D/tenants"
+	mkdir -p "$D/a" "$D/b"
+	# six small products of three files, and one whose catalog md5 is wrong
+	for p in 0 1 2 3 4 5; do
+		mkdir -p "$D/data/P$p"
+		for f in a b c; do head -c $(((RANDOM % 16 + 1) * 1024)) /dev/urandom >"$D/data/P$p/$f.nc"; done
+	done
+	ferry-catalog -c "$D/cat.db" init
+	ferry-catalog -c "$D/cat.db" scan -t coastline "$D/data" >/dev/null
+	printf '{"productId":"Bad","files":[{"dataType":"RAWDATA","name":"bad.nc","url":"file://%s/data/P0/a.nc","size":%s,"md5":"00000000000000000000000000000000"}]}\n' \
+		"$D" "$(stat -c %s "$D/data/P0/a.nc")" | ferry-catalog -c "$D/cat.db" add
+	tenant so "{\"request_ttl\":1,\"catalog\":\"$D/cat.db\",\"file_roots\":[\"$D/data\"],
+		\"users\":[\"ana@example.org\"],
+		\"s3_server\":{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,
+		\"region\":\"us-east-1\",\"key\":\"S3RVER\",\"secret\":\"S3RVER\"},
+		\"delivery_bucket\":\"deliveries\"}"
+	peek bind "$FERRY_AMQP_URL" test.responses "$RESP"
+	# a binds first: the order in which RabbitMQ rebuilds the ring at boot
+	start a
+	for _ in $(seq 1 100); do
+		peek count "$FERRY_AMQP_URL" ferry.delivery.requests.a >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	start b
+	for _ in $(seq 1 100); do
+		peek count "$FERRY_AMQP_URL" ferry.delivery.requests.b >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+}
+
+teardown_file() {
+	if [ -n "${BATS_FILE_TMPDIR:-}" ]; then
+		D=$BATS_FILE_TMPDIR
+		stop a
+		stop b
+		kill_all a
+		kill_all b
+	fi
+	sandbox_down
+}
+
+setup() {
+	sandbox_env
+	export D="$BATS_FILE_TMPDIR" FERRY_TENANTS="$BATS_FILE_TMPDIR/tenants"
+	cd "$BATS_TEST_TMPDIR" || return 1
+}
+
+body() {
+	printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":["%s"],"user":"%s"}}' "$1" "$2" "$3"
+}
+
+# line TENANT BODY: a line for amqp-peek.js stream
+line() { jq -cn --arg t "$1" --arg b "$2" '{tenant: $t, body: $b}'; }
+
+# the 500 requests and the outcome each must have: 3 in 5 DONE, 1 in 5
+# DENIED (a user not allowed), 1 in 5 ERROR (EMPTY_ORDER or a wrong md5)
+requests() {
+	local i
+	for i in $(seq 1 $N); do
+		case $((i % 5)) in
+		0 | 1 | 2) line so "$(body "c-$i" "productId:P$((i % 6))" ana@example.org)"
+			echo "so c-$i DONE" >>"$D/expect" ;;
+		3) line so "$(body "c-$i" productId:P1 eve@example.org)"
+			echo "so c-$i DENIED" >>"$D/expect" ;;
+		4) if [ $((i % 10)) = 4 ]; then q=productId:Nothing; else q=productId:Bad; fi
+			line so "$(body "c-$i" "$q" ana@example.org)"
+			echo "so c-$i ERROR" >>"$D/expect" ;;
+		esac
+	done
+}
+
+settled() {
+	local n=0 j
+	for j in a b; do
+		[ "$(sql $j "select count(*) from request where state not in ('DONE','DENIED','ERROR')")" = 0 ] || return 1
+		[ "$(sql $j "select count(*) from outbox where sent_at is null")" = 0 ] || return 1
+		n=$((n + $(sql $j "select count(*) from request")))
+	done
+	[ "$n" = $N ]
+}
+
+# responses COUNT FILE: read COUNT responses off test.responses into FILE,
+# then make sure no more come
+responses() {
+	peek get "$FERRY_AMQP_URL" test.responses "$1" 60 >"$2" || return 1
+	sleep 1
+	[ "$(peek count "$FERRY_AMQP_URL" test.responses)" = 0 ]
+}
+
+# terminal CID: the terminal response body that CID got first
+terminal() {
+	jq -r --arg c "$1" '.body | select(fromjson | .correlationId == $c and .status != "GRANTED")' \
+		"$D/responses" | head -n 1
+}
+
+@test "scale-out: 500 requests shared by two instances while one is SIGKILLed for 20 s" {
+	requests >"$D/requests"
+	t0=$SECONDS
+	peek stream "$FERRY_AMQP_URL" "$RX" 25 <"$D/requests" 2>"$D/publish.log" &
+	publisher=$!
+	sleep 3
+	kill_all a
+	echo "$((SECONDS - t0)) a killed" >>"$D/timeline"
+	sleep 20
+	[ "$(on a && ferry_procs)" = "" ]
+	start a
+	echo "$((SECONDS - t0)) a started" >>"$D/timeline"
+	wait "$publisher"
+	for _ in $(seq 1 480); do settled && break; sleep 0.5; done
+	echo "$((SECONDS - t0)) settled" >>"$D/timeline"
+	settled
+	n=$(peek count "$FERRY_AMQP_URL" test.responses)
+	peek get "$FERRY_AMQP_URL" test.responses "$n" 60 >"$D/responses"
+	echo "# $(tr '\n' ',' <"$D/timeline" | sed 's/,$//; s/,/, /g') (s)" >&3
+}
+
+@test "scale-out: each correlationId is in exactly one journal, and both instances did a good share" {
+	run sql a "attach '$D/b/journal.db' as b;
+		select count(*) from request r join b.request s using (tenant, correlation_id)"
+	assert_output 0
+	na=$(sql a "select count(*) from request") nb=$(sql b "select count(*) from request")
+	for j in a b; do
+		echo "# instance $j: $(sql $j "select count(*) from request") requests ($(sql $j "select
+			group_concat(n || ' ' || state, ', ') from (select state, count(*) n from request group by state)"))" >&3
+	done
+	[ $((na + nb)) = $N ]
+	# 500 ids hashed on two equal buckets: 250 +- 11; 150 is 9 sigma away
+	[ "$na" -ge 150 ] && [ "$nb" -ge 150 ]
+}
+
+@test "scale-out: every request has exactly one terminal state, the one its kind calls for" {
+	for j in a b; do
+		run sql $j "select count(*) from (select request_id from event
+			where state in ('DONE','DENIED','ERROR') group by request_id having count(*) != 1)"
+		assert_output 0
+	done
+	got=$(for j in a b; do sql $j "select tenant || ' ' || correlation_id || ' ' || state from request"; done | sort)
+	diff <(sort "$D/expect") <(echo "$got")
+	# a's requests that waited in its queue while it was down were done too
+	[ "$(sql a "select count(*) from request where state = 'DONE'")" -gt 0 ]
+}
+
+@test "scale-out: each request got its terminal response, never two that differ" {
+	node - "$D/responses" "$D/expect" >"$D/response-summary" <<'EOF'
+const fs = require('fs');
+const [resp, expect] = process.argv.slice(2);
+const terminal = new Map();
+let total = 0, dup = 0;
+for (const l of fs.readFileSync(resp, 'utf8').split('\n').filter(Boolean)) {
+  const m = JSON.parse(l), b = JSON.parse(m.body);
+  if (b.status === 'GRANTED') continue;
+  const key = m.headers['regards.tenant'] + ' ' + b.correlationId;
+  total++;
+  const was = terminal.get(key);
+  if (was === undefined) { terminal.set(key, m.body); continue; }
+  dup++;
+  if (was !== m.body) { console.log(`contradiction ${key}: ${was} then ${m.body}`); process.exitCode = 1; }
+}
+let missing = 0;
+for (const l of fs.readFileSync(expect, 'utf8').split('\n').filter(Boolean)) {
+  const [t, c, want] = l.split(' ');
+  const body = terminal.get(t + ' ' + c);
+  if (!body) { console.log(`no terminal response for ${t} ${c}`); missing++; continue; }
+  if (JSON.parse(body).status !== want) { console.log(`${t} ${c}: ${body}, want ${want}`); process.exitCode = 1; }
+}
+if (missing) process.exitCode = 1;
+console.log(`responses: ${total} terminal, ${dup} sent twice (crash), ${missing} missing`);
+EOF
+	status=$?
+	cat "$D/response-summary"
+	echo "# $(tail -n 1 "$D/response-summary")" >&3
+	[ "$status" = 0 ]
+}
+
+# dups NAME FROM COUNT: COUNT correlationIds of instance NAME, from the
+# FROM-th on (each test takes its own, so that no DENIED "correlationId
+# already used" becomes the latest response of an id another test resends)
+dups() { sql "$1" "select correlation_id from request order by id limit $3 offset $2"; }
+
+# again CID...: publish each CID's original request again, same body
+again() {
+	local c
+	for c in "$@"; do grep -F "\\\"correlationId\\\":\\\"$c\\\"," "$D/requests"; done
+}
+
+@test "scale-out: duplicates (same body) go to their owner and are answered again, identically" {
+	na=$(sql a "select count(*) from request") nb=$(sql b "select count(*) from request")
+	mapfile -t ca < <(dups a 0 15)
+	mapfile -t cb < <(dups b 0 15)
+	again "${ca[@]}" "${cb[@]}" >dup.ndjson
+	[ "$(wc -l <dup.ndjson)" = 30 ]
+	peek stream "$FERRY_AMQP_URL" "$RX" <dup.ndjson 2>/dev/null
+	responses 30 dup.responses
+	for c in "${ca[@]}" "${cb[@]}"; do
+		got=$(jq -r --arg c "$c" '.body | select(fromjson | .correlationId == $c)' dup.responses)
+		[ "$got" = "$(terminal "$c")" ] || { echo "$c: $got, first $(terminal "$c")"; false; }
+	done
+	# nothing new in either journal; each owner queued the response again
+	[ "$(sql a "select count(*) from request")" = "$na" ]
+	[ "$(sql b "select count(*) from request")" = "$nb" ]
+	for c in "${ca[@]}"; do [ "$(sql b "select count(*) from request where correlation_id = '$c'")" = 0 ]; done
+	for c in "${cb[@]}"; do [ "$(sql a "select count(*) from request where correlation_id = '$c'")" = 0 ]; done
+	echo "# duplicates: ${#ca[@]} of a and ${#cb[@]} of b answered again by their owner" >&3
+}
+
+@test "scale-out: a duplicate with another body is DENIED by the instance that owns the id" {
+	mapfile -t ca < <(dups a 15 5)
+	mapfile -t cb < <(dups b 15 5)
+	# no request of the 500 asks for productId:Other: the body differs
+	for c in "${ca[@]}" "${cb[@]}"; do line so "$(body "$c" productId:Other ana@example.org)"; done >conflict.ndjson
+	peek stream "$FERRY_AMQP_URL" "$RX" <conflict.ndjson 2>/dev/null
+	responses 10 conflict.responses
+	run jq -r '.body | fromjson | .status + " " + .errorType + " " + .message' conflict.responses
+	[ "$(grep -c '^DENIED INVALID_CONTENT .*correlationId already used' <<<"$output")" = 10 ]
+	for c in "${ca[@]}"; do
+		[ "$(sql a "select count(*) from outbox o join request r on r.id = o.request_id
+			where r.correlation_id = '$c' and o.body like '%already used%'")" = 1 ]
+	done
+	for c in "${cb[@]}"; do
+		[ "$(sql b "select count(*) from outbox o join request r on r.id = o.request_id
+			where r.correlation_id = '$c' and o.body like '%already used%'")" = 1 ]
+	done
+	# the originals are untouched
+	for c in "${ca[@]}"; do [ "$(sql b "select count(*) from request where correlation_id = '$c'")" = 0 ]; done
+	for c in "${cb[@]}"; do [ "$(sql a "select count(*) from request where correlation_id = '$c'")" = 0 ]; done
+}
+
+@test "scale-out: an id over 255 bytes is routed on its first 255 and meets its journal again" {
+	# 300 characters, 599 bytes: DENIED (over 255 characters) by its owner;
+	# "so/c" and 125 é make 254 bytes, so the 255-byte cut falls inside an é
+	long=c$(printf 'é%.0s' $(seq 1 299))
+	line so "$(body "$long" productId:P1 ana@example.org)" >long.ndjson
+	peek stream "$FERRY_AMQP_URL" "$RX" <long.ndjson 2>/dev/null
+	peek stream "$FERRY_AMQP_URL" "$RX" <long.ndjson 2>/dev/null
+	responses 2 long.responses
+	run jq -r '.body | fromjson | .status + " " + .errorType' long.responses
+	assert_output $'DENIED INVALID_CONTENT\nDENIED INVALID_CONTENT'
+	[ "$(sed -n 1p long.responses | jq .body)" = "$(sed -n 2p long.responses | jq .body)" ]
+	n=0
+	for j in a b; do n=$((n + $(sql $j "select count(*) from request where correlation_id = '$long'"))); done
+	[ "$n" = 1 ]
+}
+
+@test "scale-out: a message without regards.tenant is dead-lettered, in no journal" {
+	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -C application/json -b '{"correlationId":"nobody"}'
+	for _ in $(seq 1 50); do
+		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" = $((before + 1)) ] && break
+		sleep 0.2
+	done
+	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" = $((before + 1)) ]
+	for j in a b; do [ "$(sql $j "select count(*) from request where correlation_id = 'nobody'")" = 0 ]; done
+	grep -q 'rejecting message .*no regards.tenant header' "$D/a.log" "$D/b.log"
+}
+
+# ring: the consistent-hash ring of the route exchange, "bucket:queue ..."
+ring() {
+	ferry-sandbox ctl "$SANDBOX_DIR" eval '{ok, {chx_hash_ring, _, M, _}} =
+		rabbit_exchange_type_consistent_hash:ring_state(<<"regards.multitenant.manager">>,
+			<<"ferry.delivery.requests.route">>),
+		lists:flatten([io_lib:format("~b:~s ", [K, element(4, Q)]) || {K, Q} <- lists:sort(maps:to_list(M))]).' |
+		tr -d '"' | sed 's/ferry.delivery.requests.//g; s/ $//'
+}
+
+# consumers: "queue consumers" of the shared and the instance queues
+consumers() {
+	ferry-sandbox ctl "$SANDBOX_DIR" -q list_queues -p regards.multitenant.manager --no-table-headers \
+		name consumers | grep '^ferry\.delivery\.requests' | sort | tr '\t\n' ' '
+}
+
+@test "scale-out: the ring is in name order, survives importing the scale-out definitions and a RabbitMQ restart" {
+	run ring
+	assert_output '0:a 1:b'
+	# the definitions file declares what the instances declared: nothing changes
+	ferry-sandbox ctl "$SANDBOX_DIR" import_definitions \
+		"$BATS_TEST_DIRNAME/../etc/rabbitmq/definitions-scaleout.json" >/dev/null
+	sleep 2
+	run ring
+	assert_output '0:a 1:b'
+	ferry-sandbox stop "$SANDBOX_DIR" rabbitmq
+	ferry-sandbox start "$SANDBOX_DIR" rabbitmq >/dev/null
+	# RabbitMQ rebuilt the ring from the bindings, sorted by weight then queue name
+	run ring
+	assert_output '0:a 1:b'
+	want='ferry.delivery.requests 2 ferry.delivery.requests.a 1 ferry.delivery.requests.b 1 '
+	for _ in $(seq 1 120); do [ "$(consumers)" = "$want" ] && break; sleep 0.5; done
+	[ "$(consumers)" = "$want" ]
+}
+
+@test "scale-out: after the RabbitMQ restart, duplicates still go to their owner" {
+	na=$(sql a "select count(*) from request") nb=$(sql b "select count(*) from request")
+	mapfile -t ca < <(dups a 20 10)
+	mapfile -t cb < <(dups b 20 10)
+	again "${ca[@]}" "${cb[@]}" >dup.ndjson
+	peek stream "$FERRY_AMQP_URL" "$RX" <dup.ndjson 2>/dev/null
+	responses 20 dup.responses || { tail -n 30 "$D/a.log" "$D/b.log"; cat dup.responses; false; }
+	for c in "${ca[@]}" "${cb[@]}"; do
+		got=$(jq -r --arg c "$c" '.body | select(fromjson | .correlationId == $c)' dup.responses)
+		[ "$got" = "$(terminal "$c")" ] || { echo "$c: $got, first $(terminal "$c")"; false; }
+	done
+	[ "$(sql a "select count(*) from request")" = "$na" ]
+	[ "$(sql b "select count(*) from request")" = "$nb" ]
+}
+
+@test "scale-out: after SIGTERM no ferry program of either instance is left, and both journals check good" {
+	stop a
+	stop b
+	for j in a b; do
+		[ -z "$(on $j && ferry_procs)" ]
+		[ ! -e "/proc/$(cat "$D/$j.pid")" ] || [ "$(awk '{ print $3 }' "/proc/$(cat "$D/$j.pid")/stat")" = Z ]
+		FERRY_JOURNAL="$D/$j/journal.db" run ferry-journal check
+		assert_success
+	done
+	grep -q 'ferry-amqp-ingest: info: consuming ferry.delivery.requests.a, forwarding' "$D/a.log"
+}
