@@ -266,13 +266,7 @@ static int list_row(void *arg, const struct jrequest *r)
 	char t1[32], t2[32];
 	if (c->json) {
 		cJSON *o = cJSON_CreateObject();
-		report_str(o, "tenant", r->tenant);
-		report_str(o, "correlationId", r->cid);
-		report_str(o, "state", r->state);
-		report_str(o, "errorType", r->error_type);
-		report_time(o, "receivedAt", r->received_ms);
-		report_time(o, "updatedAt", r->updated_ms);
-		report_time(o, "expiresAt", r->expires_ms);
+		report_request(o, r);
 		put_json(o);
 	} else {
 		printf("%-21s %-21s ", when(r->received_ms, t1), when(r->updated_ms, t2));

@@ -577,6 +577,27 @@ static int pending_push(bus *b)
 	return 0;
 }
 
+/* basic.publish, and with confirms on, the sequence number it will be
+ * confirmed under (into *seq unless NULL). 0, or -1 (the channel is lost). */
+static int send_publish(bus *b, const char *what, const char *exchange, const char *key,
+    int mandatory, const amqp_basic_properties_t *props, amqp_bytes_t body, uint64_t *seq)
+{
+	int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(exchange),
+	    amqp_cstring_bytes(key), mandatory, 0, props, body);
+	if (rc != AMQP_STATUS_OK) {
+		b->open = 0;
+		return fail(b, "%s: %s", what, amqp_error_string2(rc));
+	}
+	if (b->next_seq) {
+		if (pending_push(b) < 0)
+			return -1;
+		if (seq)
+			*seq = b->next_seq;
+		b->next_seq++;
+	}
+	return 0;
+}
+
 int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
 {
 	amqp_basic_properties_t props;
@@ -620,20 +641,8 @@ int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
 		props.headers.entries = entries;
 	}
 	amqp_bytes_t body = { p->len, (void *)p->body };
-	int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(p->exchange),
-	    amqp_cstring_bytes(p->routing_key ? p->routing_key : ""), 0, 0, &props, body);
-	if (rc != AMQP_STATUS_OK) {
-		b->open = 0;
-		return fail(b, "publish: %s", amqp_error_string2(rc));
-	}
-	if (b->next_seq) {
-		if (pending_push(b) < 0)
-			return -1;
-		if (seq)
-			*seq = b->next_seq;
-		b->next_seq++;
-	}
-	return 0;
+	return send_publish(b, "publish", p->exchange, p->routing_key ? p->routing_key : "", 0,
+	    &props, body, seq);
 }
 
 /* The headers of a forwarded message: the original's without
@@ -678,21 +687,9 @@ int bus_forward(bus *b, const struct bus_msg *m, const char *exchange, const cha
 		props.headers = headers;
 	}
 	amqp_bytes_t body = { m->len, m->body };
-	int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(exchange),
-	    amqp_cstring_bytes(key), 1, 0, &props, body);
+	int rc = send_publish(b, "forward", exchange, key, 1, &props, body, seq);
 	free(headers.entries);
-	if (rc != AMQP_STATUS_OK) {
-		b->open = 0;
-		return fail(b, "forward: %s", amqp_error_string2(rc));
-	}
-	if (b->next_seq) {
-		if (pending_push(b) < 0)
-			return -1;
-		if (seq)
-			*seq = b->next_seq;
-		b->next_seq++;
-	}
-	return 0;
+	return rc;
 }
 
 uint64_t bus_unconfirmed(const bus *b)

@@ -63,6 +63,17 @@ static int response_json(void *arg, const struct joutbox *o)
 	return 0;
 }
 
+void report_request(cJSON *o, const struct jrequest *r)
+{
+	report_str(o, "tenant", r->tenant);
+	report_str(o, "correlationId", r->cid);
+	report_str(o, "state", r->state);
+	report_str(o, "errorType", r->error_type);
+	report_time(o, "receivedAt", r->received_ms);
+	report_time(o, "expiresAt", r->expires_ms);
+	report_time(o, "updatedAt", r->updated_ms);
+}
+
 cJSON *report_show(journal *j, const struct jrequest *r)
 {
 	cJSON *o = cJSON_CreateObject(), *ev = cJSON_CreateArray(), *out = cJSON_CreateArray();
@@ -73,13 +84,7 @@ cJSON *report_show(journal *j, const struct jrequest *r)
 		errno = ENOMEM;
 		return NULL;
 	}
-	report_str(o, "tenant", r->tenant);
-	report_str(o, "correlationId", r->cid);
-	report_str(o, "state", r->state);
-	report_str(o, "errorType", r->error_type);
-	report_time(o, "receivedAt", r->received_ms);
-	report_time(o, "expiresAt", r->expires_ms);
-	report_time(o, "updatedAt", r->updated_ms);
+	report_request(o, r);
 	report_str(o, "claimedBy", r->claimed_by);
 	report_time(o, "claimedAt", r->claimed_by ? r->claimed_ms : 0);
 	cJSON_AddItemToObject(o, "events", ev);

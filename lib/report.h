@@ -17,6 +17,9 @@
  * string). */
 void report_str(cJSON *o, const char *key, const char *v);
 void report_time(cJSON *o, const char *key, int64_t ms);
+/* a request's tenant, correlationId, state, errorType, receivedAt,
+ * expiresAt and updatedAt (the absent ones left out) */
+void report_request(cJSON *o, const struct jrequest *r);
 void report_raw(cJSON *o, const char *key, const char *text);
 
 /* The request as `ferry-journal -J show` prints it: the row, its events

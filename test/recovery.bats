@@ -174,34 +174,8 @@ settled() {
 }
 
 @test "chaos: each request got a terminal response, never two that differ" {
-	node - "$D/responses" "$D/expect" >"$D/response-summary" <<'EOF'
-const fs = require('fs');
-const [resp, expect] = process.argv.slice(2);
-const terminal = new Map();
-let total = 0, dup = 0, granted = 0;
-for (const l of fs.readFileSync(resp, 'utf8').split('\n').filter(Boolean)) {
-  const m = JSON.parse(l), b = JSON.parse(m.body);
-  const key = m.headers['regards.tenant'] + ' ' + b.correlationId;
-  if (b.status === 'GRANTED') { granted++; continue; }
-  total++;
-  const was = terminal.get(key);
-  if (was === undefined) { terminal.set(key, m.body); continue; }
-  dup++;
-  if (was !== m.body) { console.log(`contradiction ${key}: ${was} then ${m.body}`); process.exitCode = 1; }
-}
-let missing = 0;
-for (const l of fs.readFileSync(expect, 'utf8').split('\n').filter(Boolean)) {
-  const [t, c, want] = l.split(' ');
-  const body = terminal.get(t + ' ' + c);
-  if (!body) { console.log(`no terminal response for ${t} ${c}`); missing++; continue; }
-  const st = JSON.parse(body).status, et = JSON.parse(body).errorType;
-  const ok = want === 'EXPIRED' ? st === 'ERROR' && et === 'EXPIRED' : st === want;
-  if (!ok) { console.log(`${t} ${c}: ${body}, want ${want}`); process.exitCode = 1; }
-}
-if (missing) process.exitCode = 1;
-console.log(`responses: ${granted} GRANTED, ${total} terminal, ${dup} duplicate terminal, ${missing} missing`);
-EOF
-	status=$?
+	status=0
+	node "$BATS_TEST_DIRNAME/responses-check.js" "$D/responses" "$D/expect" >"$D/response-summary" || status=$?
 	cat "$D/response-summary"
 	echo "# $(tail -n 1 "$D/response-summary")" >&3
 	[ "$status" = 0 ]

@@ -210,32 +210,8 @@ terminal() {
 }
 
 @test "scale-out: each request got its terminal response, never two that differ" {
-	node - "$D/responses" "$D/expect" >"$D/response-summary" <<'EOF'
-const fs = require('fs');
-const [resp, expect] = process.argv.slice(2);
-const terminal = new Map();
-let total = 0, dup = 0;
-for (const l of fs.readFileSync(resp, 'utf8').split('\n').filter(Boolean)) {
-  const m = JSON.parse(l), b = JSON.parse(m.body);
-  if (b.status === 'GRANTED') continue;
-  const key = m.headers['regards.tenant'] + ' ' + b.correlationId;
-  total++;
-  const was = terminal.get(key);
-  if (was === undefined) { terminal.set(key, m.body); continue; }
-  dup++;
-  if (was !== m.body) { console.log(`contradiction ${key}: ${was} then ${m.body}`); process.exitCode = 1; }
-}
-let missing = 0;
-for (const l of fs.readFileSync(expect, 'utf8').split('\n').filter(Boolean)) {
-  const [t, c, want] = l.split(' ');
-  const body = terminal.get(t + ' ' + c);
-  if (!body) { console.log(`no terminal response for ${t} ${c}`); missing++; continue; }
-  if (JSON.parse(body).status !== want) { console.log(`${t} ${c}: ${body}, want ${want}`); process.exitCode = 1; }
-}
-if (missing) process.exitCode = 1;
-console.log(`responses: ${total} terminal, ${dup} sent twice (crash), ${missing} missing`);
-EOF
-	status=$?
+	status=0
+	node "$BATS_TEST_DIRNAME/responses-check.js" "$D/responses" "$D/expect" >"$D/response-summary" || status=$?
 	cat "$D/response-summary"
 	echo "# $(tail -n 1 "$D/response-summary")" >&3
 	[ "$status" = 0 ]
