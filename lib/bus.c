@@ -225,14 +225,20 @@ static int declare_request_queue(bus *b, const struct bus_names *n, const char *
 int bus_declare(bus *b, const struct bus_names *n)
 {
 	static const struct { int which; const char *type; } exchanges[] = {
-		{ 0, "fanout" }, { 1, "fanout" }, { 2, "fanout" }, { 3, "direct" },
+		{ 0, "fanout" }, { 1, "fanout" }, { 2, "fanout" }, { 3, "topic" },
 	};
 	const char *names[] = { n->request_exchange, n->response_exchange, n->response_alias, n->dlx };
 	for (size_t i = 0; i < sizeof exchanges / sizeof *exchanges; i++)
 		if (declare_exchange(b, names[exchanges[i].which], exchanges[i].type) < 0)
 			return -1;
 
-	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(n->dlq), 0, 1, 0, 0, amqp_empty_table);
+	/* regards.DLX and regards.DLQ as every REGARDS microservice declares them
+	 * (RegardsAmqpAdmin): a topic exchange and a priority queue; any other
+	 * arguments and the broker refuses whichever side declares second */
+	amqp_table_entry_t prio = { amqp_cstring_bytes("x-max-priority"),
+		{ .kind = AMQP_FIELD_KIND_I32, .value.i32 = 255 } };
+	amqp_table_t dlq_args = { 1, &prio };
+	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(n->dlq), 0, 1, 0, 0, dlq_args);
 	if (check_rpc(b, "declare dead-letter queue") < 0)
 		return -1;
 	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->dlq), amqp_cstring_bytes(n->dlx),

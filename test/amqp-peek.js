@@ -6,6 +6,8 @@
 //   node amqp-peek.js count URL QUEUE              print the number of ready messages
 //   node amqp-peek.js publish URL EXCHANGE TENANT BODY [PRIORITY] [APP_ID]
 //                                                  publish persistent, with those properties
+//   node amqp-peek.js regards URL                   declare regards.DLX and regards.DLQ as
+//     every REGARDS microservice does (RegardsAmqpAdmin): fails on a mismatch
 //   node amqp-peek.js stream URL EXCHANGE [PER_SECOND] publish each stdin line
 //     {"tenant":..., "body":...} persistent and confirmed, at most PER_SECOND a
 //     second; when the broker goes away, reconnect and publish again what was
@@ -58,7 +60,11 @@ async function main() {
   const conn = await amqp.connect(url);
   const ch = await conn.createChannel();
   let rc = 0;
-  if (cmd === 'bind') {
+  if (cmd === 'regards') {
+    await ch.assertExchange('regards.DLX', 'topic', { durable: true });
+    await ch.assertQueue('regards.DLQ', { durable: true, maxPriority: 255 });
+    await ch.bindQueue('regards.DLQ', 'regards.DLX', 'regards.DLQ');
+  } else if (cmd === 'bind') {
     await ch.assertQueue(queue, { durable: true });
     await ch.bindQueue(queue, arg, '');
   } else if (cmd === 'publish') {

@@ -57,6 +57,16 @@ drain_main() { peek get "$FERRY_AMQP_URL" test.main 100000 1 >/dev/null || true;
 
 body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":["*"],"user":"%s"}}' "$1" "$2"; }
 
+@test "regards.DLX and regards.DLQ are what REGARDS declares: both can share a broker" {
+	# a REGARDS microservice declares them after ferry did; a mismatch of
+	# type or arguments would close its channel (PRECONDITION_FAILED)
+	run peek regards "$FERRY_AMQP_URL"
+	assert_success
+	# and ferry declares them again, as at every start
+	run ferry-notify -1 -j "$BATS_TEST_TMPDIR/j.db"
+	assert_success
+}
+
 @test "a valid request is GRANTED with REGARDS properties and header" {
 	peek publish "$FERRY_AMQP_URL" "$RX" p1 "$(body i-1 ana@example.org)" 3 client
 	responses 1

@@ -79,7 +79,10 @@ s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
 	assert_success
 	assert_line --regexp '^ferry\.delivery\.requests	quorum	true	.*\{"x-dead-letter-exchange","regards\.DLX"\}'
 	assert_line --partial '{"x-dead-letter-routing-key","regards.DLQ"}'
-	assert_line --regexp '^regards\.DLQ	classic	true	\[\]$'
+	# regards.DLQ and regards.DLX as REGARDS declares them
+	assert_line --regexp '^regards\.DLQ	classic	true	\[\{"x-max-priority",255\}\]$'
+	run ferry-sandbox ctl "$SB" -q list_exchanges -p "$VHOST" name type
+	assert_line --regexp '^regards\.DLX	topic$'
 	# A dead letter routed by regards.DLX lands in regards.DLQ.
 	amqp-publish --url="$FERRY_AMQP_URL" -e regards.DLX -r regards.DLQ -b dead-$$
 	run amqp-get --url="$FERRY_AMQP_URL" -q regards.DLQ
