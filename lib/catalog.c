@@ -221,7 +221,7 @@ static int set_wal(catalog *c)
 
 static int configure(catalog *c, int create)
 {
-	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	db_busy_wait(c->db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(c->db, 1);
 	if (set_wal(c) < 0 || exec(c, "PRAGMA foreign_keys = ON", "open") < 0 ||
 	    exec(c, "PRAGMA synchronous = NORMAL", "open") < 0)

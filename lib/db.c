@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "db.h"
 
 int db_temporary(int rc)
@@ -58,4 +60,20 @@ int db_pragma_int(sqlite3 *db, const char *q, int64_t *out)
 		*out = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	return rc;
+}
+
+/* n: how many times SQLite called us for this lock; 0 gives up */
+static int busy_wait(void *arg, int n)
+{
+	int64_t timeout_us = (int64_t)(intptr_t)arg * 1000;
+	int64_t waited = n < 40 ? (int64_t)n * 250 : 10000 + (int64_t)(n - 40) * 1000;
+	if (waited >= timeout_us)
+		return 0;
+	usleep(n < 40 ? 250 : 1000);
+	return 1;
+}
+
+void db_busy_wait(sqlite3 *db, int timeout_ms)
+{
+	sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)timeout_ms);
 }

@@ -377,7 +377,7 @@ static int set_wal(journal *j)
 
 static int configure(journal *j, enum journal_sync sync)
 {
-	sqlite3_busy_timeout(j->db, BUSY_TIMEOUT_MS);
+	db_busy_wait(j->db, BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(j->db, 1);
 	int wal = set_wal(j);
 	if (wal < 0)
