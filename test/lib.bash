@@ -72,3 +72,25 @@ ferry_procs() {
 	done
 	return 0
 }
+
+# service_env: $D and the environment of this file's ferry service (journal,
+# tenants and workspace under $BATS_FILE_TMPDIR)
+service_env() {
+	export D="$BATS_FILE_TMPDIR"
+	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
+}
+
+# service_start: ferry-run -v in the background (from setup_file, so that
+# teardown_file, the same process, can wait for it); its log in $D/run.log
+service_start() {
+	ferry-run -v 2>"$D/run.log" &
+	echo $! >"$D/run.pid"
+}
+
+# service_stop: SIGTERM to that ferry-run, and wait for it
+service_stop() {
+	[ -s "$BATS_FILE_TMPDIR/run.pid" ] || return 0
+	kill -TERM "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
+	wait "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
+	return 0
+}

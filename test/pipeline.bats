@@ -9,8 +9,7 @@ aws() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" "$@"; }
 
 setup_file() {
 	sandbox_up
-	export D="$BATS_FILE_TMPDIR"
-	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
+	service_env
 	mkdir -p "$D/data/P1" "$D/data/P2" "$D/data/Many" "$D/data/Odd names" "$D/data/Big"
 	head -c 200000 /dev/urandom >"$D/data/P1/a.nc"
 	printf 'hello\n' >"$D/data/P1/b.txt"
@@ -32,20 +31,17 @@ setup_file() {
 		\"s3_server\":{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,
 		\"region\":\"us-east-1\",\"key\":\"S3RVER\",\"secret\":\"S3RVER\"},
 		\"delivery_bucket\":\"deliveries\"}"
-	ferry-run -v 2>"$D/run.log" &
-	echo $! >"$D/run.pid"
+	service_start
 }
 
 teardown_file() {
-	kill -TERM "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
-	wait "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
+	service_stop
 	sandbox_down
 }
 
 setup() {
 	sandbox_env
-	export D="$BATS_FILE_TMPDIR"
-	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
+	service_env
 	cd "$BATS_TEST_TMPDIR" || return 1
 }
 

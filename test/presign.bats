@@ -11,8 +11,7 @@ load lib
 
 setup_file() {
 	sandbox_up
-	export D="$BATS_FILE_TMPDIR"
-	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
+	service_env
 	mkdir -p "$D/data/P1" "$D/data/P2"
 	head -c 100000 /dev/urandom >"$D/data/P1/a.nc"
 	printf 'hello\n' >"$D/data/P1/b.txt"
@@ -22,20 +21,17 @@ setup_file() {
 	presign_tenant pre ',"presign_ttl_seconds":3600'
 	presign_tenant plain ''
 	presign_tenant short ',"presign_ttl_seconds":1'
-	ferry-run -v 2>"$D/run.log" &
-	echo $! >"$D/run.pid"
+	service_start
 }
 
 teardown_file() {
-	kill -TERM "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
-	wait "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
+	service_stop
 	sandbox_down
 }
 
 setup() {
 	sandbox_env
-	export D="$BATS_FILE_TMPDIR"
-	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
+	service_env
 	cd "$BATS_TEST_TMPDIR" || return 1
 }
 

@@ -22,8 +22,7 @@ aws() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" "$@"; }
 
 setup_file() {
 	sandbox_up
-	export D="$BATS_FILE_TMPDIR"
-	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
+	service_env
 	# six small products of three files, two of 7 MiB (multipart uploads)
 	for p in 0 1 2 3 4 5; do
 		mkdir -p "$D/data/P$p"
@@ -46,22 +45,17 @@ setup_file() {
 	# 0.005 h = 18 s: shorter than the S3 outage
 	tenant short "{\"request_ttl\":0.005,$conf}"
 	peek bind "$FERRY_AMQP_URL" test.responses "$RESP"
-	ferry-run -v 2>"$D/run.log" &
-	echo $! >"$D/run.pid"
+	service_start
 }
 
 teardown_file() {
-	if [ -s "$BATS_FILE_TMPDIR/run.pid" ]; then
-		kill -TERM "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
-		wait "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
-	fi
+	service_stop
 	sandbox_down
 }
 
 setup() {
 	sandbox_env
-	export D="$BATS_FILE_TMPDIR"
-	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
+	service_env
 	cd "$BATS_TEST_TMPDIR" || return 1
 }
 
