@@ -386,6 +386,12 @@ static int configure(journal *j, enum journal_sync sync)
 		return failf(j, 0, "cannot use WAL mode (is it on a network filesystem?)");
 	if (exec(j, "PRAGMA foreign_keys = ON", "open") < 0)
 		return -1;
+	/* Every call in a group commit is a savepoint, whose undo pages SQLite
+	 * writes to a statement journal: a temporary file, unless temp_store
+	 * is MEMORY (validate: 22 pwrite calls a request, 1 with it; sys time
+	 * of 50,000 requests 0.99 s -> 0.23 s). */
+	if (exec(j, "PRAGMA temp_store = MEMORY", "open") < 0)
+		return -1;
 	return exec(j, sync == JOURNAL_SYNC_FULL ? "PRAGMA synchronous = FULL"
 	    : "PRAGMA synchronous = NORMAL", "open");
 }
