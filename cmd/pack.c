@@ -3,7 +3,6 @@
  * read, and adds the zip's path, name, size and md5 to the item. */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,29 +67,21 @@ static int tick(void *arg, uint64_t bytes)
 	return 0;
 }
 
-static int whole(const cJSON *v)
-{
-	return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) &&
-	    fabs(v->valuedouble) < 9007199254740992.0;
-}
-
 /* One file of the item into f, checked as ferry-fetch checks it; 0, or
  * -1 with r failed. */
 static int get_file(const cJSON *o, struct pfile *f, struct driver_result *r)
 {
-	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(o, "version");
-	const cJSON *size = cJSON_GetObjectItemCaseSensitive(o, "size");
 	f->product = item_str(o, "productId");
 	f->name = item_str(o, "name");
 	f->path = item_str(o, "path");
 	f->md5 = item_str(o, "md5");
-	if (!f->product || !f->name || !whole(ver)) {
+	if (!f->product || !f->name || item_int(o, "version", &f->version) < 0) {
 		driver_fail(r, "INTERNAL_ERROR", "bad file in item: productId, version and name "
 		    "are required");
 		return -1;
 	}
-	f->version = (int64_t)ver->valuedouble;
-	f->size = whole(size) && size->valuedouble >= 0 ? (int64_t)size->valuedouble : -1;
+	if (item_int(o, "size", &f->size) < 0)
+		f->size = -1;
 	if (f->size < 0 || !f->md5 || !util_is_hex(f->md5, 32)) {
 		driver_fail(r, "INTERNAL_ERROR", "file %s/%s: size must be a whole number of bytes "
 		    "and md5 32 hexadecimal digits", f->product, f->name);

@@ -4,7 +4,6 @@
  * commits DONE with the object's URL and md5 (and, for tenants with
  * presign_ttl_seconds, a presigned GET URL of it) and removes the workspace. */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,13 +51,12 @@ static void on_note(void *arg, const char *line)
 static int get_archive(const cJSON *item, struct archive *a, struct driver_result *r)
 {
 	const cJSON *o = cJSON_GetObjectItemCaseSensitive(item, "archive");
-	const cJSON *size = cJSON_GetObjectItemCaseSensitive(o, "size");
+	int64_t size = -1;
 	a->path = item_str(o, "path");
 	a->name = item_str(o, "name");
 	a->md5 = item_str(o, "md5");
 	if (!cJSON_IsObject(o) || !a->path || a->path[0] != '/' || !a->name || !*a->name ||
-	    !a->md5 || !cJSON_IsNumber(size) || size->valuedouble < 0 ||
-	    size->valuedouble != floor(size->valuedouble) || size->valuedouble > 9.007e15) {
+	    !a->md5 || item_int(o, "size", &size) < 0 || size < 0) {
 		driver_fail(r, "INTERNAL_ERROR", "item has no valid archive (path, name, size, md5)");
 		return -1;
 	}
@@ -66,7 +64,7 @@ static int get_archive(const cJSON *item, struct archive *a, struct driver_resul
 		driver_fail(r, "INTERNAL_ERROR", "bad md5 '%.40s' for archive %s", a->md5, a->name);
 		return -1;
 	}
-	a->size = (uint64_t)size->valuedouble;
+	a->size = (uint64_t)size;
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 
 #include "fetch.h"
 #include "fileurl.h"
+#include "item.h"
 #include "md5.h"
 #include "names.h"
 #include "s3.h"
@@ -134,17 +135,6 @@ static int kind_of(const char *url, enum kind *k)
 	return -1;
 }
 
-/* a whole number of bytes a double holds exactly (up to 2^53) */
-static int get_size(const cJSON *o, int64_t *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "size");
-	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
-	    v->valuedouble != (double)(int64_t)v->valuedouble)
-		return -1;
-	*out = (int64_t)v->valuedouble;
-	return 0;
-}
-
 /* read file i of the order into s; -1 with the result set when malformed */
 static int scan_one(struct run *rn, size_t i, cJSON *o, struct src *s)
 {
@@ -156,7 +146,7 @@ static int scan_one(struct run *rn, size_t i, cJSON *o, struct src *s)
 	const char *bad = !cJSON_IsObject(o) ? "is not an object" : !s->name ? "has no name" :
 	    !s->pid ? "has no productId" : !s->url ? "has no url" :
 	    !s->md5 || !util_is_hex(s->md5, 32) ? "has no md5 of 32 hex digits" :
-	    get_size(o, &s->size) < 0 ? "has no whole size" :
+	    item_int(o, "size", &s->size) < 0 || s->size < 0 ? "has no whole size" :
 	    kind_of(s->url, &s->kind) < 0 ? "has a URL that is not file, http, https or s3" : NULL;
 	if (bad)
 		return result(rn, FETCH_FAILED, "file %zu of the order %s", i + 1, bad);

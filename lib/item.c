@@ -2,6 +2,7 @@
  * keeps its own growing buffer over a raw fd, so a line may be megabytes
  * long; each byte is scanned for '\n' once and consumed data is compacted. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,16 @@ const char *item_str(const cJSON *obj, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int item_int(const cJSON *obj, const char *key, int64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) < 9007199254740992.0) ||
+	    v->valuedouble != floor(v->valuedouble))
+		return -1;
+	*out = (int64_t)v->valuedouble;
+	return 0;
 }
 
 double item_num(const cJSON *obj, const char *key, double dflt)

@@ -40,6 +40,9 @@ char *item_print(const cJSON *obj);
 /* accessors tolerant of absent/mistyped fields: NULL / dflt when missing */
 const char *item_str(const cJSON *obj, const char *key);
 double item_num(const cJSON *obj, const char *key, double dflt);
+/* obj's key as a whole number a double holds exactly (|n| < 2^53) into
+ * *out: 0, or -1 when it is absent, not a number or not whole */
+int item_int(const cJSON *obj, const char *key, int64_t *out);
 
 /* "tenant/correlationId" for messages, into buf; "?" for what is missing */
 const char *item_label(const cJSON *item, char *buf, size_t len);
