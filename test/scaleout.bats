@@ -217,6 +217,16 @@ terminal() {
 	[ "$status" = 0 ]
 }
 
+# answered_again CID...: each has, in dup.responses, the very terminal
+# response it got the first time
+answered_again() {
+	local c got
+	for c in "$@"; do
+		got=$(jq -r --arg c "$c" '.body | select(fromjson | .correlationId == $c)' dup.responses)
+		[ "$got" = "$(terminal "$c")" ] || { echo "$c: $got, first $(terminal "$c")"; false; }
+	done
+}
+
 # dups NAME FROM COUNT: COUNT correlationIds of instance NAME, from the
 # FROM-th on (each test takes its own, so that no DENIED "correlationId
 # already used" becomes the latest response of an id another test resends)
@@ -236,10 +246,7 @@ again() {
 	[ "$(wc -l <dup.ndjson)" = 30 ]
 	peek stream "$FERRY_AMQP_URL" "$RX" <dup.ndjson 2>/dev/null
 	responses 30 dup.responses
-	for c in "${ca[@]}" "${cb[@]}"; do
-		got=$(jq -r --arg c "$c" '.body | select(fromjson | .correlationId == $c)' dup.responses)
-		[ "$got" = "$(terminal "$c")" ] || { echo "$c: $got, first $(terminal "$c")"; false; }
-	done
+	answered_again "${ca[@]}" "${cb[@]}"
 	# nothing new in either journal; each owner queued the response again
 	[ "$(sql a "select count(*) from request")" = "$na" ]
 	[ "$(sql b "select count(*) from request")" = "$nb" ]
@@ -339,10 +346,7 @@ consumers() {
 	again "${ca[@]}" "${cb[@]}" >dup.ndjson
 	peek stream "$FERRY_AMQP_URL" "$RX" <dup.ndjson 2>/dev/null
 	responses 20 dup.responses || { tail -n 30 "$D/a.log" "$D/b.log"; cat dup.responses; false; }
-	for c in "${ca[@]}" "${cb[@]}"; do
-		got=$(jq -r --arg c "$c" '.body | select(fromjson | .correlationId == $c)' dup.responses)
-		[ "$got" = "$(terminal "$c")" ] || { echo "$c: $got, first $(terminal "$c")"; false; }
-	done
+	answered_again "${ca[@]}" "${cb[@]}"
 	[ "$(sql a "select count(*) from request")" = "$na" ]
 	[ "$(sql b "select count(*) from request")" = "$nb" ]
 }
