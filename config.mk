@@ -10,7 +10,7 @@ DESTDIR   =
 
 CC        = cc
 PKG_CONFIG = pkg-config
-PKGS      = librabbitmq libcurl libarchive libsodium libcjson sqlite3 libcrypto libpcre2-8 libmicrohttpd
+PKGS      = librabbitmq libcurl libarchive zlib libsodium libcjson sqlite3 libcrypto libpcre2-8 libmicrohttpd
 
 CPPFLAGS  = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DFERRY_VERSION=\"$(VERSION)\" \
             -Ilib $(shell $(PKG_CONFIG) --cflags $(PKGS))

@@ -1,7 +1,12 @@
 /* ferry-pack: FETCHED -> PACKED. Writes each request's files into one zip
  * in its workspace (lib/zip), verifying every file's size and md5 as it is
- * read, and adds the zip's path, name, size and md5 to the item. */
+ * read, and adds the zip's path, name, size and md5 to the item. With -S it
+ * writes the zip's plan instead (lib/zipplan): names, sizes and CRCs, with
+ * deflated entries spooled; ferry-s3-put then makes the zip's bytes while
+ * uploading them, checking every source's md5, so the zip is never written
+ * to and read back from the disk. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +18,17 @@
 #include "item.h"
 #include "names.h"
 #include "util.h"
+#include "nameset.h"
 #include "workspace.h"
 #include "zip.h"
+#include "zipplan.h"
 
 static const char usage[] =
-    "usage: ferry-pack [-hv] [-j journal] [-t tenants] [-w workspace] [-l level]";
+    "usage: ferry-pack [-hSv] [-j journal] [-t tenants] [-w workspace] [-l level]";
 
 struct pack {
 	int level;                 /* deflate level */
+	int stream;                /* -S: a plan, not the zip */
 };
 
 /* One request being packed. */
@@ -138,7 +146,7 @@ static int single_product(const struct pfile *f, int n)
 }
 
 /* Turn a zip_add failure into the request's verdict. */
-static void add_failed(struct job *p, zip_writer *z, int rc, const struct pfile *f,
+static void add_failed(struct job *p, const char *why, int rc, const struct pfile *f,
     const struct zip_added *a, struct driver_result *r)
 {
 	char when[32];
@@ -154,10 +162,9 @@ static void add_failed(struct job *p, zip_writer *z, int rc, const struct pfile 
 		driver_fail(r, "INTERNAL_ERROR", "checksum mismatch for %s/%s: expected %s, got %s",
 		    f->product, f->name, f->md5, a->md5);
 	} else if (rc == ZIP_ESOURCE) {
-		driver_fail(r, "INTERNAL_ERROR", "unable to read %s/%s: %s", f->product, f->name,
-		    zip_error(z));
+		driver_fail(r, "INTERNAL_ERROR", "unable to read %s/%s: %s", f->product, f->name, why);
 	} else {
-		driver_fail(r, "INTERNAL_ERROR", "unable to write the zip: %s", zip_error(z));
+		driver_fail(r, "INTERNAL_ERROR", "unable to write the zip: %s", why);
 	}
 }
 
@@ -179,7 +186,7 @@ static int add_all(struct job *p, zip_writer *z, const struct pfile *f, int n,
 		};
 		int rc = zip_add(z, &e, &a);
 		if (rc != ZIP_OK) {
-			add_failed(p, z, rc, &f[i], &a, r);
+			add_failed(p, zip_error(z), rc, &f[i], &a, r);
 			return -1;
 		}
 		if (a.renamed)
@@ -189,14 +196,71 @@ static int add_all(struct job *p, zip_writer *z, const struct pfile *f, int n,
 	return 0;
 }
 
+/* The plan of the zip of files f at plan (deflated entries spooled at
+ * spool); 0 with the zip's size, or -1 with r set. */
+static int write_plan(struct pack *pk, struct job *p, const char *plan, const char *spool,
+    const struct pfile *f, int n, uint64_t *size, struct driver_result *r)
+{
+	char entry[ZIP_NAME_MAX], err[1024];
+	struct nameset names = { 0 };
+	struct zip_added a;
+	struct zplan_entry *e = malloc(sizeof *e);
+	zplan_writer *w = NULL;
+	uint64_t at = 0, entries;
+	enum zip_method m = method_of(p->job->tenant);
+	int fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc = -1;
+	if (!e || fd < 0 || zplan_create(&w, plan) < 0) {
+		driver_fail(r, "INTERNAL_ERROR", "unable to create the zip's plan: %s", strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		if (names_entry(f[i].product, f[i].version, f[i].name, entry, sizeof entry) < 0) {
+			driver_fail(r, "INTERNAL_ERROR", "no usable entry name for %s/%s",
+			    f[i].product, f[i].name);
+			goto out;
+		}
+		struct zip_entry ze = {
+			.path = f[i].path, .name = entry, .size = f[i].size, .md5 = f[i].md5,
+			.method = m,
+		};
+		int zr = zplan_prepare(&ze, pk->level, &names, fd, spool, &at, tick, p, e, &a, err,
+		    sizeof err);
+		if (zr != ZIP_OK) {
+			add_failed(p, err, zr, &f[i], &a, r);
+			goto out;
+		}
+		if (a.renamed)
+			err_log(ERR_INFO, p->job->label, "%s: entry name already used, stored as %s",
+			    entry, a.name);
+		if (zplan_add(w, e) < 0) {
+			driver_fail(r, "INTERNAL_ERROR", "unable to write the zip's plan: %s",
+			    strerror(errno));
+			goto out;
+		}
+	}
+	if (fsync(fd) < 0 || zplan_finish(w, size, &entries) < 0)
+		driver_fail(r, "INTERNAL_ERROR", "unable to write the zip's plan: %s", strerror(errno));
+	else
+		rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 || at == 0)
+		unlink(spool);
+	zplan_writer_free(w);
+	nameset_free(&names);
+	free(e);
+	return rc;
+}
+
 static int add_archive(cJSON *item, const char *path, const char *name, uint64_t size,
     const char *md5)
 {
 	cJSON *o = cJSON_CreateObject();
-	if (!o || !cJSON_AddStringToObject(o, "path", path) ||
+	if (!o || !cJSON_AddStringToObject(o, md5 ? "path" : "plan", path) ||
 	    !cJSON_AddStringToObject(o, "name", name) ||
 	    !cJSON_AddNumberToObject(o, "size", (double)size) ||
-	    !cJSON_AddStringToObject(o, "md5", md5)) {
+	    (md5 && !cJSON_AddStringToObject(o, "md5", md5))) {
 		cJSON_Delete(o);
 		return -1;
 	}
@@ -225,8 +289,28 @@ static int write_zip(struct pack *pk, struct job *p, const char *path, const str
 	return rc;
 }
 
+/* -S: the plan at zip.plan, its spool at zip.spool; path becomes the plan's */
+static int write_stream(struct pack *pk, struct job *p, char *path, const struct pfile *f,
+    int n, uint64_t *size, struct driver_result *r)
+{
+	char spool[4200];
+	size_t len = strlen(path);
+	if (len + 7 >= 4096) {
+		driver_fail(r, "INTERNAL_ERROR", "no usable plan name: %s", strerror(ENAMETOOLONG));
+		return -1;
+	}
+	snprintf(spool, sizeof spool, "%s.spool", path);
+	memcpy(path + len, ".plan", 6);
+	if (clobbers(path, f, n) || clobbers(spool, f, n)) {
+		driver_fail(r, "INTERNAL_ERROR", "the plan %s would overwrite a file of the order", path);
+		return -1;
+	}
+	return write_plan(pk, p, path, spool, f, n, size, r);
+}
+
 static void pack_work(void *ctx, struct driver_job *job, struct driver_result *r)
 {
+	struct pack *pk = ctx;
 	struct job p = { .job = job };     /* last_ms 0: the total is recorded at once */
 	char zname[256], path[4096], md5[33];
 	uint64_t size;
@@ -246,8 +330,9 @@ static void pack_work(void *ctx, struct driver_job *job, struct driver_result *r
 	} else if (workspace_make(job->workspace) < 0) {
 		driver_fail(r, "INTERNAL_ERROR", "unable to create %s: %s", job->workspace,
 		    strerror(errno));
-	} else if (write_zip(ctx, &p, path, f, n, md5, &size, r) == 0) {
-		if (add_archive(job->item, path, zname, size, md5) < 0)
+	} else if (pk->stream ? write_stream(pk, &p, path, f, n, &size, r) == 0 :
+	    write_zip(pk, &p, path, f, n, md5, &size, r) == 0) {
+		if (add_archive(job->item, path, zname, size, pk->stream ? NULL : md5) < 0)
 			driver_fail(r, "INTERNAL_ERROR", "%s", strerror(ENOMEM));
 		r->bytes = (int64_t)size;
 		double s = (double)(util_mono_ms() - t0) / 1000.0;
@@ -266,11 +351,12 @@ int main(int argc, char **argv)
 	char *end;
 	err_init("ferry-pack");
 	driver_init(&d, "ferry-pack", JSTAGE_PACK);
-	while ((ch = getopt(argc, argv, DRIVER_OPTS "hl:")) != -1) {
+	while ((ch = getopt(argc, argv, DRIVER_OPTS "hSl:")) != -1) {
 		if (driver_option(&d, ch, optarg))
 			continue;
 		switch (ch) {
 		case 'h': puts(usage); return 0;
+		case 'S': pk.stream = 1; break;
 		case 'l':
 			pk.level = (int)strtol(optarg, &end, 10);
 			if (*end || pk.level < 1 || pk.level > 9)

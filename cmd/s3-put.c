@@ -2,7 +2,11 @@
  * delivery bucket as <correlationId>/<zip name> (lib/s3: single PUT or
  * parallel multipart, md5 re-verified while uploading), then the driver
  * commits DONE with the object's URL and md5 (and, for tenants with
- * presign_ttl_seconds, a presigned GET URL of it) and removes the workspace. */
+ * presign_ttl_seconds, a presigned GET URL of it) and removes the workspace.
+ * An archive given as a plan (ferry-pack -S) is made while it is uploaded
+ * (lib/zipplan), each source's md5 checked on the way; its md5 is the md5
+ * of the bytes sent, checked against S3's ETag (single PUT) or by S3 for
+ * each part (Content-MD5). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 #include "response.h"
 #include "s3.h"
 #include "util.h"
+#include "zipplan.h"
 
 static const char usage[] =
     "usage: ferry-s3-put [-hv] [-j journal] [-t tenants] [-w workspace]";
@@ -32,6 +37,7 @@ struct put {
 
 struct archive {
 	const char *path, *name, *md5;
+	const char *plan;          /* or a plan, and no md5 */
 	uint64_t size;
 };
 
@@ -55,12 +61,16 @@ static int get_archive(const cJSON *item, struct archive *a, struct driver_resul
 	a->path = item_str(o, "path");
 	a->name = item_str(o, "name");
 	a->md5 = item_str(o, "md5");
+	a->plan = a->path ? NULL : item_str(o, "plan");
+	if (a->plan)
+		a->path = a->plan;
 	if (!cJSON_IsObject(o) || !a->path || a->path[0] != '/' || !a->name || !*a->name ||
-	    !a->md5 || item_int(o, "size", &size) < 0 || size < 0) {
-		driver_fail(r, "INTERNAL_ERROR", "item has no valid archive (path, name, size, md5)");
+	    (!a->md5 && !a->plan) || item_int(o, "size", &size) < 0 || size < 0) {
+		driver_fail(r, "INTERNAL_ERROR", "item has no valid archive (path, name, size, md5; "
+		    "or plan, name, size)");
 		return -1;
 	}
-	if (!util_is_hex(a->md5, 32)) {
+	if (a->md5 && !util_is_hex(a->md5, 32)) {
 		driver_fail(r, "INTERNAL_ERROR", "bad md5 '%.40s' for archive %s", a->md5, a->name);
 		return -1;
 	}
@@ -132,6 +142,48 @@ static int set_url(cJSON *item, const char *url)
 	return cJSON_AddStringToObject(item, "url", url) ? 0 : -1;
 }
 
+static ssize_t plan_read(void *arg, void *buf, size_t len)
+{
+	return zplan_read(arg, buf, len);
+}
+
+static int plan_rewind(void *arg)
+{
+	return zplan_rewind(arg);
+}
+
+static const char *plan_error(void *arg)
+{
+	return zplan_error(arg);
+}
+
+/* Open the plan as the upload's source; 0, or -1 with r failed. */
+static int open_plan(const struct archive *a, zplan_reader **zr, struct s3_source *src,
+    struct driver_result *r)
+{
+	char err[1024];
+	uint64_t size;
+	if (zplan_open(zr, a->plan, &size, err, sizeof err) < 0) {
+		driver_fail(r, "INTERNAL_ERROR", "archive %s: %s", a->name, err);
+		return -1;
+	}
+	if (size != a->size) {
+		driver_fail(r, "INTERNAL_ERROR", "archive %s: the plan makes %llu bytes, not %llu",
+		    a->name, (unsigned long long)size, (unsigned long long)a->size);
+		return -1;
+	}
+	*src = (struct s3_source){ plan_read, plan_rewind, plan_error, *zr };
+	return 0;
+}
+
+/* Record the md5 of an archive made while uploading in the item. */
+static int set_md5(cJSON *item, const char *md5)
+{
+	cJSON *o = cJSON_GetObjectItemCaseSensitive(item, "archive");
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "md5");
+	return cJSON_AddStringToObject(o, "md5", md5) ? 0 : -1;
+}
+
 static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 {
 	struct put *p = arg;
@@ -151,8 +203,15 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		return;
 	}
 	snprintf(p->url, sizeof p->url, "s3://%s/%s", t->delivery_bucket, key);
+	zplan_reader *zr = NULL;
+	struct s3_source src;
+	if (a.plan && open_plan(&a, &zr, &src, r) < 0) {
+		zplan_close(zr);
+		return;
+	}
 	struct s3_upload u = {
 		.srv = &t->s3, .bucket = t->delivery_bucket, .key = key, .path = a.path,
+		.source = zr ? &src : NULL,
 		.size = a.size, .md5 = a.md5, .part_size = t->multipart_part_size,
 		.threshold = t->multipart_threshold,
 		.parallel = t->upload_parallel,
@@ -160,13 +219,17 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		.progress = on_progress, .note = on_note, .arg = job,
 	};
 	int64_t t0 = util_mono_ms();
-	if (s3_upload_file(&u, &res) < 0) {
+	int rc = s3_upload_file(&u, &res);
+	if (rc < 0 && zr && zplan_mismatch(zr))
+		driver_fail(r, "INTERNAL_ERROR", "%s", zplan_error(zr));
+	else if (rc < 0)
 		verdict(job, &a, p->url, &res, r);
+	zplan_close(zr);
+	if (rc < 0)
 		return;
-	}
 	log_done(job, &a, &res, util_mono_ms() - t0);
 	util_strlcpy(p->md5, res.md5, sizeof p->md5);
-	if (set_url(job->item, p->url) < 0) {
+	if (set_url(job->item, p->url) < 0 || (a.plan && set_md5(job->item, p->md5) < 0)) {
 		driver_fail(r, "INTERNAL_ERROR", "out of memory");
 		return;
 	}

@@ -312,6 +312,7 @@ struct spec {
 	size_t len;
 	int file;                      /* or from the file fd, read in order, */
 	int fd;
+	const struct s3_source *src;   /* or from src when set */
 	uint64_t size;
 	md5 *m;                        /* its md5 computed on the way */
 	const char *content_md5;       /* base64, or NULL */
@@ -327,10 +328,12 @@ struct req {
 	char op[64];
 	const unsigned char *mem;
 	size_t memlen, memoff;
-	int fd;
+	int file, fd;                  /* a body from fd or src, not mem */
+	const struct s3_source *src;
 	md5 *m;
 	uint64_t off, size;
 	int rderr;                     /* errno of a failed read of the file */
+	int srcerr;                    /* src->read failed */
 	int shrunk;                    /* the file ended before its size */
 	s3_write_fn *write;            /* GET: where a 2xx body goes */
 	void *warg;
@@ -353,11 +356,14 @@ static int req_rewind(struct req *q)
 	q->sse = 0;
 	q->rderr = 0;
 	q->shrunk = 0;
-	if (q->fd < 0)
+	q->srcerr = 0;
+	if (!q->file)
 		return 0;
 	q->off = 0;
 	if (q->m)
 		md5_reset(q->m);
+	if (q->src)
+		return q->src->rewind(q->src->arg);
 	return lseek(q->fd, 0, SEEK_SET) < 0 ? -1 : 0;
 }
 
@@ -365,7 +371,7 @@ static size_t req_read(char *buf, size_t size, size_t n, void *arg)
 {
 	struct req *q = arg;
 	size_t want = size * n;
-	if (q->fd < 0) {
+	if (!q->file) {
 		size_t left = q->memlen - q->memoff;
 		if (want > left)
 			want = left;
@@ -373,8 +379,12 @@ static size_t req_read(char *buf, size_t size, size_t n, void *arg)
 		q->memoff += want;
 		return want;
 	}
-	ssize_t got;
-	while ((got = read(q->fd, buf, want)) < 0 && errno == EINTR)
+	ssize_t got = q->src ? q->src->read(q->src->arg, buf, want) : -1;
+	if (q->src && got < 0) {
+		q->srcerr = 1;
+		return CURL_READFUNC_ABORT;
+	}
+	while (!q->src && (got = read(q->fd, buf, want)) < 0 && errno == EINTR)
 		;
 	if (got < 0) {
 		q->rderr = errno;
@@ -549,7 +559,9 @@ static int req_open(struct req *q, const struct tenant_s3 *srv, const struct spe
 {
 	char url[8192], hex[65];
 	memset(q, 0, sizeof *q);
+	q->file = s->file;
 	q->fd = s->file ? s->fd : -1;
+	q->src = s->src;
 	q->size = s->size;
 	q->m = s->m;
 	q->mem = s->body;
@@ -588,6 +600,10 @@ static enum s3_class req_finish(struct req *q, CURLcode cc, struct s3_status *st
 	long http = 0;
 	char why[256];
 	curl_easy_getinfo(q->h, CURLINFO_RESPONSE_CODE, &http);
+	if (q->srcerr) {
+		status_set(st, S3_PERMANENT, "%s: %s", q->op, q->src->error(q->src->arg));
+		return st->cls;
+	}
 	if (q->rderr) {
 		status_set(st, S3_PERMANENT, "%s: unable to read the file: %s", q->op,
 		    strerror(q->rderr));
@@ -814,6 +830,15 @@ static int put_info(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl
 	return 0;
 }
 
+/* An object that must not stay: some servers keep the bytes of a body cut
+ * short (s3rver does), where S3 itself keeps nothing. */
+static void put_discard(struct up *x)
+{
+	struct spec del = { .op = "DeleteObject", .method = "DELETE", .bucket = x->u->bucket,
+	    .key = x->u->key };
+	up_cleanup(x, &del);
+}
+
 /* The bytes sent are the expected ones, and S3 says so where it can. */
 static enum s3_class put_verify(struct up *x, struct req *q, md5 *m, struct s3_status *st)
 {
@@ -822,16 +847,14 @@ static enum s3_class put_verify(struct up *x, struct req *q, md5 *m, struct s3_s
 	if (q->off != u->size)
 		status_set(st, S3_MISMATCH, "%llu bytes read, expected %llu",
 		    (unsigned long long)q->off, (unsigned long long)u->size);
-	else if (!md5_equal(x->r->md5, u->md5))
+	else if (u->md5 && !md5_equal(x->r->md5, u->md5))
 		status_set(st, S3_MISMATCH, "md5 %s of the bytes uploaded, expected %s", x->r->md5,
 		    u->md5);
-	else if (!q->sse && util_is_hex(q->etag, 32) && !md5_equal(q->etag, u->md5))
-		status_set(st, S3_MISMATCH, "S3 stored ETag %s, expected %s", q->etag, u->md5);
+	else if (!q->sse && util_is_hex(q->etag, 32) && !md5_equal(q->etag, x->r->md5))
+		status_set(st, S3_MISMATCH, "S3 stored ETag %s, expected %s", q->etag, x->r->md5);
 	else
 		return S3_OK;
-	struct spec del = { .op = "DeleteObject", .method = "DELETE", .bucket = u->bucket,
-	    .key = u->key };
-	up_cleanup(x, &del);
+	put_discard(x);
 	return S3_MISMATCH;
 }
 
@@ -842,7 +865,8 @@ static enum s3_class put_single(struct up *x, struct s3_status *st)
 	md5 *m = md5_new();
 	enum s3_class c;
 	struct spec s = { .op = "PutObject", .method = "PUT", .bucket = u->bucket, .key = u->key,
-	    .file = 1, .fd = x->fd, .size = u->size, .m = m, .content_md5 = x->b64,
+	    .file = 1, .fd = x->fd, .src = u->source, .size = u->size, .m = m,
+	    .content_md5 = *x->b64 ? x->b64 : NULL,
 	    .content_type = "application/zip" };
 	if (!q || !m || req_open(q, u->srv, &s) < 0) {
 		status_set(st, S3_PERMANENT, "PutObject: %s", strerror(q && m ? errno : ENOMEM));
@@ -854,6 +878,8 @@ static enum s3_class put_single(struct up *x, struct s3_status *st)
 		c = up_retry(x, q, st);
 		if (c == S3_OK)
 			c = put_verify(x, q, m, st);
+		else if (q->srcerr)
+			put_discard(x);
 		req_close(q);
 	}
 	free(q);
@@ -1016,7 +1042,7 @@ static enum s3_class mpu_check(struct mpu *p, struct s3_status *st)
 {
 	struct up *x = p->x;
 	md5_final_hex(p->whole, x->r->md5);
-	if (md5_equal(x->r->md5, x->u->md5))
+	if (!x->u->md5 || md5_equal(x->r->md5, x->u->md5))
 		return S3_OK;
 	status_set(st, S3_MISMATCH, "md5 %s of the file read, expected %s", x->r->md5, x->u->md5);
 	return S3_MISMATCH;
@@ -1033,8 +1059,12 @@ static enum s3_class mpu_fill(struct mpu *p, struct s3_status *st)
 	if (want > FILL_STEP)
 		want = FILL_STEP;
 	off_t at = (off_t)((uint64_t)(s->num - 1) * p->x->psize + p->filled);
-	ssize_t got;
-	while ((got = pread(p->x->fd, s->buf + p->filled, want, at)) < 0 && errno == EINTR)
+	const struct s3_source *src = p->x->u->source;
+	ssize_t got = src ? src->read(src->arg, s->buf + p->filled, want) : -1;
+	if (src && got < 0)
+		return status_set(st, S3_PERMANENT, "UploadPart %d: %s", s->num,
+		    src->error(src->arg)), st->cls;
+	while (!src && (got = pread(p->x->fd, s->buf + p->filled, want, at)) < 0 && errno == EINTR)
 		;
 	if (got <= 0) {
 		status_set(st, got < 0 ? S3_PERMANENT : S3_MISMATCH, "UploadPart %d: %s", s->num,
@@ -1232,6 +1262,8 @@ static enum s3_class put_multipart(struct up *x, struct s3_status *st)
 	}
 	x->r->parts = p->nparts;
 	c = mpu_create(p, st);
+	if (c == S3_OK && x->u->source && x->u->source->rewind(x->u->source->arg) < 0)
+		status_set(st, c = S3_PERMANENT, "%s", x->u->source->error(x->u->source->arg));
 	if (c == S3_OK)
 		c = mpu_parts(p, st);
 	if (c == S3_OK)
@@ -1269,10 +1301,15 @@ static enum s3_class up_open(struct up *x, struct s3_status *st)
 	const struct s3_upload *u = x->u;
 	unsigned char raw[16];
 	struct stat sb;
-	if (!util_is_hex(u->md5, 32) || sodium_hex2bin(raw, sizeof raw, u->md5, 32, NULL, NULL, NULL))
+	if (u->md5 && (!util_is_hex(u->md5, 32) ||
+	    sodium_hex2bin(raw, sizeof raw, u->md5, 32, NULL, NULL, NULL)))
 		return status_set(st, S3_PERMANENT, "bad md5: %.40s", u->md5), st->cls;
-	sodium_bin2base64(x->b64, sizeof x->b64, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
-	if ((x->fd = open(u->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(x->fd, &sb) < 0)
+	if (u->md5)
+		sodium_bin2base64(x->b64, sizeof x->b64, raw, sizeof raw,
+		    sodium_base64_VARIANT_ORIGINAL);
+	if (u->source)
+		sb.st_size = (off_t)u->size;
+	else if ((x->fd = open(u->path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(x->fd, &sb) < 0)
 		return status_set(st, S3_PERMANENT, "unable to open %s: %s", u->path,
 		    strerror(errno)), st->cls;
 	if ((uint64_t)sb.st_size != u->size)

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <curl/curl.h>
 
@@ -96,13 +97,27 @@ int s3_head(const struct tenant_s3 *srv, const char *bucket, const char *key,
  * whole upload is tried again, up to 3 times). Temporary failures are
  * retried with capped exponential backoff until the deadline. */
 typedef void s3_progress_fn(void *arg, int64_t done, int64_t total);
+/* Bytes made on the fly rather than read from a file (ferry-pack -S's zip):
+ * read gives the next bytes in order (0 at the end; -1: failed, error says
+ * why, and the upload ends S3_PERMANENT with that reason, no retry);
+ * rewind starts again from the first byte, for a retried request. */
+struct s3_source {
+	ssize_t (*read)(void *arg, void *buf, size_t len);
+	int (*rewind)(void *arg);
+	const char *(*error)(void *arg);
+	void *arg;
+};
 typedef void s3_note_fn(void *arg, const char *line);
 struct s3_upload {
 	const struct tenant_s3 *srv;
 	const char *bucket, *key;
-	const char *path;             /* the file */
-	uint64_t size;                /* its expected size */
-	const char *md5;              /* its expected md5, hex, any case */
+	const char *path;             /* the file, or */
+	const struct s3_source *source;   /* where the bytes come from */
+	uint64_t size;                /* their expected size */
+	const char *md5;              /* their expected md5, hex, any case; or NULL
+	                                 when not known before: computed on the way,
+	                                 a single PUT then goes without Content-MD5
+	                                 and is checked against the ETag S3 returns */
 	uint64_t part_size;           /* >= 5 MiB */
 	uint64_t threshold;           /* single PUT up to this size (<= 5 GiB); 0: part_size */
 	int parallel;                 /* parts in flight, >= 1 */

@@ -9,6 +9,9 @@
 
 /* write all of buf to fd, retrying on EINTR and short writes; 0 or -1/errno */
 int util_write_all(int fd, const void *buf, size_t len);
+/* Read until buf holds cap bytes or the file ends (chunks stay whole);
+ * the count, or -1 with errno. */
+ssize_t util_read_full(int fd, void *buf, size_t cap);
 
 /* milliseconds since the epoch, wall clock; and monotonic milliseconds */
 int64_t util_now_ms(void);

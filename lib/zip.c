@@ -17,16 +17,11 @@
 #include <archive_entry.h>
 
 #include "md5.h"
+#include "nameset.h"
 #include "util.h"
 #include "zip.h"
 
 enum { NBLK = 4, BLK = 1 << 20, KICK = 16 << 20 };
-
-/* The entry names used so far: an open-addressing set of strings. */
-struct nameset {
-	char **slot;
-	size_t cap, n;
-};
 
 /* Blocks [tail, head) are queued for the writer thread; block head % NBLK
  * is the one being filled. The writer hashes and writes them in order. */
@@ -68,72 +63,6 @@ static void seterr(zip_writer *z, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(z->err, sizeof z->err, fmt, ap);
 	va_end(ap);
-}
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static char **set_find(const struct nameset *s, const char *k)
-{
-	size_t i = fnv1a(k) & (s->cap - 1);
-	while (s->slot[i] && strcmp(s->slot[i], k) != 0)
-		i = (i + 1) & (s->cap - 1);
-	return &s->slot[i];
-}
-
-static int set_grow(struct nameset *s)
-{
-	struct nameset bigger = { calloc(s->cap * 2, sizeof(char *)), s->cap * 2, s->n };
-	if (!bigger.slot)
-		return -1;
-	for (size_t i = 0; i < s->cap; i++)
-		if (s->slot[i])
-			*set_find(&bigger, s->slot[i]) = s->slot[i];
-	free(s->slot);
-	*s = bigger;
-	return 0;
-}
-
-static int set_add(struct nameset *s, const char *k)
-{
-	if ((s->n + 1) * 2 > s->cap && set_grow(s) < 0)
-		return -1;
-	char **p = set_find(s, k);
-	if (*p)
-		return 0;
-	if (!(*p = strdup(k)))
-		return -1;
-	s->n++;
-	return 0;
-}
-
-/* want, or "dir/base (k).ext" with the first k >= 2 not used yet, into out */
-static int unique_name(zip_writer *z, const char *want, char *out, int *renamed)
-{
-	*renamed = 0;
-	if (util_strlcpy(out, want, ZIP_NAME_MAX) >= ZIP_NAME_MAX) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	const char *base = strrchr(want, '/');
-	base = base ? base + 1 : want;
-	const char *dot = strrchr(base, '.');
-	if (!dot || dot == base)
-		dot = base + strlen(base);
-	for (unsigned k = 2; *set_find(&z->names, out); k++) {
-		*renamed = 1;
-		if ((size_t)snprintf(out, ZIP_NAME_MAX, "%.*s (%u)%s", (int)(dot - want), want, k,
-		    dot) >= ZIP_NAME_MAX) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-	}
-	return set_add(&z->names, out);
 }
 
 /* Start writeback of what was written since the last kick, so the disk
@@ -277,11 +206,9 @@ static int alloc_writer(zip_writer *z, const char *path)
 	z->smd5 = md5_new();
 	z->ring.m = md5_new();
 	z->entry = archive_entry_new();
-	z->names.cap = 1024;
-	z->names.slot = calloc(z->names.cap, sizeof(char *));
 	if (posix_memalign((void **)&z->in, 4096, ZIP_CHUNK) != 0)
 		z->in = NULL;
-	int ok = z->path && z->part && z->smd5 && z->ring.m && z->entry && z->names.slot && z->in;
+	int ok = z->path && z->part && z->smd5 && z->ring.m && z->entry && z->in;
 	for (int i = 0; ok && i < NBLK; i++)
 		ok = (z->ring.blk[i] = malloc(BLK)) != NULL;
 	if (!ok)
@@ -371,22 +298,6 @@ int zip_compressible(const void *buf, size_t len)
 	return ok && out >= 18 && (out - 18) * 10 <= len * 9;
 }
 
-/* Read until buf is full or the end of the file: chunks stay whole. */
-static ssize_t read_full(int fd, unsigned char *buf, size_t cap)
-{
-	size_t got = 0;
-	while (got < cap) {
-		ssize_t r = read(fd, buf + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
 
 static int write_header(zip_writer *z, const char *name, const struct stat *st, int deflate)
 {
@@ -430,7 +341,7 @@ static int source_failed(zip_writer *z, const struct zip_entry *e, const char *w
 static int copy_data(zip_writer *z, int fd, const struct zip_entry *e, ssize_t n,
     struct zip_added *out)
 {
-	for (; n > 0; n = read_full(fd, z->in, ZIP_CHUNK)) {
+	for (; n > 0; n = util_read_full(fd, z->in, ZIP_CHUNK)) {
 		if (z->hashing)
 			md5_update(z->smd5, z->in, (size_t)n);
 		out->size += (uint64_t)n;
@@ -482,7 +393,7 @@ static int add_open(zip_writer *z, int fd, const struct zip_entry *e, struct zip
 		return ZIP_EMISMATCH;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	ssize_t n = read_full(fd, z->in, ZIP_CHUNK);
+	ssize_t n = util_read_full(fd, z->in, ZIP_CHUNK);
 	if (n < 0)
 		return source_failed(z, e, strerror(errno));
 	out->deflated = e->method == ZIP_DEFLATE ? n > 0 : e->method == ZIP_AUTO &&
@@ -493,7 +404,7 @@ static int add_open(zip_writer *z, int fd, const struct zip_entry *e, struct zip
 		seterr(z, "%s: an entry of or at 4294967295 bytes cannot be described", e->path);
 		return ZIP_EWRITE;
 	}
-	if (unique_name(z, e->name, out->name, &out->renamed) < 0) {
+	if (nameset_unique(&z->names, e->name, out->name, sizeof out->name, &out->renamed) < 0) {
 		z->failed = 1;
 		seterr(z, "%s: %s", e->name, strerror(errno));
 		return ZIP_EWRITE;
@@ -594,9 +505,7 @@ void zip_free(zip_writer *z)
 		close(z->ring.fd);
 	if (!z->closed && z->part)
 		unlink(z->part);
-	for (size_t i = 0; z->names.slot && i < z->names.cap; i++)
-		free(z->names.slot[i]);
-	free(z->names.slot);
+	nameset_free(&z->names);
 	for (int i = 0; i < NBLK; i++)
 		free(z->ring.blk[i]);
 	if (z->utf8)

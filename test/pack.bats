@@ -281,7 +281,7 @@ zip_of() { jq -r .archive.path out; }
 @test "-h prints the usage; a bad flag or level exits 100" {
 	run ferry-pack -h
 	assert_success
-	assert_output "usage: ferry-pack [-hv] [-j journal] [-t tenants] [-w workspace] [-l level]"
+	assert_output "usage: ferry-pack [-hSv] [-j journal] [-t tenants] [-w workspace] [-l level]"
 	run ferry-pack -x
 	[ "$status" -eq 100 ]
 	run ferry-pack -l 0
