@@ -776,3 +776,10 @@ int bus_confirms(bus *b, int timeout_ms, bus_confirm_fn *fn, void *arg)
 			return 0;
 	}
 }
+
+int bus_declare_exchange(bus *b, const char *name, const char *type)
+{
+	if (!b->open)
+		return fail(b, "channel closed");
+	return declare_exchange(b, name, type);
+}

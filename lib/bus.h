@@ -72,6 +72,10 @@ int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_route 
  * the same key for the same id). */
 void bus_route_key(const char *tenant, const char *cid, char out[256]);
 
+/* Declare a durable exchange of type ("fanout", "topic", ...), idempotently:
+ * another service's exchange ferry publishes to (rs-order's). 0 or -1. */
+int bus_declare_exchange(bus *b, const char *name, const char *type);
+
 /* Declare a queue bound to exchange: named and durable, or, when name is
  * NULL or "", server-named, exclusive and auto-deleted (a client's private
  * response queue); its name is copied to out. 0 or -1. */

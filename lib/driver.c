@@ -2,6 +2,7 @@
  * one part of lib/ that logs, through lib/err, because the log lines of the
  * loop (skips, recoveries, verdicts) are the same in every stage. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,11 @@ void driver_init(struct driver *d, const char *prog, enum jstage stage)
 	d->journal = util_env("FERRY_JOURNAL", "/var/lib/ferry/journal.db");
 	d->tenants = util_env("FERRY_TENANTS", "/etc/ferry/tenants");
 	d->workspace = util_env("FERRY_WORKSPACE", "/var/lib/ferry/workspace");
+	d->ctx = NULL;
+	d->work = NULL;
+	d->tick = NULL;
+	d->wait_fd = NULL;
+	d->run = NULL;
 }
 
 int driver_option(struct driver *d, int ch, const char *arg)
@@ -122,6 +128,52 @@ static int commit(struct run *rn, struct driver_job *job, const struct driver_re
 	return rc;
 }
 
+/* Commit a verdict, then remove the workspace of an ended request and print
+ * the item of one that goes on: 1, 0 no longer ours, -1 (not fatal). */
+static int conclude(struct run *rn, struct driver_job *job, const struct driver_result *r,
+    const char *ws)
+{
+	int rc = commit(rn, job, r);
+	if (rc == 0)
+		err_log(ERR_WARNING, job->label, "no longer ours (expired or ended elsewhere); dropped");
+	if (rc < 0)
+		err_die(journal_temporary(rn->j) ? EXIT_TEMP : EXIT_PERM, "%s: giving up",
+		    job->label);
+	int ended = r->verdict != DRIVER_OK || rn->d->stage == JSTAGE_S3PUT || rc == 0;
+	if (ended && ws && workspace_remove(ws) < 0)
+		err_log(ERR_WARNING, job->label, "unable to remove %s: %s", ws, strerror(errno));
+	if (rc > 0 && r->verdict == DRIVER_OK && rn->d->stage != JSTAGE_S3PUT &&
+	    item_write(1, job->item) < 0)
+		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
+	return rc;
+}
+
+journal *driver_journal(struct driver *d)
+{
+	return ((struct run *)d->run)->j;
+}
+
+const tenant *driver_tenant(struct driver *d, const char *name, const char **why)
+{
+	int fresh;
+	return tenants_get(((struct run *)d->run)->tenants, name, why, &fresh);
+}
+
+int driver_finish(struct driver *d, cJSON *item, struct driver_result *r)
+{
+	struct run *rn = d->run;
+	char label[160], ws[4096];
+	item_label(item, label, sizeof label);
+	struct driver_job job = {
+		.item = item, .tenant_name = item_str(item, "tenant"),
+		.cid = item_str(item, "correlationId"), .label = label, .j = rn->j, .stop = &stop,
+	};
+	if (!job.tenant_name || !job.cid)
+		return -1;
+	int have_ws = workspace_path(d->workspace, job.tenant_name, job.cid, ws, sizeof ws) == 0;
+	return conclude(rn, &job, r, have_ws ? ws : NULL);
+}
+
 /* Work on a claimed request and commit what came of it. */
 static void work(struct run *rn, struct driver_job *job)
 {
@@ -150,18 +202,22 @@ static void work(struct run *rn, struct driver_job *job)
 		err_log(ERR_INFO, job->label, "abandoned; taken back at the next start");
 		return;
 	}
-	int rc = commit(rn, job, &r);
-	if (rc == 0)
-		err_log(ERR_WARNING, job->label, "no longer ours (expired or ended elsewhere); dropped");
-	if (rc < 0)
-		err_die(journal_temporary(rn->j) ? EXIT_TEMP : EXIT_PERM, "%s: giving up",
-		    job->label);
-	int ended = r.verdict != DRIVER_OK || rn->d->stage == JSTAGE_S3PUT || rc == 0;
-	if (ended && have_ws && workspace_remove(ws) < 0)
-		err_log(ERR_WARNING, job->label, "unable to remove %s: %s", ws, strerror(errno));
-	if (rc > 0 && r.verdict == DRIVER_OK && rn->d->stage != JSTAGE_S3PUT &&
-	    item_write(1, job->item) < 0)
-		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
+	if (r.verdict == DRIVER_PENDING) {
+		err_log(ERR_INFO, job->label, "waiting");
+		return;
+	}
+	conclude(rn, job, &r, have_ws ? ws : NULL);
+}
+
+/* The journal failed before the item was ours. A temporary failure (the
+ * journal locked longer than the busy timeout) ends the stage: the item is
+ * gone from stdin, and only the recovery at the next start takes it back;
+ * skipping it would leave the request waiting until it expires. */
+static void journal_failed(struct run *rn, const char *label)
+{
+	if (journal_temporary(rn->j))
+		err_die(EXIT_TEMP, "%s: %s", label, journal_error(rn->j));
+	err_log(ERR_ERROR, label, "%s", journal_error(rn->j));
 }
 
 /* Register if unknown, answer a reused correlationId, claim, work. */
@@ -177,7 +233,7 @@ static void handle(struct run *rn, cJSON *item)
 		return;
 	}
 	if (rc < 0) {
-		err_log(ERR_ERROR, label, "%s", journal_error(rn->j));
+		journal_failed(rn, label);
 		return;
 	}
 	if (reg == JREG_CONFLICT) {
@@ -195,11 +251,22 @@ static void handle(struct run *rn, cJSON *item)
 	};
 	rc = journal_claim(rn->j, rn->d->stage, job.tenant_name, job.cid);
 	if (rc < 0)
-		err_log(ERR_ERROR, label, "%s", journal_error(rn->j));
+		journal_failed(rn, label);
 	else if (rc == 0)
 		err_log(ERR_INFO, label, "not waiting for %s; skipped", si->name);
 	else
 		work(rn, &job);
+}
+
+/* Wait up to a second for stdin (unless it ended) or the tick's descriptor:
+ * 1 when stdin has something. */
+static int wait_input(struct driver *d, int eof)
+{
+	struct pollfd p[2] = { { .fd = eof ? -1 : 0, .events = POLLIN },
+		{ .fd = d->wait_fd ? d->wait_fd(d->ctx) : -1, .events = POLLIN } };
+	if (poll(p, 2, 1000) <= 0)
+		return 0;
+	return !eof && (p[0].revents & (POLLIN | POLLHUP | POLLERR));
 }
 
 static int recover_one(void *arg, const char *tenant, const char *cid, const char *text)
@@ -236,9 +303,23 @@ int driver_run(struct driver *d)
 		err_die(EXIT_TEMP, "%s", journal_error(rn.j));
 	if (back > 0)
 		err_info("took back %d interrupted request%s", back, back == 1 ? "" : "s");
+	d->run = &rn;
+	int in_hand = d->tick ? d->tick(d->ctx, d) : 0, eof = 0;
 	while (!stop) {
 		cJSON *item;
+		if (d->tick && (eof || !item_buffered(r))) {
+			int ready = wait_input(d, eof);
+			in_hand = d->tick(d->ctx, d);
+			if (eof && in_hand <= 0)
+				break;
+			if (eof || !ready)
+				continue;
+		}
 		int rc = item_read(r, &item);
+		if (rc == ITEM_EOF && d->tick && !stop) {
+			eof = 1;
+			continue;
+		}
 		if (rc == ITEM_EOF)
 			break;
 		if (rc == ITEM_BAD) {
@@ -253,6 +334,8 @@ int driver_run(struct driver *d)
 		handle(&rn, item);
 		cJSON_Delete(item);
 	}
+	(void)in_hand;
+	d->run = NULL;
 	item_reader_free(r);
 	tenants_free(rn.tenants);
 	journal_close(rn.j);

@@ -32,6 +32,8 @@ enum driver_verdict {
 	DRIVER_OK,          /* commit the stage's output state, print the item */
 	DRIVER_ERROR,       /* end the request: ERROR with error_type + message */
 	DRIVER_ABANDON,     /* stop requested: leave it claimed (taken back at start) */
+	DRIVER_PENDING,     /* handed to an asynchronous backend: leave it claimed,
+	                       print nothing; driver_finish ends it later */
 };
 
 struct driver_result {
@@ -45,12 +47,25 @@ struct driver_result {
 
 typedef void driver_work_fn(void *ctx, struct driver_job *job, struct driver_result *r);
 
+struct driver;
+/* Asynchronous work (ferry-order-bridge's rs-order backend). tick is called
+ * once after recovery, then whenever wait_fd's descriptor is readable and
+ * at least once a second, between items, on the driver's thread (which
+ * alone writes stdout); it returns how many requests it still has in hand,
+ * and the driver keeps going after stdin ends until that is 0. wait_fd
+ * returns the descriptor to watch beside stdin, or -1. */
+typedef int driver_tick_fn(void *ctx, struct driver *d);
+typedef int driver_fd_fn(void *ctx);
+
 struct driver {
 	const char *prog;          /* "ferry-fetch" */
 	enum jstage stage;
 	const char *journal, *tenants, *workspace;  /* from the environment */
 	void *ctx;
 	driver_work_fn *work;
+	driver_tick_fn *tick;      /* NULL: no asynchronous work (the default) */
+	driver_fd_fn *wait_fd;
+	void *run;                 /* the driver's own, while driver_run runs */
 };
 
 /* Fill journal/tenants/workspace from FERRY_* with the DESIGN §5 defaults. */
@@ -60,6 +75,16 @@ int driver_option(struct driver *d, int ch, const char *arg);
 #define DRIVER_OPTS "vj:t:w:"
 /* Run until stdin ends or a signal asks to stop; returns the exit status. */
 int driver_run(struct driver *d);
+
+/* For tick: the journal, and a tenant (NULL and why when unusable). */
+journal *driver_journal(struct driver *d);
+const tenant *driver_tenant(struct driver *d, const char *name, const char **why);
+/* End a request the work function left DRIVER_PENDING, as its verdict r
+ * would have: commit (OK: the stage's output state with item; ERROR: the
+ * response), then print item when OK, remove the workspace when ended.
+ * 1 done, 0 the request was no longer the stage's (nothing written), -1
+ * journal error (logged; fatal errors exit as in driver_run). */
+int driver_finish(struct driver *d, cJSON *item, struct driver_result *r);
 
 /* printf into r->message and set verdict ERROR with error_type */
 void driver_fail(struct driver_result *r, const char *error_type, const char *fmt, ...)

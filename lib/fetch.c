@@ -12,15 +12,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <sodium.h>
 
 #include "fetch.h"
 #include "fileurl.h"
 #include "item.h"
 #include "md5.h"
 #include "names.h"
+#include "rsorder.h"
 #include "s3.h"
 #include "util.h"
 #include "workspace.h"
@@ -38,6 +41,7 @@ struct src {
 	const char *url, *name, *pid, *md5;
 	int64_t size;
 	enum kind kind;
+	int rsorder;              /* sent with the rs-order JWT: 202 means "not yet" */
 };
 
 struct run;
@@ -235,6 +239,17 @@ static int check_http(struct run *rn, struct src *s)
 	return 0;
 }
 
+/* source_buckets absent: any bucket the tenant's credentials can read */
+static int bucket_allowed(const tenant *t, const char *bucket)
+{
+	if (!t->source_buckets)
+		return 1;
+	for (size_t i = 0; i < t->nsource_buckets; i++)
+		if (strcmp(t->source_buckets[i], bucket) == 0)
+			return 1;
+	return 0;
+}
+
 static int check_s3(struct run *rn, struct src *s)
 {
 	char bucket[256];
@@ -244,6 +259,12 @@ static int check_s3(struct run *rn, struct src *s)
 	if (!tenant_source_s3(rn->job->tenant))
 		return result(rn, FETCH_FAILED, "file %s/%s: s3:// source, but the tenant has no "
 		    "source_s3_server nor s3_server", s->pid, s->name);
+	if (!bucket_allowed(rn->job->tenant, bucket))
+		return result(rn, FETCH_FORBIDDEN, "file %s/%s: bucket %s is not in the tenant's "
+		    "source_buckets", s->pid, s->name, bucket);
+	if (util_dot_segment(key))
+		return result(rn, FETCH_FORBIDDEN, "file %s/%s: s3:// key with a \".\" or \"..\" "
+		    "segment", s->pid, s->name);
 	return 0;
 }
 
@@ -343,6 +364,24 @@ static int set_common(struct slot *sl)
 	return c == CURLE_OK ? 0 : -1;
 }
 
+/* A URL under an rs-order tenant's rs_order.url (redirects included) is
+ * asked with the JWT of the file's user, as rs-delivery's
+ * IOrderDataFileClient does; the token is wiped once in the headers. */
+static int rsorder_auth(struct run *rn, struct slot *sl)
+{
+	char *h = NULL;
+	int rc = rsorder_auth_header(rn->job->tenant, sl->url, str_field(sl->src->obj, "user"), &h);
+	sl->src->rsorder = rc > 0;
+	if (rc <= 0)
+		return rc;
+	sl->hdrs = curl_slist_append(NULL, h);
+	sodium_memzero(h, strlen(h));
+	free(h);
+	if (!sl->hdrs || curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs) != CURLE_OK)
+		return -1;
+	return 0;
+}
+
 /* send sl->url: a GET, SigV4-signed for s3:// sources */
 static int request(struct run *rn, struct slot *sl)
 {
@@ -357,6 +396,8 @@ static int request(struct run *rn, struct slot *sl)
 		if (rc == 0 && curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs) != CURLE_OK)
 			rc = -1;
 	}
+	if (rc == 0 && sl->src->kind == K_HTTP)
+		rc = rsorder_auth(rn, sl);
 	if (rc == 0 && curl_multi_add_handle(rn->f->m, sl->h) != CURLM_OK)
 		rc = -1;
 	if (rc < 0)
@@ -621,6 +662,8 @@ static void finished(struct run *rn, struct slot *sl, CURLcode c)
 		retry_later(rn, sl, curl_easy_strerror(c));
 	else if (c != CURLE_OK)
 		result(rn, FETCH_FAILED, "unable to fetch %s/%s: %s", s->pid, s->name, curl_easy_strerror(c));
+	else if (code == 202 && s->rsorder)
+		retry_later(rn, sl, "HTTP 202 (rs-order: not available yet)");
 	else if (code >= 200 && code < 300)
 		check_body(rn, sl);
 	else if (code >= 300 && code < 400)
@@ -703,6 +746,21 @@ static void transfer(struct run *rn)
 		slot_release(rn, &rn->f->slots[i]);
 }
 
+/* Remote files bigger than the whole workspace filesystem can never land:
+ * an error now, where a disk full for the moment (ENOSPC while writing) is
+ * waited out. Waiting here would hold the stage until the request expires. */
+static int room(struct run *rn)
+{
+	struct statvfs fs;
+	if (statvfs(rn->dir, &fs) < 0)
+		return 0;    /* unknown: the writes will tell */
+	uint64_t cap = (uint64_t)fs.f_blocks * fs.f_frsize;
+	if ((uint64_t)rn->total <= cap)
+		return 0;
+	return result(rn, FETCH_FAILED, "the order's remote files (%" PRId64 " bytes) cannot fit "
+	    "in the workspace (a filesystem of %" PRIu64 " bytes)", rn->total, cap);
+}
+
 static int files_dir(struct run *rn)
 {
 	struct stat st;
@@ -713,7 +771,7 @@ static int files_dir(struct run *rn)
 		return result(rn, FETCH_FAILED, "workspace path too long");
 	if (workspace_make(rn->dir) < 0 || lstat(rn->dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return result(rn, FETCH_FAILED, "unable to make the workspace: %s", strerror(errno));
-	return 0;
+	return room(rn);
 }
 
 int fetch_files(fetch *f, const struct fetch_job *job, cJSON *files, struct fetch_result *r)

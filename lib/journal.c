@@ -80,6 +80,18 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	"CREATE INDEX request_received ON request(received_at);"
 	"CREATE INDEX request_ended ON request(updated_at) WHERE state IN ('DENIED','DONE','ERROR');"
 	"CREATE INDEX event_stage ON event(stage, state, started_at, at, bytes);",
+	/* 2 -> 3: orders placed with an external order service (rs-order),
+	 * waiting for its answers while the request stays ORDERING */
+	"CREATE TABLE IF NOT EXISTS order_wait ("
+	" request_id INTEGER PRIMARY KEY REFERENCES request(id) ON DELETE CASCADE,"
+	" backend TEXT NOT NULL,"
+	" status TEXT NOT NULL,"
+	" order_id INTEGER,"
+	" suborders INTEGER,"
+	" created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" retry_at INTEGER NOT NULL DEFAULT 0,"
+	" cancelled_at INTEGER);",
 };
 
 /* These must be spelled exactly as in the partial indexes above for SQLite
@@ -103,6 +115,8 @@ enum st {
 	ST_OUTBOX_OF, ST_COUNT_STATE, ST_COUNT_ERROR, ST_TOTAL_REQUESTS, ST_RECEIVED_SINCE,
 	ST_UNSENT_COUNT, ST_OLDEST_UNSENT, ST_DELIVERED, ST_PRUNE, ST_BUSY_OWNERS, ST_STILL_CLAIMED,
 	ST_NEXT_EXPIRY,
+	ST_WAIT_PUT, ST_WAIT_UPDATE, ST_WAIT_CANCELLED, ST_WAIT_FORGET, ST_WAIT_GET, ST_WAIT_ALL,
+	ST_WAIT_REATTACH,
 	ST_COUNT
 };
 
@@ -128,7 +142,8 @@ static const char *const sql[ST_COUNT] = {
 	    " RETURNING id, claimed_at",
 	[ST_PROGRESS] = "UPDATE request SET bytes_done = ?1, bytes_total = ?2, updated_at = ?3"
 	    " WHERE tenant = ?4 AND correlation_id = ?5",
-	[ST_TAKEBACK] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2 WHERE state = ?3",
+	[ST_TAKEBACK] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2 WHERE state = ?3"
+	    " AND id NOT IN (SELECT request_id FROM order_wait)",
 	[ST_IDS_IN_STATE] = "SELECT id FROM request WHERE state = ?1 ORDER BY id",
 	[ST_INPUT_BY_ID] = "SELECT r.tenant, r.correlation_id,"
 	    " (SELECT item FROM event e WHERE e.request_id = r.id AND e.state = ?2"
@@ -177,6 +192,31 @@ static const char *const sql[ST_COUNT] = {
 	    " WHERE state IN " BUSY " ORDER BY id",
 	[ST_NEXT_EXPIRY] = "SELECT min(expires_at) FROM request INDEXED BY request_live_expiry"
 	    " WHERE expires_at IS NOT NULL AND expires_at > ?1 AND " NOT_TERMINAL,
+	[ST_WAIT_PUT] = "INSERT INTO order_wait (request_id, backend, status, created_at, updated_at)"
+	    " SELECT id, ?3, ?4, ?5, ?5 FROM request WHERE tenant = ?1 AND correlation_id = ?2"
+	    " AND state = ?6 ON CONFLICT (request_id) DO UPDATE SET backend = ?3, status = ?4,"
+	    " order_id = NULL, suborders = NULL, created_at = ?5, updated_at = ?5, retry_at = 0,"
+	    " cancelled_at = NULL",
+	[ST_WAIT_UPDATE] = "UPDATE order_wait SET status = ?3, updated_at = ?4,"
+	    " order_id = CASE WHEN ?5 > 0 THEN ?5 ELSE order_id END,"
+	    " suborders = CASE WHEN ?6 > 0 THEN ?6 ELSE suborders END, retry_at = ?7"
+	    " WHERE request_id = (SELECT id FROM request WHERE tenant = ?1 AND correlation_id = ?2)",
+	[ST_WAIT_CANCELLED] = "UPDATE order_wait SET cancelled_at = ?3"
+	    " WHERE request_id = (SELECT id FROM request WHERE tenant = ?1 AND correlation_id = ?2)",
+	[ST_WAIT_FORGET] = "DELETE FROM order_wait"
+	    " WHERE request_id = (SELECT id FROM request WHERE tenant = ?1 AND correlation_id = ?2)",
+	[ST_WAIT_GET] = "SELECT r.tenant, r.correlation_id, r.state, w.backend, w.status,"
+	    " coalesce(w.order_id, 0), coalesce(w.suborders, 0), w.retry_at, coalesce(r.expires_at, 0),"
+	    " w.cancelled_at IS NOT NULL, w.request_id, w.updated_at"
+	    " FROM order_wait w JOIN request r ON r.id = w.request_id"
+	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2",
+	[ST_WAIT_ALL] = "SELECT r.tenant, r.correlation_id, r.state, w.backend, w.status,"
+	    " coalesce(w.order_id, 0), coalesce(w.suborders, 0), w.retry_at, coalesce(r.expires_at, 0),"
+	    " w.cancelled_at IS NOT NULL, w.request_id, w.updated_at"
+	    " FROM order_wait w JOIN request r ON r.id = w.request_id"
+	    " WHERE w.request_id > ?1 ORDER BY w.request_id LIMIT 1",
+	[ST_WAIT_REATTACH] = "UPDATE request SET claimed_by = ?1 WHERE state = ?2"
+	    " AND id IN (SELECT request_id FROM order_wait)",
 	[ST_STILL_CLAIMED] = "SELECT count(*) FROM request WHERE id = ?1 AND state = ?2"
 	    " AND claimed_by IS ?3",
 };
@@ -1372,4 +1412,144 @@ int journal_check(journal *j, journal_problem_fn *fn, void *arg)
 	if (rc == 0)
 		rc = check_owners(j, &r);
 	return rc < 0 ? -1 : r.found;
+}
+
+/* ---- orders waiting on an external order service ---- */
+
+int journal_order_wait(journal *j, const char *tenant, const char *cid, const char *backend,
+    const char *status)
+{
+	sqlite3_stmt *s = stmt(j, ST_WAIT_PUT);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	db_bind_text(s, 3, backend);
+	db_bind_text(s, 4, status);
+	sqlite3_bind_int64(s, 5, util_now_ms());
+	db_bind_text(s, 6, stages[JSTAGE_ORDER].busy);
+	int n = run(j, s, "order wait");
+	return n < 0 ? -1 : n > 0;
+}
+
+int journal_order_update(journal *j, const struct jorder *o)
+{
+	sqlite3_stmt *s = stmt(j, ST_WAIT_UPDATE);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, o->tenant);
+	db_bind_text(s, 2, o->cid);
+	db_bind_text(s, 3, o->status);
+	sqlite3_bind_int64(s, 4, util_now_ms());
+	sqlite3_bind_int64(s, 5, o->order_id);
+	sqlite3_bind_int64(s, 6, o->suborders);
+	sqlite3_bind_int64(s, 7, o->retry_at);
+	int n = run(j, s, "order update");
+	return n < 0 ? -1 : n > 0;
+}
+
+/* statement q on (tenant, cid) [, now]: changed rows > 0, or -1 */
+static int order_touch(journal *j, enum st q, const char *tenant, const char *cid, int now)
+{
+	sqlite3_stmt *s = stmt(j, q);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	if (now)
+		sqlite3_bind_int64(s, 3, util_now_ms());
+	int n = run(j, s, "order wait");
+	return n < 0 ? -1 : n > 0;
+}
+
+int journal_order_cancelled(journal *j, const char *tenant, const char *cid)
+{
+	return order_touch(j, ST_WAIT_CANCELLED, tenant, cid, 1);
+}
+
+int journal_order_forget(journal *j, const char *tenant, const char *cid)
+{
+	return order_touch(j, ST_WAIT_FORGET, tenant, cid, 0);
+}
+
+static void order_row(sqlite3_stmt *s, struct jorder *o)
+{
+	o->tenant = col_borrow(s, 0);
+	o->cid = col_borrow(s, 1);
+	o->state = col_borrow(s, 2);
+	o->backend = col_borrow(s, 3);
+	o->status = col_borrow(s, 4);
+	o->order_id = sqlite3_column_int64(s, 5);
+	o->suborders = sqlite3_column_int64(s, 6);
+	o->retry_at = sqlite3_column_int64(s, 7);
+	o->expires_ms = sqlite3_column_int64(s, 8);
+	o->cancelled = sqlite3_column_int(s, 9);
+	o->updated_ms = sqlite3_column_int64(s, 11);
+}
+
+int journal_order_get(journal *j, const char *tenant, const char *cid, journal_order_fn *fn,
+    void *arg)
+{
+	sqlite3_stmt *s = stmt(j, ST_WAIT_GET);
+	struct jorder o;
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		order_row(s, &o);
+		fn(arg, &o);
+	}
+	db_done(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(j, rc, "order get");
+	return rc == SQLITE_ROW;
+}
+
+/* one row at a time, the statement reset before fn (so fn may write), going
+ * on after the row's id whatever fn did */
+int journal_order_all(journal *j, journal_order_fn *fn, void *arg)
+{
+	int64_t after = 0;
+	int n = 0;
+	for (;;) {
+		sqlite3_stmt *s = stmt(j, ST_WAIT_ALL);
+		struct jorder o;
+		if (!s)
+			return -1;
+		sqlite3_bind_int64(s, 1, after);
+		int rc = sqlite3_step(s);
+		if (rc != SQLITE_ROW) {
+			db_done(s);
+			return rc == SQLITE_DONE ? n : fail(j, rc, "order list");
+		}
+		order_row(s, &o);
+		struct jorder copy = o;
+		after = sqlite3_column_int64(s, 10);
+		char *t = strdup(o.tenant), *c = strdup(o.cid), *st = strdup(o.state),
+		    *b = strdup(o.backend), *ss = strdup(o.status);
+		db_done(s);
+		int stop = 0;
+		if (t && c && st && b && ss) {
+			copy.tenant = t, copy.cid = c, copy.state = st, copy.backend = b, copy.status = ss;
+			stop = fn(arg, &copy);
+			n++;
+		}
+		free(t), free(c), free(st), free(b), free(ss);
+		if (!(t && c && st && b && ss))
+			return failf(j, 0, "%s", strerror(ENOMEM));
+		if (stop)
+			return n;
+	}
+}
+
+int journal_order_reattach(journal *j)
+{
+	sqlite3_stmt *s = stmt(j, ST_WAIT_REATTACH);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, j->owner);
+	db_bind_text(s, 2, stages[JSTAGE_ORDER].busy);
+	return run(j, s, "order reattach");
 }

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_SCHEMA_VERSION 2
+#define JOURNAL_SCHEMA_VERSION 3
 
 typedef struct journal journal;
 
@@ -96,7 +96,8 @@ int journal_progress(journal *j, const char *tenant, const char *cid,
     int64_t done, int64_t total);
 
 /* Recovery at start: put back this stage's busy requests to its input
- * state. Returns how many, or -1. */
+ * state, but those waiting on an order service (journal_order_wait), which
+ * stay where they are. Returns how many, or -1. */
 int journal_takeback(journal *j, enum jstage s);
 
 /* Requests waiting in the stage's input state, oldest first, each with the
@@ -153,6 +154,45 @@ int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
 int journal_outbox_mark_sent(journal *j, const int64_t *ids, size_t n);
 /* queue the request's latest response again: 1 queued, 0 it has none, -1 */
 int journal_resend_latest(journal *j, const char *tenant, const char *cid);
+
+/* ---- Orders waiting on an external order service (rs-order) ----
+ * A request the order stage has placed with such a service stays in the
+ * stage's busy state (ORDERING) while a row of order_wait records where the
+ * order stands; journal_takeback leaves it there. The row outlives the
+ * request's end, until the stage forgets it (after cancelling the order
+ * when the request ended in ERROR). */
+struct jorder {
+	const char *tenant, *cid;
+	const char *state;          /* the request's state */
+	const char *backend;        /* "rs-order" */
+	const char *status;         /* the stage's own word: QUEUED, SENT, GRANTED, ... */
+	int64_t order_id;           /* 0 = not known yet */
+	int64_t suborders;          /* 0 = not known yet */
+	int64_t retry_at;           /* ms; when to try a failed step again (0 = now) */
+	int64_t expires_ms;         /* the request's, 0 = none */
+	int64_t updated_ms;         /* the row's last change */
+	int cancelled;              /* journal_order_cancelled was called */
+};
+typedef int journal_order_fn(void *arg, const struct jorder *o);
+/* Record (or start again) the order of a request in the order stage's busy
+ * state, with status. 1, 0 when the request is not in that state, -1. */
+int journal_order_wait(journal *j, const char *tenant, const char *cid, const char *backend,
+    const char *status);
+/* Set status and retry_at, and order_id and suborders when > 0 (else they
+ * are kept), of (o->tenant, o->cid). 1, 0 no such row, -1. */
+int journal_order_update(journal *j, const struct jorder *o);
+int journal_order_cancelled(journal *j, const char *tenant, const char *cid);  /* 1, 0, -1 */
+int journal_order_forget(journal *j, const char *tenant, const char *cid);     /* 1, 0, -1 */
+/* fn once with the row of (tenant, cid): 1, 0 when there is none, -1. The
+ * strings last until fn returns. */
+int journal_order_get(journal *j, const char *tenant, const char *cid, journal_order_fn *fn,
+    void *arg);
+/* Every row, oldest first; fn may write; fn returning non-zero stops the
+ * walk. The count visited, or -1. */
+int journal_order_all(journal *j, journal_order_fn *fn, void *arg);
+/* Claim again, for this connection's owner, the waiting requests still in
+ * the order stage's busy state (at a restart). The count, or -1. */
+int journal_order_reattach(journal *j);
 
 /* changes by other connections since open bump this (PRAGMA data_version) */
 int64_t journal_data_version(journal *j);

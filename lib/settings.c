@@ -21,7 +21,8 @@ enum { MAX_FILE = 1 << 20 };
 
 enum kind {
 	K_VALUE,     /* any JSON value, judged by tenant_parse */
-	K_S3,        /* an S3 server object: "key" and "secret" are masked */
+	K_S3,        /* an object with secrets (s3 servers, rs_order): "key",
+	                "secret" and "jwt_secret" are masked */
 	K_IGNORED,   /* a REGARDS setting ferry has no use for: accepted, not stored */
 };
 
@@ -41,12 +42,15 @@ static const struct setting {
 	{ "users", K_VALUE, NULL },
 	{ "catalog", K_VALUE, NULL },
 	{ "order_command", K_VALUE, NULL },
+	{ "order_backend", K_VALUE, NULL },
+	{ "rs_order", K_S3, NULL },
 	{ "max_suborders", K_VALUE, NULL },
 	{ "suborder_max_bytes", K_VALUE, NULL },
 	{ "suborder_max_files", K_VALUE, NULL },
 	{ "source_s3_server", K_S3, NULL },
 	{ "file_roots", K_VALUE, NULL },
 	{ "allowed_hosts", K_VALUE, NULL },
+	{ "source_buckets", K_VALUE, NULL },
 	{ "compression", K_VALUE, NULL },
 	{ "multipart_part_size", K_VALUE, NULL },
 	{ "multipart_threshold", K_VALUE, NULL },
@@ -55,7 +59,7 @@ static const struct setting {
 };
 enum { NSETTINGS = sizeof settings / sizeof *settings };
 
-static const char *const secret_fields[] = { "key", "secret" };
+static const char *const secret_fields[] = { "key", "secret", "jwt_secret" };
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -21,12 +21,20 @@ enum { MAX_FILE = 1 << 20, SHOW_MAX = 64 };
 #define MAX_INT 9007199254740992.0       /* 2^53: integers a double holds exactly */
 #define MAX_TTL_HOURS 876000.0           /* 100 years: keeps expiresAt in range */
 
+/* The seal key pair, read from its file at the first sealed value of a parse. */
+struct seal {
+	int state;                   /* 0 not read yet, 1 read, -1 unusable */
+	unsigned char pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+	char why[320];               /* when unusable: the file and the reason */
+};
+
 struct ctx {
 	const char *path;
 	tenant_warn_fn *warn;
 	void *warnarg;
 	char *err;
 	size_t errlen;
+	struct seal *seal;           /* NULL: no sealed value may be opened */
 };
 
 struct rule;
@@ -143,8 +151,100 @@ static int set_hours(const struct ctx *c, const struct rule *k, const cJSON *v, 
 	return 0;
 }
 
+/* ---- sealed secrets: "sealed:<base64>", a crypto_box_seal to the seal key ---- */
+
+static int sealed(const char *s)
+{
+	return strncmp(s, TENANT_SEALED, sizeof TENANT_SEALED - 1) == 0;
+}
+
+const char *tenant_seal_key_path(void)
+{
+	const char *file = getenv("FERRY_SEAL_KEY");
+	return file && *file ? file : TENANT_SEAL_KEY;
+}
+
+int tenant_seal_key(const char *file, unsigned char pk[32], unsigned char sk[32],
+    char *err, size_t errlen)
+{
+	char line[256];
+	const char *why = NULL;
+	struct stat st;
+	size_t n = 0, len = 0;
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (sodium_init() < 0)
+		why = "libsodium: unable to start";
+	else if (fd < 0 || fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_mode & 077)
+		why = "group or others have access to it; chmod 600 it";
+	else if ((n = (size_t)read(fd, line, sizeof line - 1)) > sizeof line ||
+	    sodium_base642bin(sk, 32, line, n, " \t\r\n", &len, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 || len != 32)
+		why = "not one line of a 32-byte key in base64 (ferry-seal -g makes one)";
+	sodium_memzero(line, sizeof line);
+	if (fd >= 0)
+		close(fd);
+	if (why) {
+		sodium_memzero(sk, 32);
+		snprintf(err, errlen, "seal key %s: %s", file, why);
+		errno = EINVAL;
+		return -1;
+	}
+	crypto_scalarmult_base(pk, sk);
+	return 0;
+}
+
+static void seal_read(struct seal *s)
+{
+	const char *file = tenant_seal_key_path();
+	s->state = tenant_seal_key(file, s->pk, s->sk, s->why, sizeof s->why) < 0 ? -1 : 1;
+	if (s->state > 0)
+		snprintf(s->why, sizeof s->why, "seal key %s", file);
+}
+
+/* b64 opened with the seal key into a malloc'd string at dst; 0, or -2
+ * with the reason (never the value) */
+static int open_sealed(const struct ctx *c, const struct rule *k, const char *b64, void *dst)
+{
+	size_t n = strlen(b64), clen = 0;
+	if (!c->seal)
+		return fail(c, "%s: sealed values are not opened here", k->key), -2;
+	if (c->seal->state == 0)
+		seal_read(c->seal);
+	if (c->seal->state < 0)
+		return fail(c, "%s: sealed, but %s", k->key, c->seal->why), -2;
+	unsigned char *box = malloc(n + 1);
+	if (!box)
+		return nomem(c);
+	if (sodium_base642bin(box, n + 1, b64, n, NULL, &clen, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0 || clen <= crypto_box_SEALBYTES) {
+		free(box);
+		return fail(c, "%s: sealed value is not the base64 of a sealed box", k->key), -2;
+	}
+	size_t plen = clen - crypto_box_SEALBYTES;
+	unsigned char *p = malloc(plen + 1);
+	int bad = !p ? -1 : crypto_box_seal_open(p, box, clen, c->seal->pk, c->seal->sk);
+	free(box);
+	if (!p)
+		return nomem(c);
+	p[plen] = '\0';
+	if (bad || memchr(p, '\0', plen) || !k->ok((char *)p)) {
+		sodium_memzero(p, plen);
+		free(p);
+		return fail(c, "%s: sealed value %s with the %s", k->key, bad ? "cannot be opened" :
+		    "is not a usable value once opened", c->seal->why), -2;
+	}
+	*(char **)dst = (char *)p;
+	return 0;
+}
+
 static int set_str(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
 {
+	if (cJSON_IsString(v) && k->secret && sealed(v->valuestring))
+		return open_sealed(c, k, v->valuestring + sizeof TENANT_SEALED - 1, dst);
 	if (!cJSON_IsString(v) || !k->ok(v->valuestring))
 		return -1;
 	char *s = strdup(v->valuestring);
@@ -197,9 +297,22 @@ static int set_compression(const struct ctx *c, const struct rule *k, const cJSO
 }
 
 static int set_s3(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst);
+static int set_rsorder(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst);
+static int set_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst);
+
+static int backend_ok(const char *s)
+{
+	return !strcmp(s, "catalog") || !strcmp(s, "order_command") || !strcmp(s, "rs-order");
+}
+
+static int http_url_ok(const char *s)
+{
+	return (!strncmp(s, "http://", 7) && s[7]) || (!strncmp(s, "https://", 8) && s[8]);
+}
 
 #define T(field) offsetof(tenant, field)
 #define S(field) offsetof(struct tenant_s3, field)
+#define R(field) offsetof(struct tenant_rsorder, field)
 
 static const struct rule s3_rules[] = {
 	{ "scheme", set_str, S(scheme), 0, 0, 0, scheme_ok, "\"http\" or \"https\"", 0, 0 },
@@ -208,6 +321,20 @@ static const struct rule s3_rules[] = {
 	{ "region", set_str, S(region), 0, 0, 0, nonempty, "a non-empty string", 0, 0 },
 	{ "key", set_str, S(key), 0, 0, 0, nonempty, "a non-empty string", 1, 1 },
 	{ "secret", set_str, S(secret), 0, 0, 0, nonempty, "a non-empty string", 1, 1 },
+	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL, 0, 0 },
+};
+
+/* jwt_secret and jwt_secret_file both go to jwt_secret: apply() refuses
+ * the two together (set_rsorder) */
+static const struct rule rsorder_rules[] = {
+	{ "url", set_str, R(url), 0, 0, 0, http_url_ok, "an http:// or https:// URL", 1, 0 },
+	{ "jwt_secret", set_str, R(jwt_secret), 0, 0, 0, nonempty, "a non-empty string", 0, 1 },
+	{ "jwt_secret_file", set_secret_file, R(jwt_secret), 0, 0, 0, absolute,
+	  "the absolute path of a file", 0, 0 },
+	{ "role", set_str, R(role), 0, 0, 0, nonempty, "a non-empty string", 0, 0 },
+	{ "token_ttl_seconds", set_int, R(token_ttl_seconds), 0, 60, 86400, NULL,
+	  "an integer from 60 to 86400", 0, 0 },
+	{ "page_size", set_int, R(page_size), 0, 1, 2000, NULL, "an integer from 1 to 2000", 0, 0 },
 	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL, 0, 0 },
 };
 
@@ -226,6 +353,9 @@ static const struct rule tenant_rules[] = {
 	  "a non-empty string or null", 0, 0 },
 	{ "order_command", set_str_or_null, T(order_command), 0, 0, 0, nonempty,
 	  "a non-empty string or null", 0, 0 },
+	{ "order_backend", set_str, T(order_backend), 0, 0, 0, backend_ok,
+	  "\"catalog\", \"order_command\" or \"rs-order\"", 0, 0 },
+	{ "rs_order", set_rsorder, T(rs_order), 0, 0, 0, NULL, "an object", 0, 1 },
 	{ "max_suborders", set_u64, T(max_suborders), 0, 0, UINT64_MAX, NULL,
 	  "an integer >= 0", 0, 0 },
 	{ "suborder_max_bytes", set_u64, T(suborder_max_bytes), 0, 1, UINT64_MAX, NULL,
@@ -236,6 +366,8 @@ static const struct rule tenant_rules[] = {
 	  "an array of absolute paths", 0, 0 },
 	{ "allowed_hosts", set_strv, T(allowed_hosts), T(nallowed_hosts), 0, 0, nonempty,
 	  "an array of non-empty strings", 0, 0 },
+	{ "source_buckets", set_strv, T(source_buckets), T(nsource_buckets), 0, 0, bucket_ok,
+	  "an array of S3 bucket names", 0, 0 },
 	{ "compression", set_compression, T(compression), 0, 0, 0, NULL,
 	  "\"store\", \"deflate\" or \"auto\"", 0, 0 },
 	{ "multipart_part_size", set_u64, T(multipart_part_size), 0, 5242880, 5368709120, NULL,
@@ -320,6 +452,73 @@ static int set_s3(const struct ctx *c, const struct rule *k, const cJSON *v, voi
 	return 0;
 }
 
+/* The secret file of rs_order: a regular file of at most 4 KiB that only
+ * its owner may read (the tenant file's rule for secrets); its content,
+ * less one final newline, is the key. */
+static int set_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
+{
+	char buf[4097];
+	struct stat st;
+	ssize_t n = 0;
+	if (!cJSON_IsString(v) || !k->ok(v->valuestring))
+		return -1;
+	int fd = open(v->valuestring, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return fail(c, "rs_order.jwt_secret_file: %s: %s", v->valuestring, strerror(errno)), -2;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return fail(c, "rs_order.jwt_secret_file: %s: not a regular file", v->valuestring), -2;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH)) {
+		close(fd);
+		return fail(c, "rs_order.jwt_secret_file: %s: readable by group/others (mode %04o); "
+		    "chmod 600 it", v->valuestring, (unsigned)st.st_mode & 07777), -2;
+	}
+	for (ssize_t r; (size_t)n < sizeof buf && (r = read(fd, buf + n, sizeof buf - (size_t)n)) != 0;)
+		if (r > 0)
+			n += r;
+		else if (errno != EINTR)
+			break;
+	close(fd);
+	if ((size_t)n == sizeof buf) {
+		sodium_memzero(buf, sizeof buf);
+		return fail(c, "rs_order.jwt_secret_file: %s: larger than 4 KiB", v->valuestring), -2;
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	char *s = n > 0 && !memchr(buf, '\0', (size_t)n) ? strdup(buf) : NULL;
+	sodium_memzero(buf, sizeof buf);
+	if (!s)
+		return n > 0 && errno == ENOMEM ? nomem(c) : (fail(c, "rs_order.jwt_secret_file: %s: "
+		    "empty or not text", v->valuestring), -2);
+	*(char **)dst = s;
+	return 0;
+}
+
+static int set_rsorder(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
+{
+	struct tenant_rsorder *r = dst;
+	if (!cJSON_IsObject(v))
+		return -1;
+	int inline_key = cJSON_GetObjectItemCaseSensitive(v, "jwt_secret") != NULL;
+	int file_key = cJSON_GetObjectItemCaseSensitive(v, "jwt_secret_file") != NULL;
+	if (inline_key == file_key)
+		return fail(c, "%s: needs exactly one of jwt_secret and jwt_secret_file", k->key), -2;
+	if (apply(c, rsorder_rules, v, r, "rs_order.") < 0)
+		return -2;
+	size_t n = strlen(r->url);
+	while (n > 0 && r->url[n - 1] == '/')
+		r->url[--n] = '\0';
+	if (!r->role && !(r->role = strdup("REGISTERED_USER")))
+		return nomem(c);
+	if (!r->token_ttl_seconds)
+		r->token_ttl_seconds = 7200;
+	if (!r->page_size)
+		r->page_size = 100;
+	return 0;
+}
+
 int tenant_name_ok(const char *name)
 {
 	static const char ok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
@@ -367,17 +566,26 @@ static void wipe_json(cJSON *j)
 	}
 }
 
+/* a secret given in clear: anything but a "sealed:" string, which anyone
+ * may read (only the seal key opens it) */
+static int clear(const cJSON *v)
+{
+	return v && !(cJSON_IsString(v) && sealed(v->valuestring));
+}
+
 static int has_secret(const cJSON *s3)
 {
-	return cJSON_IsObject(s3) && (cJSON_GetObjectItemCaseSensitive(s3, "key") ||
-	    cJSON_GetObjectItemCaseSensitive(s3, "secret"));
+	return cJSON_IsObject(s3) && (clear(cJSON_GetObjectItemCaseSensitive(s3, "key")) ||
+	    clear(cJSON_GetObjectItemCaseSensitive(s3, "secret")));
 }
 
 static int check_tree(const struct ctx *c, const cJSON *j, unsigned mode, tenant *t)
 {
 	const cJSON *s3 = cJSON_GetObjectItemCaseSensitive(j, "s3_server");
 	const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "source_s3_server");
-	int secret = has_secret(s3) || has_secret(src);
+	const cJSON *rso = cJSON_GetObjectItemCaseSensitive(j, "rs_order");
+	int secret = has_secret(s3) || has_secret(src) ||
+	    (cJSON_IsObject(rso) && clear(cJSON_GetObjectItemCaseSensitive(rso, "jwt_secret")));
 	if (secret && (mode & (S_IRGRP | S_IROTH)))
 		return fail(c, "holds secrets but is readable by group/others (mode %04o); chmod 600 it",
 		    mode & 07777);
@@ -387,6 +595,16 @@ static int check_tree(const struct ctx *c, const cJSON *j, unsigned mode, tenant
 	t->has_source_s3 = src != NULL;
 	if (t->catalog && t->order_command)
 		return fail(c, "catalog and order_command are both set; a tenant has exactly one order backend");
+	t->has_rs_order = rso != NULL;
+	if (t->has_rs_order && (t->catalog || t->order_command))
+		return fail(c, "rs_order and %s are both set; a tenant has exactly one order backend",
+		    t->catalog ? "catalog" : "order_command");
+	const char *set = t->has_rs_order ? "rs-order" : t->catalog ? "catalog" :
+	    t->order_command ? "order_command" : NULL;
+	if (t->order_backend && (!set || strcmp(set, t->order_backend) != 0))
+		return fail(c, "order_backend is \"%s\" but %s", t->order_backend, !set ?
+		    "no order backend is set" : t->has_rs_order ? "rs_order is set" : t->catalog ?
+		    "catalog is set" : "order_command is set");
 	return 0;
 }
 
@@ -394,7 +612,8 @@ int tenant_parse(const char *name, const char *path, const char *json, size_t le
     unsigned mode, tenant **out, tenant_warn_fn *warn, void *warnarg,
     char *err, size_t errlen)
 {
-	struct ctx c = { path ? path : "(tenant)", warn, warnarg, err, errlen };
+	struct seal seal = { 0 };
+	struct ctx c = { path ? path : "(tenant)", warn, warnarg, err, errlen, &seal };
 	char why[128];
 	*out = NULL;
 	if (!tenant_name_ok(name))
@@ -406,6 +625,7 @@ int tenant_parse(const char *name, const char *path, const char *json, size_t le
 	int rc = t ? check_tree(&c, j, mode, t) : nomem(&c);
 	wipe_json(j);
 	cJSON_Delete(j);
+	sodium_memzero(&seal, sizeof seal);
 	if (rc < 0) {
 		int saved = errno;
 		tenant_free(t);
@@ -468,7 +688,7 @@ int tenant_load(const char *dir, const char *name, tenant **out,
     tenant_warn_fn *warn, void *warnarg, char *err, size_t errlen)
 {
 	char path[4096];
-	struct ctx c = { path, warn, warnarg, err, errlen };
+	struct ctx c = { path, warn, warnarg, err, errlen, NULL };
 	size_t len = 0;
 	unsigned mode = 0;
 	*out = NULL;
@@ -514,8 +734,13 @@ void tenant_free(tenant *t)
 	free_strv(t->users);
 	free(t->catalog);
 	free(t->order_command);
+	free(t->order_backend);
+	free(t->rs_order.url);
+	free_secret(t->rs_order.jwt_secret);
+	free(t->rs_order.role);
 	free_strv(t->file_roots);
 	free_strv(t->allowed_hosts);
+	free_strv(t->source_buckets);
 	free(t);
 }
 

@@ -18,6 +18,16 @@ struct tenant_s3 {
 	char *secret;
 };
 
+/* rs-order, the REGARDS order service, as order backend (ferry-order-bridge(1)) */
+struct tenant_rsorder {
+	char *url;             /* base URL of rs-order's REST API, no trailing '/' */
+	char *jwt_secret;      /* HS512 key (jwt_secret, or read from jwt_secret_file):
+	                          secret material, wiped on free, never logged */
+	char *role;            /* the JWT's role; default "REGISTERED_USER" */
+	int token_ttl_seconds; /* the JWT's lifetime, 60..86400; default 7200 */
+	int page_size;         /* available-files page size, 1..2000; default 100 */
+};
+
 typedef struct tenant {
 	char *name;
 	char *path;                        /* the file it was loaded from */
@@ -32,6 +42,9 @@ typedef struct tenant {
 	size_t nusers;
 	char *catalog;                     /* order backends: at most one set */
 	char *order_command;
+	char *order_backend;               /* as given: "catalog", "order_command", "rs-order" */
+	int has_rs_order;                  /* rs_order given: the rs-order backend */
+	struct tenant_rsorder rs_order;
 	uint64_t max_suborders;            /* 0 = unlimited */
 	uint64_t suborder_max_bytes;       /* default 104857600 */
 	uint64_t suborder_max_files;       /* default 5000 */
@@ -39,6 +52,8 @@ typedef struct tenant {
 	size_t nfile_roots;
 	char **allowed_hosts;              /* empty = any host */
 	size_t nallowed_hosts;
+	char **source_buckets;             /* s3:// sources: NULL (absent) = any bucket */
+	size_t nsource_buckets;
 	enum tenant_compression compression;
 	uint64_t multipart_part_size;      /* >= 5 MiB; default 16 MiB */
 	uint64_t multipart_threshold;      /* bigger zips go multipart; 0 (default): the part size */
@@ -46,6 +61,22 @@ typedef struct tenant {
 	int presign_ttl_seconds;           /* DONE's downloadUrl lifetime, 1..604800;
 	                                      0 (default) = no downloadUrl */
 } tenant;
+
+/* A secret value (an S3 key or secret, ...) may be given as TENANT_SEALED
+ * and the base64 of a libsodium sealed box (crypto_box_seal) made for the
+ * seal key, read from $FERRY_SEAL_KEY, else TENANT_SEAL_KEY: one line, the
+ * 32-byte X25519 secret key in base64, a regular file only its owner may
+ * read (ferry-seal(1) makes both). A file whose secrets are all sealed may
+ * be readable by group and others. */
+#define TENANT_SEALED "sealed:"
+#define TENANT_SEAL_KEY "/etc/ferry/seal.key"
+
+/* $FERRY_SEAL_KEY if set and not empty, else TENANT_SEAL_KEY */
+const char *tenant_seal_key_path(void);
+/* Read the seal key file: 0 with the key pair, or -1 with a one-line reason
+ * naming the file in err (never the key). */
+int tenant_seal_key(const char *file, unsigned char pk[32], unsigned char sk[32],
+    char *err, size_t errlen);
 
 /* Called once per unknown key (key is the dotted path, e.g. "s3_server.foo"). */
 typedef void tenant_warn_fn(void *arg, const char *file, const char *key);
