@@ -61,6 +61,35 @@ struct fwd {
 	int confirmed;            /* 1 confirmed, -1 nacked or returned */
 };
 
+/* cJSON ends a string at a \u0000 escape: a correlationId holding one would
+ * be journaled, deduplicated and answered as its first part only. 1 if the
+ * body's correlationId changes once its \u0000 escapes become \u0001. */
+static int cid_has_nul(const struct bus_msg *m, const char *cid)
+{
+	char why[64];
+	int found = 0;
+	char *copy = malloc(m->len + 1);
+	if (!copy)
+		return 0;
+	memcpy(copy, m->body, m->len);
+	copy[m->len] = '\0';
+	for (size_t i = 0; i + 5 < m->len; i++) {
+		if (copy[i] != '\\')
+			continue;
+		if (copy[i + 1] == 'u' && memcmp(copy + i + 2, "0000", 4) == 0) {
+			copy[i + 5] = '1';
+			found = 1;
+		}
+		i++;   /* the escaped character starts no escape */
+	}
+	cJSON *j = found ? item_parse(copy, m->len, why, sizeof why) : NULL;
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "correlationId");
+	int differs = cJSON_IsString(c) && strcmp(c->valuestring, cid) != 0;
+	cJSON_Delete(j);
+	free(copy);
+	return differs;
+}
+
 /* Why nobody can be answered for this message, or NULL if somebody can. */
 static const char *unanswerable(const struct bus_msg *m, cJSON **body)
 {
@@ -76,6 +105,8 @@ static const char *unanswerable(const struct bus_msg *m, cJSON **body)
 		return "no correlationId";
 	if (!cJSON_IsString(cid))
 		return "correlationId is not a string";
+	if (cid_has_nul(m, cid->valuestring))
+		return "correlationId holds a NUL (\\u0000): it cannot be answered as sent";
 	return NULL;
 }
 

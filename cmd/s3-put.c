@@ -202,6 +202,10 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		driver_fail(r, "INTERNAL_ERROR", "object key too long for archive %s", a.name);
 		return;
 	}
+	if (util_dot_segment(key)) {      /* validate refuses these; an item fed by hand */
+		driver_fail(r, "FORBIDDEN", "object key %s has a \".\" or \"..\" segment", key);
+		return;
+	}
 	snprintf(p->url, sizeof p->url, "s3://%s/%s", t->delivery_bucket, key);
 	zplan_reader *zr = NULL;
 	struct s3_source src;

@@ -26,6 +26,17 @@ ssize_t util_read_full(int fd, void *buf, size_t cap)
 	return (ssize_t)got;
 }
 
+int util_dot_segment(const char *path)
+{
+	for (const char *p = path; *p; p = *p ? p + 1 : p) {
+		size_t n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
 int util_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -13,6 +13,10 @@ int util_write_all(int fd, const void *buf, size_t len);
  * the count, or -1 with errno. */
 ssize_t util_read_full(int fd, void *buf, size_t cap);
 
+/* 1 if a "/"-separated path has a "." or ".." segment: servers and proxies
+ * normalise those in a URL path, so a key holding one may land elsewhere */
+int util_dot_segment(const char *path);
+
 /* milliseconds since the epoch, wall clock; and monotonic milliseconds */
 int64_t util_now_ms(void);
 int64_t util_mono_ms(void);

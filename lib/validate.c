@@ -31,6 +31,8 @@ enum {
 	"DataType can be RAWDATA or QUICKLOOK"
 #define MSG_DATATYPE "unknown data type, DataType can be RAWDATA or QUICKLOOK"
 #define MSG_NO_USER "User should be present"
+#define MSG_CID_DOTS "correlationId must not have a \".\" or \"..\" segment between '/' " \
+	"(it is part of the object key)"
 
 /* whole-name match like String.matches; \C has no Java meaning */
 #define RE_OPTIONS (PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_ALT_BSUX | \
@@ -207,6 +209,15 @@ static void check_regexp(struct ctx *c, const cJSON *v, const char *path)
 	reject(c, "PatternSyntax", text, path, v);
 }
 
+/* The correlationId heads the object key: a "." or ".." segment would let a
+ * server or proxy that normalises paths (s3rver does) put the zip under
+ * another key, or in another bucket. */
+static void check_cid(struct ctx *c, const cJSON *v, const char *path)
+{
+	if (util_dot_segment(v->valuestring))
+		reject(c, "Pattern", MSG_CID_DOTS, path, v);
+}
+
 /* For a tenant on the embedded catalog, a query it cannot parse is refused
  * now rather than failing the request after GRANTED. An order command
  * reads queries its own way: it is not second-guessed. */
@@ -238,7 +249,7 @@ struct rule {
 
 static const struct rule rules[] = {
 	{ IN_BODY, "correlationId", "correlationId", T_STRING, "NotBlank", MSG_CID_BLANK,
-	  255, MSG_CID_SIZE, NULL },
+	  255, MSG_CID_SIZE, check_cid },
 	{ IN_BODY, "targetDelivery", "targetDelivery", T_STRING, "NotBlank", MSG_TARGET,
 	  0, NULL, NULL },
 	{ IN_BODY, "order", "order", T_OBJECT, "NotNull", MSG_ORDER, 0, NULL, NULL },
