@@ -730,6 +730,9 @@ struct up {
 	int64_t reported;              /* mono ms of the last progress report */
 	char b64[25];                  /* Content-MD5 of the whole file */
 	char last[512];                /* the last temporary failure, for EXPIRED */
+	/* asked when a retry fails: did an earlier try land, its answer lost? */
+	int (*landed)(void *arg);
+	void *landed_arg;
 };
 
 static void note(struct up *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -783,6 +786,8 @@ static enum s3_class up_retry(struct up *x, struct req *q, struct s3_status *st)
 		enum s3_class c = req_run(x->mh, q, &x->u->ctl, st);
 		if (c == S3_STOPPED || c == S3_EXPIRED)
 			return stopped(x, c, st);
+		if (c != S3_OK && attempt > 1 && x->landed && x->landed(x->landed_arg))
+			return S3_OK;
 		if (c != S3_TEMPORARY)
 			return c;
 		if ((c = ctl_sleep(&x->u->ctl, temporary(x, st, attempt))) != S3_OK)
@@ -1210,6 +1215,20 @@ static enum s3_class mpu_completed(struct mpu *p, struct s3_status *st)
 	return S3_OK;
 }
 
+/* A Complete retried after its answer was lost finds the upload gone: AWS
+ * answers NoSuchUpload, s3rver 500 InternalError (a temporary failure, so
+ * it would be retried until the request expires). Done if the object is
+ * there with its size. */
+static int mpu_landed(void *arg)
+{
+	struct mpu *p = arg;
+	const struct s3_upload *u = p->x->u;
+	struct s3_status hs;
+	uint64_t size = 0;
+	return s3_head(u->srv, u->bucket, u->key, &u->ctl, &size, NULL, &hs) == 0 &&
+	    size == u->size;
+}
+
 static enum s3_class mpu_complete(struct mpu *p, struct s3_status *st)
 {
 	const struct s3_upload *u = p->x->u;
@@ -1225,10 +1244,13 @@ static enum s3_class mpu_complete(struct mpu *p, struct s3_status *st)
 	if (!xml || !q) {
 		status_set(st, c, "CompleteMultipartUpload: %s", strerror(ENOMEM));
 	} else {
+		p->x->landed = mpu_landed;
+		p->x->landed_arg = p;
 		if ((c = up_request(p->x, &s, q, 1, st)) == S3_OK)
 			p->id[0] = '\0';
 		else if (c == S3_PERMANENT)
 			c = mpu_completed(p, st);
+		p->x->landed = NULL;
 		req_close(q);
 	}
 	free(q);
