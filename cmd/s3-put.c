@@ -19,6 +19,8 @@
 #include "driver.h"
 #include "err.h"
 #include "item.h"
+#include "md5.h"
+#include "prefetch.h"
 #include "presign.h"
 #include "response.h"
 #include "s3.h"
@@ -142,28 +144,74 @@ static int set_url(cJSON *item, const char *url)
 	return cJSON_AddStringToObject(item, "url", url) ? 0 : -1;
 }
 
+/* A zip made from its plan, read ahead by a thread (lib/prefetch): the
+ * sources are read, their md5s and the zip's computed on one core while
+ * libcurl sends on the other (an md5 in libcurl's read callback holds the
+ * sending back: 1.5 s a GiB against s3rver). 4 MiB of blocks. */
+struct plan {
+	zplan_reader *zr;
+	prefetch *pf;
+	md5 *m;                        /* of the zip's bytes, in the thread */
+};
+
+enum { PLAN_BLOCK = 1 << 20, PLAN_BLOCKS = 4 };
+
+static ssize_t zr_read(void *arg, void *buf, size_t len)
+{
+	struct plan *pl = arg;
+	ssize_t got = zplan_read(pl->zr, buf, len);
+	if (got > 0)
+		md5_update(pl->m, buf, (size_t)got);
+	return got;
+}
+
+static int zr_rewind(void *arg)
+{
+	struct plan *pl = arg;
+	md5_reset(pl->m);
+	return zplan_rewind(pl->zr);
+}
+
+static void plan_md5(void *arg, char hex[33])
+{
+	struct plan *pl = arg;
+	prefetch_finish(pl->pf);
+	md5_final_hex(pl->m, hex);
+}
+
 static ssize_t plan_read(void *arg, void *buf, size_t len)
 {
-	return zplan_read(arg, buf, len);
+	return prefetch_read(((struct plan *)arg)->pf, buf, len);
 }
 
 static int plan_rewind(void *arg)
 {
-	return zplan_rewind(arg);
+	struct plan *pl = arg;
+	return prefetch_restart(pl->pf, zr_rewind, pl);
 }
 
 static const char *plan_error(void *arg)
 {
-	return zplan_error(arg);
+	return zplan_error(((struct plan *)arg)->zr);
+}
+
+static void close_plan(struct plan *pl)
+{
+	prefetch_free(pl->pf);        /* first: its thread reads the plan */
+	zplan_close(pl->zr);
+	md5_free(pl->m);
+	pl->pf = NULL;
+	pl->zr = NULL;
+	pl->m = NULL;
 }
 
 /* Open the plan as the upload's source; 0, or -1 with r failed. */
-static int open_plan(const struct archive *a, zplan_reader **zr, struct s3_source *src,
+static int open_plan(const struct archive *a, struct plan *pl, struct s3_source *src,
     struct driver_result *r)
 {
 	char err[1024];
 	uint64_t size;
-	if (zplan_open(zr, a->plan, &size, err, sizeof err) < 0) {
+	if (zplan_open(&pl->zr, a->plan, &size, err, sizeof err) < 0) {
 		driver_fail(r, "INTERNAL_ERROR", "archive %s: %s", a->name, err);
 		return -1;
 	}
@@ -172,7 +220,12 @@ static int open_plan(const struct archive *a, zplan_reader **zr, struct s3_sourc
 		    a->name, (unsigned long long)size, (unsigned long long)a->size);
 		return -1;
 	}
-	*src = (struct s3_source){ plan_read, plan_rewind, plan_error, *zr };
+	if (!(pl->m = md5_new()) || !(pl->pf = prefetch_new(zr_read, pl, PLAN_BLOCK,
+	    PLAN_BLOCKS))) {
+		driver_fail(r, "INTERNAL_ERROR", "archive %s: %s", a->name, strerror(errno));
+		return -1;
+	}
+	*src = (struct s3_source){ plan_read, plan_rewind, plan_error, plan_md5, pl };
 	return 0;
 }
 
@@ -207,15 +260,15 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		return;
 	}
 	snprintf(p->url, sizeof p->url, "s3://%s/%s", t->delivery_bucket, key);
-	zplan_reader *zr = NULL;
+	struct plan pl = { NULL, NULL, NULL };
 	struct s3_source src;
-	if (a.plan && open_plan(&a, &zr, &src, r) < 0) {
-		zplan_close(zr);
+	if (a.plan && open_plan(&a, &pl, &src, r) < 0) {
+		close_plan(&pl);
 		return;
 	}
 	struct s3_upload u = {
 		.srv = &t->s3, .bucket = t->delivery_bucket, .key = key, .path = a.path,
-		.source = zr ? &src : NULL,
+		.source = pl.zr ? &src : NULL,
 		.size = a.size, .md5 = a.md5, .part_size = t->multipart_part_size,
 		.threshold = t->multipart_threshold,
 		.parallel = t->upload_parallel,
@@ -224,11 +277,13 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 	};
 	int64_t t0 = util_mono_ms();
 	int rc = s3_upload_file(&u, &res);
-	if (rc < 0 && zr && zplan_mismatch(zr))
-		driver_fail(r, "INTERNAL_ERROR", "%s", zplan_error(zr));
+	prefetch_free(pl.pf);            /* its thread is done with the plan */
+	pl.pf = NULL;
+	if (rc < 0 && pl.zr && zplan_mismatch(pl.zr))
+		driver_fail(r, "INTERNAL_ERROR", "%s", zplan_error(pl.zr));
 	else if (rc < 0)
 		verdict(job, &a, p->url, &res, r);
-	zplan_close(zr);
+	close_plan(&pl);
 	if (rc < 0)
 		return;
 	log_done(job, &a, &res, util_mono_ms() - t0);

@@ -848,7 +848,10 @@ static void put_discard(struct up *x)
 static enum s3_class put_verify(struct up *x, struct req *q, md5 *m, struct s3_status *st)
 {
 	const struct s3_upload *u = x->u;
-	md5_final_hex(m, x->r->md5);
+	if (u->source && u->source->md5)
+		u->source->md5(u->source->arg, x->r->md5);
+	else
+		md5_final_hex(m, x->r->md5);
 	if (q->off != u->size)
 		status_set(st, S3_MISMATCH, "%llu bytes read, expected %llu",
 		    (unsigned long long)q->off, (unsigned long long)u->size);
@@ -870,7 +873,8 @@ static enum s3_class put_single(struct up *x, struct s3_status *st)
 	md5 *m = md5_new();
 	enum s3_class c;
 	struct spec s = { .op = "PutObject", .method = "PUT", .bucket = u->bucket, .key = u->key,
-	    .file = 1, .fd = x->fd, .src = u->source, .size = u->size, .m = m,
+	    .file = 1, .fd = x->fd, .src = u->source, .size = u->size,
+	    .m = u->source && u->source->md5 ? NULL : m,
 	    .content_md5 = *x->b64 ? x->b64 : NULL,
 	    .content_type = "application/zip" };
 	if (!q || !m || req_open(q, u->srv, &s) < 0) {
@@ -1046,7 +1050,11 @@ static struct part *mpu_take(struct mpu *p)
 static enum s3_class mpu_check(struct mpu *p, struct s3_status *st)
 {
 	struct up *x = p->x;
-	md5_final_hex(p->whole, x->r->md5);
+	const struct s3_source *src = x->u->source;
+	if (src && src->md5)
+		src->md5(src->arg, x->r->md5);
+	else
+		md5_final_hex(p->whole, x->r->md5);
 	if (!x->u->md5 || md5_equal(x->r->md5, x->u->md5))
 		return S3_OK;
 	status_set(st, S3_MISMATCH, "md5 %s of the file read, expected %s", x->r->md5, x->u->md5);
@@ -1076,7 +1084,8 @@ static enum s3_class mpu_fill(struct mpu *p, struct s3_status *st)
 		    got < 0 ? strerror(errno) : "the file is shorter than its size");
 		return st->cls;
 	}
-	md5_update(p->whole, s->buf + p->filled, (size_t)got);
+	if (!src || !src->md5)
+		md5_update(p->whole, s->buf + p->filled, (size_t)got);
 	md5_update(p->pm, s->buf + p->filled, (size_t)got);
 	p->filled += (size_t)got;
 	if (p->filled < s->len)

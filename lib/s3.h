@@ -105,6 +105,9 @@ struct s3_source {
 	ssize_t (*read)(void *arg, void *buf, size_t len);
 	int (*rewind)(void *arg);
 	const char *(*error)(void *arg);
+	/* optional: the md5 of every byte read since the last rewind, computed
+	 * by the source (off the sending thread); NULL: computed here */
+	void (*md5)(void *arg, char hex[33]);
 	void *arg;
 };
 typedef void s3_note_fn(void *arg, const char *line);
