@@ -1,4 +1,4 @@
-# ferry — see README.md. Targets: all check demo install uninstall clean lint
+# ferry — see README.md. Targets: all check demo install uninstall clean lint fuzz
 include config.mk
 
 ifeq ($(SANITIZE),1)
@@ -25,7 +25,13 @@ MAN1     = $(wildcard man/*.1)
 MAN7     = $(wildcard man/*.7)
 BATS     = $(wildcard test/*.bats)
 
-all: $(PROGS) $(SCRIPTS) $(UNITS) $(BENCHES)
+# fuzz harnesses (test/fuzz/<name>.c): fuzzers under clang in $(FUZZDIR),
+# and, linked with test/fuzz/replay.c by $(CC), unit tests that replay
+# test/fuzz/regress/<name>/ and test/fuzz/corpus/<name>/
+FUZZNAMES = validate item tenant query names s3
+FUZZUNITS = $(FUZZNAMES:%=$(BUILD)/test/fuzz_%_test)
+
+all: $(PROGS) $(SCRIPTS) $(UNITS) $(FUZZUNITS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c $(wildcard lib/*.h) config.mk
 	@mkdir -p $(@D)
@@ -52,6 +58,34 @@ $(BUILD)/test/%_test: $(BUILD)/obj/test/unit/%_test.o $(TESTHELP:%.c=$(BUILD)/ob
 $(BUILD)/test/bench-%: $(BUILD)/obj/test/bench/%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(BUILD)/test/fuzz_%_test: $(BUILD)/obj/test/fuzz/%.o $(BUILD)/obj/test/fuzz/replay.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/obj/test/fuzz/replay.o $(LIBA) $(LDLIBS)
+
+$(FUZZNAMES:%=$(BUILD)/obj/test/fuzz/%.o) $(BUILD)/obj/test/fuzz/replay.o: test/fuzz/fuzz.h
+
+# make fuzz: each harness (FUZZ=names for one) built by clang with libFuzzer,
+# ASan and UBSan, its regressions replayed, then run FUZZ_SECONDS on a
+# scratch copy of its seeds; findings in $(FUZZDIR)/artifacts, exit 1 on any.
+# Own objects of lib/*.c, so a normal build is not mixed with clang's.
+FUZZ         = $(FUZZNAMES)
+FUZZ_SECONDS = 60
+FUZZCC       = clang
+FUZZDIR      = $(BUILD)/fuzz
+FUZZFLAGS    = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined
+FUZZOBJ      = $(LIBSRC:%.c=$(FUZZDIR)/obj/%.o)
+
+$(FUZZDIR)/obj/%.o: %.c $(wildcard lib/*.h) test/fuzz/fuzz.h config.mk
+	@mkdir -p $(@D)
+	$(FUZZCC) $(CPPFLAGS) $(CFLAGS) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZDIR)/fuzz-%: $(FUZZDIR)/obj/test/fuzz/%.o $(FUZZOBJ)
+	$(FUZZCC) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZOBJ) $(LDLIBS)
+
+fuzz: $(FUZZ:%=$(FUZZDIR)/fuzz-%)
+	@FUZZDIR=$(FUZZDIR) FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run $(FUZZ)
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -111,5 +145,5 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: all bench deps check unit demo lint install uninstall clean
+.PHONY: all bench deps check unit demo lint install uninstall clean fuzz
 .SECONDARY:

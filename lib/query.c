@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "query.h"
+#include "util.h"
 
 struct query {
 	struct query_node *root;
@@ -71,17 +72,30 @@ static size_t char_pos(const char *s, size_t at)
 	return n;
 }
 
-/* the query cut to 64 characters, for messages */
+/* the query cut to 64 characters, for messages. They end up in JSON
+ * responses, so they must be valid UTF-8 whatever the query holds: an
+ * invalid byte is shown as U+FFFD (found by fuzzing, test/fuzz/regress). */
 static void cut_text(const char *s, char *out, size_t cap)
 {
 	size_t i = 0, chars = 0, o = 0;
 	while (s[i] && o + 8 < cap) {
-		if (((unsigned char)s[i] & 0xc0) != 0x80 && ++chars > 64) {
+		if (++chars > 64) {
 			memcpy(out + o, "\xe2\x80\xa6", 3);    /* … */
 			o += 3;
 			break;
 		}
-		out[o++] = s[i++];
+		unsigned char b = (unsigned char)s[i];
+		size_t k = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 :
+		    (b & 0xf8) == 0xf0 ? 4 : 0;
+		if (k == 0 || strnlen(s + i, k) < k || !util_utf8_valid(s + i, k)) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);    /* U+FFFD */
+			o += 3;
+			i++;
+			continue;
+		}
+		memcpy(out + o, s + i, k);
+		o += k;
+		i += k;
 	}
 	out[o] = '\0';
 }
@@ -101,11 +115,18 @@ static void *fail(struct parser *p, size_t at, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	cut_text(p->text, text, sizeof text);
-	if (p->errlen && at == (size_t)-1)
-		snprintf(p->err, p->errlen, "query \"%s\": %s", text, what);
-	else if (p->errlen)
-		snprintf(p->err, p->errlen, "query \"%s\": %s at position %zu", text, what,
+	/* formatted whole, then cut to errlen on a character boundary */
+	char full[sizeof what + sizeof text + 64];
+	if (at == (size_t)-1)
+		snprintf(full, sizeof full, "query \"%s\": %s", text, what);
+	else
+		snprintf(full, sizeof full, "query \"%s\": %s at position %zu", text, what,
 		    char_pos(p->text, at));
+	if (p->errlen) {
+		size_t n = util_utf8_cut(full, strlen(full), p->errlen - 1);
+		memcpy(p->err, full, n);
+		p->err[n] = '\0';
+	}
 	errno = EINVAL;
 	return NULL;
 }
