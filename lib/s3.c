@@ -844,6 +844,24 @@ static void put_discard(struct up *x)
 	up_cleanup(x, &del);
 }
 
+/* After a PUT cut short: s3rver may still be storing what it got when the
+ * DELETE arrives, so delete until a HEAD finds nothing (a few seconds at
+ * most; S3 itself never keeps a cut body). */
+static void put_discard_cut(struct up *x)
+{
+	struct s3_ctl brief = { util_now_ms() + 10000, NULL };
+	for (int i = 0; i < 10 && util_now_ms() < brief.deadline_ms; i++) {
+		struct s3_status hs;
+		uint64_t size;
+		put_discard(x);
+		if (s3_head(x->u->srv, x->u->bucket, x->u->key, &brief, &size, NULL, &hs) < 0 &&
+		    hs.http == 404)
+			return;
+		poll(NULL, 0, 300);
+	}
+	note(x, "%s: a cut upload may have left an object", x->u->key);
+}
+
 /* The bytes sent are the expected ones, and S3 says so where it can. */
 static enum s3_class put_verify(struct up *x, struct req *q, md5 *m, struct s3_status *st)
 {
@@ -888,7 +906,7 @@ static enum s3_class put_single(struct up *x, struct s3_status *st)
 		if (c == S3_OK)
 			c = put_verify(x, q, m, st);
 		else if (q->srcerr)
-			put_discard(x);
+			put_discard_cut(x);
 		req_close(q);
 	}
 	free(q);

@@ -94,3 +94,40 @@ service_stop() {
 	wait "$(cat "$BATS_FILE_TMPDIR/run.pid")" 2>/dev/null
 	return 0
 }
+
+# standin_start [ARG...]: test/rs-order-standin.js serving $D/data in the
+# background (config, log and state under $D), once it listens; its port in
+# $D/port. node itself is the background job, so $! is the pid to signal.
+standin_start() {
+	rm -f "$D/port"
+	node "$BATS_TEST_DIRNAME/rs-order-standin.js" serve --port-file "$D/port" \
+		--config "$D/config.json" --log "$D/log.ndjson" --state "$D/state.json" "$@" \
+		"$D/data" </dev/null >/dev/null 2>>"$D/standin.err" 3>&- &
+	echo $! >"$D/standin.pid"
+	for _ in $(seq 1 300); do [ -s "$D/port" ] && break; sleep 0.1; done
+	[ -s "$D/port" ]
+}
+
+# standin_stop: SIGTERM the stand-in standin_start started, wait until it is gone
+standin_stop() {
+	local pid
+	pid=$(cat "$D/standin.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	return 1
+}
+
+# fobjs PID VER PATH...: FETCHED file objects (with "path"), one JSON line
+# each, named by their basename, size and md5 read from the files
+fobjs() {
+	python3 - "$@" <<'PY'
+import hashlib, json, os, sys
+pid, ver = sys.argv[1], int(sys.argv[2])
+for p in sys.argv[3:]:
+    ap = os.path.realpath(p)
+    data = open(ap, "rb").read()
+    print(json.dumps({"productId": pid, "version": ver, "dataType": "RAWDATA",
+        "name": os.path.basename(p), "url": "file://" + ap, "size": len(data),
+        "md5": hashlib.md5(data).hexdigest(), "path": ap}))
+PY
+}

@@ -12,24 +12,8 @@ SECRET='ferry-test-key-0123456789-0123456789-0123456789-0123456789-abcdef'
 
 aws() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" "$@"; }
 
-# start_standin [PORT]: the stand-in in the background, once it listens
-start_standin() {
-	rm -f "$D/port"
-	node "$BATS_TEST_DIRNAME/rs-order-standin.js" serve --port "${1:-0}" --port-file "$D/port" \
-		--config "$D/config.json" --log "$D/log.ndjson" --state "$D/state.json" \
-		--secret "$SECRET" "$D/data" </dev/null >/dev/null 2>>"$D/standin.err" 3>&- &
-	echo $! >"$D/standin.pid"
-	for _ in $(seq 1 300); do [ -s "$D/port" ] && break; sleep 0.1; done
-	[ -s "$D/port" ]
-}
-
-stop_standin() {
-	local pid
-	pid=$(cat "$D/standin.pid" 2>/dev/null) || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	return 1
-}
+# start_standin [PORT]: the stand-in (test/lib.bash) with this file's secret
+start_standin() { standin_start --port "${1:-0}" --secret "$SECRET"; }
 
 # rs_tenant NAME SECRET_FILE [EXTRA_JSON]: an rs-order tenant delivering to S3
 rs_tenant() {
@@ -70,7 +54,7 @@ setup_file() {
 
 teardown_file() {
 	service_stop
-	[ -n "${D:-}" ] && stop_standin
+	[ -n "${D:-}" ] && standin_stop
 	sandbox_down
 }
 
@@ -218,7 +202,7 @@ order_of() { standin_log ".kind == \"published\" and .body.correlationId == \"$1
 }
 
 @test "rs-order down for 30 s: requests wait ORDERING, one expires, the other is delivered once it is back" {
-	stop_standin
+	standin_stop
 	port=$(cat "$D/port")
 	submit p1 down-1 'productId:P1' >down1.out 2>&1 &
 	p1=$!

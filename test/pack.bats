@@ -23,20 +23,6 @@ fobj() {
 		  size:$size,md5:$md5,path:$path}'
 }
 
-# fobjs PID VER PATH...: fobj for many files at once, each named by its basename
-fobjs() {
-	python3 - "$@" <<'EOF'
-import hashlib, json, os, sys
-pid, ver = sys.argv[1], int(sys.argv[2])
-for p in sys.argv[3:]:
-    ap = os.path.realpath(p)
-    data = open(ap, "rb").read()
-    print(json.dumps({"productId": pid, "version": ver, "dataType": "RAWDATA",
-        "name": os.path.basename(p), "url": "file://" + ap, "size": len(data),
-        "md5": hashlib.md5(data).hexdigest(), "path": ap}))
-EOF
-}
-
 # pitem CID [EXPIRES] < files: a FETCHED item holding the file lines read
 pitem() {
 	jq -sc --arg cid "$1" --arg exp "${2:-2099-01-01T00:00:00.000Z}" \

@@ -19,26 +19,6 @@ QREQ=regards.broadcast.rs-order.fr.cnes.regards.modules.order.service.request.Or
 peek() { node "$BATS_TEST_DIRNAME/amqp-peek.js" "$@"; }
 standin() { node "$BATS_TEST_DIRNAME/rs-order-standin.js" "$@"; }
 
-# start_standin: run the stand-in in the background, wait for its port
-start_standin() {
-	rm -f "$D/port"
-	# node itself in the background, so that $! is the pid to signal
-	node "$BATS_TEST_DIRNAME/rs-order-standin.js" serve --port-file "$D/port" --config "$D/config.json" --log "$D/log.ndjson" \
-		--state "$D/state.json" "$D/data" </dev/null >/dev/null 2>>"$D/standin.err" 3>&- &
-	echo $! >"$D/standin.pid"
-	for _ in $(seq 1 300); do [ -s "$D/port" ] && break; sleep 0.1; done
-	[ -s "$D/port" ]
-}
-
-# stop_standin: SIGTERM the stand-in this file started, wait until it is gone
-stop_standin() {
-	local pid
-	pid=$(cat "$D/standin.pid" 2>/dev/null) || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	return 1
-}
-
 setup_file() {
 	sandbox_up
 	export D="$BATS_FILE_TMPDIR"
@@ -47,11 +27,11 @@ setup_file() {
 	printf 'two!' >"$D/data/P1/b.txt"
 	head -c 204800 /dev/urandom >"$D/data/P2/c.nc"
 	echo '{}' >"$D/config.json"
-	start_standin
+	standin_start
 }
 
 teardown_file() {
-	[ -n "${D:-}" ] && stop_standin
+	[ -n "${D:-}" ] && standin_stop
 	sandbox_down
 }
 
@@ -290,8 +270,8 @@ DONE 3"
 	request p1 '{"queries":["productId:P1"],"correlationId":"c-8","user":"ana@example.org"}'
 	order=$(events 3 | jq -r 'select(.status == "DONE") | .orderId')
 	[ -n "$order" ]
-	stop_standin
-	start_standin
+	standin_stop
+	standin_start
 	PORT=$(cat "$D/port")
 	get "http://127.0.0.1:$PORT/orders/$order/files/available" >list
 	run jq -r '[.content[].content.filename] | join(" ")' list

@@ -32,20 +32,6 @@ s3_tenant() {
 		"$FERRY_S3_PORT" "$1"
 }
 
-# fobjs PID VER PATH...: FETCHED file objects, each named by its basename
-fobjs() {
-	python3 - "$@" <<'EOF'
-import hashlib, json, os, sys
-pid, ver = sys.argv[1], int(sys.argv[2])
-for p in sys.argv[3:]:
-    ap = os.path.realpath(p)
-    data = open(ap, "rb").read()
-    print(json.dumps({"productId": pid, "version": ver, "dataType": "RAWDATA",
-        "name": os.path.basename(p), "url": "file://" + ap, "size": len(data),
-        "md5": hashlib.md5(data).hexdigest(), "path": ap}))
-EOF
-}
-
 # pitem CID < files: a FETCHED item of tenant p1 holding the file lines read
 pitem() {
 	jq -sc --arg cid "$1" '{tenant:"p1",correlationId:$cid,expiresAt:"2099-01-01T00:00:00.000Z",
