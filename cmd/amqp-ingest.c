@@ -40,6 +40,7 @@ struct slot {
 	struct bus_msg m;
 	cJSON *item;
 	enum journal_reg reg;
+	char *text;       /* the item as journaled, printed once */
 	int committed;
 	char *response;   /* DENIED for a reused correlationId, for fd 3 */
 };
@@ -136,7 +137,8 @@ static int commit_batch(journal *j, struct slot *s, int n)
 	for (int i = 0; i < n; i++) {
 		if (!s[i].item)
 			continue;
-		if (stage_register(j, JSTAGE_INGEST, s[i].item, "RECEIVED", &s[i].reg) < 0) {
+		if (stage_register_text(j, JSTAGE_INGEST, s[i].item, "RECEIVED", &s[i].reg,
+		    &s[i].text) < 0) {
 			char label[160];
 			err_log(ERR_ERROR, item_label(s[i].item, label, sizeof label), "%s",
 			    journal_error(j));
@@ -172,16 +174,18 @@ static int settle(bus *b, struct slot *s, int n)
 
 static void emit(struct slot *s, int n)
 {
+	char *lines[n];
+	int k = 0;
 	for (int i = 0; i < n; i++) {
 		if (!s[i].committed)
 			continue;
-		if (s[i].reg == JREG_NEW) {
-			if (item_write(1, s[i].item) < 0)
-				err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
-		} else if (s[i].response) {
+		if (s[i].reg == JREG_NEW && s[i].text)
+			lines[k++] = s[i].text;
+		else if (s[i].response)
 			stage_fd3(s[i].response);
-		}
 	}
+	if (item_write_lines(1, lines, k) < 0)
+		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
 }
 
 static void slots_clear(struct slot *s, int n)
@@ -189,6 +193,7 @@ static void slots_clear(struct slot *s, int n)
 	for (int i = 0; i < n; i++) {
 		bus_msg_clear(&s[i].m);
 		cJSON_Delete(s[i].item);
+		free(s[i].text);
 		free(s[i].response);
 		memset(&s[i], 0, sizeof s[i]);
 	}

@@ -27,9 +27,12 @@ struct ctx {
 	journal *j;
 	tenants *tenants;
 	/* results of the current batch, written out after its commit */
-	cJSON **granted;
+	char **granted;           /* GRANTED items, printed */
 	char **responses;
 	int ngranted, nresponses;
+	/* items taken back at start, judged a batch at a time */
+	cJSON **recovered;
+	int nrecovered, batch;
 };
 
 static void warn_key(void *arg, const char *file, const char *key)
@@ -86,14 +89,15 @@ static void judge(struct ctx *c, cJSON *item, const char *label)
 		.tenant = tname, .cid = cid, .stage = JSTAGE_VALIDATE,
 		.state = v.denied ? "DENIED" : "GRANTED", .item = text,
 		.response = body, .headers = headers, .error_type = v.error_type,
-		.expires_ms = expires,
+		.expires_ms = expires, .claim = 1,
 	};
 	int rc = body && headers && text ? journal_commit(c->j, &cm) : -1;
 	free(headers);
-	free(text);
+	if (rc <= 0 || v.denied)
+		free(text);
 	if (rc <= 0) {
 		if (rc == 0)
-			err_log(ERR_WARNING, label, "lost the claim while validating; skipped");
+			err_log(ERR_INFO, label, "not waiting for validation; skipped");
 		else
 			err_log(ERR_ERROR, label, "%s", body ? journal_error(c->j) : strerror(ENOMEM));
 		free(body);
@@ -102,7 +106,7 @@ static void judge(struct ctx *c, cJSON *item, const char *label)
 	err_log(ERR_INFO, label, "%s%s%s", cm.state, v.denied ? ": " : "", v.denied ? v.message : "");
 	c->responses[c->nresponses++] = body;
 	if (!v.denied)
-		c->granted[c->ngranted++] = cJSON_Duplicate(item, 1);
+		c->granted[c->ngranted++] = text;
 }
 
 /* Register if unknown, answer a reused correlationId, claim, judge. */
@@ -129,14 +133,9 @@ static void handle(struct ctx *c, cJSON *item)
 		err_log(ERR_INFO, label, "DENIED: correlationId already used with another body");
 		return;
 	}
-	rc = journal_claim(c->j, JSTAGE_VALIDATE, item_str(item, "tenant"),
-	    item_str(item, "correlationId"));
-	if (rc < 0)
-		err_log(ERR_ERROR, label, "%s", journal_error(c->j));
-	else if (rc == 0)
-		err_log(ERR_INFO, label, "not waiting for validation; skipped");
-	else
-		judge(c, item, label);
+	/* the claim is the verdict's commit (journal_commit .claim): the batch
+	 * is one transaction, so VALIDATING would never be seen by anyone */
+	judge(c, item, label);
 }
 
 /* Commit a batch as one transaction, then print and answer on fd 3. */
@@ -144,20 +143,31 @@ static void run_batch(struct ctx *c, cJSON **items, int n)
 {
 	if (journal_begin(c->j) < 0)
 		err_die(journal_temporary(c->j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(c->j));
+	tenants_hold(c->tenants, 1);
 	for (int i = 0; i < n; i++)
 		handle(c, items[i]);
+	tenants_hold(c->tenants, 0);
 	if (journal_end(c->j) < 0)
 		err_die(journal_temporary(c->j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(c->j));
-	for (int i = 0; i < c->ngranted; i++) {
-		if (item_write(1, c->granted[i]) < 0)
-			err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
-		cJSON_Delete(c->granted[i]);
-	}
+	if (item_write_lines(1, c->granted, c->ngranted) < 0)
+		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
+	for (int i = 0; i < c->ngranted; i++)
+		free(c->granted[i]);
 	for (int i = 0; i < c->nresponses; i++) {
 		stage_fd3(c->responses[i]);
 		free(c->responses[i]);
 	}
 	c->ngranted = c->nresponses = 0;
+}
+
+static void recover_flush(struct ctx *c)
+{
+	if (c->nrecovered == 0)
+		return;
+	run_batch(c, c->recovered, c->nrecovered);
+	for (int i = 0; i < c->nrecovered; i++)
+		cJSON_Delete(c->recovered[i]);
+	c->nrecovered = 0;
 }
 
 static int recover_one(void *arg, const char *tenant, const char *cid, const char *text)
@@ -169,8 +179,9 @@ static int recover_one(void *arg, const char *tenant, const char *cid, const cha
 		err_log(ERR_ERROR, NULL, "%s/%s: journaled item unreadable; skipped", tenant, cid);
 		return stop;
 	}
-	run_batch(c, &item, 1);
-	cJSON_Delete(item);
+	c->recovered[c->nrecovered++] = item;
+	if (c->nrecovered == c->batch)
+		recover_flush(c);
 	return stop;
 }
 
@@ -206,6 +217,8 @@ int main(int argc, char **argv)
 	cJSON **items = calloc((size_t)batch, sizeof *items);
 	c.granted = calloc((size_t)batch, sizeof *c.granted);
 	c.responses = calloc((size_t)batch * 2, sizeof *c.responses);
+	c.recovered = items;
+	c.batch = batch;
 	item_reader *r = item_reader_new(0);
 	if (!c.tenants || !items || !c.granted || !c.responses || !r)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
@@ -213,6 +226,7 @@ int main(int argc, char **argv)
 	if (journal_takeback(c.j, JSTAGE_VALIDATE) < 0 ||
 	    journal_pending(c.j, JSTAGE_VALIDATE, recover_one, &c) < 0)
 		err_die(EXIT_TEMP, "%s", journal_error(c.j));
+	recover_flush(&c);
 
 	while (!stop) {
 		int n = stage_read_batch(r, 0, items, batch, bad_line, NULL);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -222,6 +223,38 @@ char *item_print(const cJSON *obj)
 	if (!s)
 		errno = obj ? ENOMEM : EINVAL;
 	return s;
+}
+
+int item_write_lines(int fd, char *const *lines, int n)
+{
+	enum { CHUNK = 256 };   /* lines per writev: 512 vectors, under IOV_MAX */
+	static char nl[] = "\n";
+	struct iovec v[2 * CHUNK];
+	for (int at = 0; at < n; at += CHUNK) {
+		int k = n - at < CHUNK ? n - at : CHUNK, nv = 0;
+		for (int i = 0; i < k; i++) {
+			v[nv++] = (struct iovec){ lines[at + i], strlen(lines[at + i]) };
+			v[nv++] = (struct iovec){ nl, 1 };
+		}
+		struct iovec *p = v;
+		while (nv > 0) {
+			ssize_t w = writev(fd, p, nv);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -1;
+			while (nv > 0 && (size_t)w >= p->iov_len) {
+				w -= (ssize_t)p->iov_len;
+				p++;
+				nv--;
+			}
+			if (nv > 0) {
+				p->iov_base = (char *)p->iov_base + w;
+				p->iov_len -= (size_t)w;
+			}
+		}
+	}
+	return 0;
 }
 
 int item_write(int fd, const cJSON *obj)

@@ -34,6 +34,9 @@ cJSON *item_parse(const char *buf, size_t len, char *err, size_t errlen);
 
 /* write obj as one line + "\n" to fd with one checked write; 0 or -1/errno */
 int item_write(int fd, const cJSON *obj);
+/* write n printed items, each + "\n", with as few writes as it takes
+ * (writev); 0 or -1/errno */
+int item_write_lines(int fd, char *const *lines, int n);
 /* obj as one line (no newline), malloc'd; NULL on ENOMEM */
 char *item_print(const cJSON *obj);
 

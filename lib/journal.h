@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_SCHEMA_VERSION 3
+#define JOURNAL_SCHEMA_VERSION 4
 
 typedef struct journal journal;
 
@@ -65,10 +65,16 @@ struct jregister {
 	int64_t received_ms;
 	int64_t expires_ms;        /* 0 = not known yet */
 	const char *item;          /* the item JSON as emitted in `state` */
+	int absent;                /* the caller found it unknown in this batch
+	                              (journal_lookup): no need to look again */
 };
 /* NEW: row + event written. SAME/CONFLICT: (tenant, cid) exists with the
  * same / another fingerprint; nothing written. 0 or -1. */
 int journal_register(journal *j, const struct jregister *r, enum journal_reg *out);
+/* Whether (tenant, cid) is registered: 1 and *out SAME or CONFLICT as for
+ * journal_register, 0 not known, -1 error. Reads only. */
+int journal_lookup(journal *j, const char *tenant, const char *cid, const char *fingerprint,
+    enum journal_reg *out);
 
 /* Claim: move (tenant, cid) from the stage's input state to its busy state
  * in one statement. 1 claimed, 0 not in the input state, -1 error. */
@@ -88,6 +94,9 @@ struct jcommit {
 	const char *error_type;     /* for DENIED/ERROR */
 	int64_t expires_ms;         /* > 0: set expires_at */
 	int64_t bytes;              /* bytes this stage moved (history) */
+	int claim;                  /* the commit is the claim too: guard on the
+	                               input state (for work done inside the
+	                               caller's batch, which nobody sees) */
 };
 int journal_commit(journal *j, const struct jcommit *c);
 

@@ -21,6 +21,15 @@ static int64_t item_time(const cJSON *item, const char *key)
 int stage_register(journal *j, enum jstage st, const cJSON *item, const char *state,
     enum journal_reg *out)
 {
+	char *text;
+	int rc = stage_register_text(j, st, item, state, out, &text);
+	free(text);
+	return rc;
+}
+
+int stage_register_text(journal *j, enum jstage st, const cJSON *item, const char *state,
+    enum journal_reg *out, char **text_out)
+{
 	char fp[65];
 	const char *tenant = item_str(item, "tenant"), *cid = item_str(item, "correlationId");
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(item, "request");
@@ -28,17 +37,26 @@ int stage_register(journal *j, enum jstage st, const cJSON *item, const char *st
 		.tenant = tenant, .cid = cid, .fingerprint = fp, .state = state, .stage = st,
 		.received_ms = item_time(item, "receivedAt"),
 		.expires_ms = item_time(item, "expiresAt"),
+		.absent = 1,
 	};
+	*text_out = NULL;
 	if (!tenant || !cid)
 		return -2;
 	if (item_fingerprint(req, fp) < 0)
 		return -1;
+	/* known (the usual case past ingest): no need to print the item */
+	int found = journal_lookup(j, tenant, cid, fp, out);
+	if (found != 0)
+		return found < 0 ? -1 : 0;
 	char *text = item_print(item);
 	if (!text)
 		return -1;
 	r.item = text;
 	int rc = journal_register(j, &r, out);
-	free(text);
+	if (rc == 0 && *out == JREG_NEW)
+		*text_out = text;
+	else
+		free(text);
 	return rc;
 }
 

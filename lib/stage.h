@@ -16,6 +16,10 @@
  * has no string tenant or correlationId. */
 int stage_register(journal *j, enum jstage st, const cJSON *item, const char *state,
     enum journal_reg *out);
+/* The same; when it registers the item (JREG_NEW), *text is the item as
+ * printed and journaled (malloc'd, the caller frees it), else NULL. */
+int stage_register_text(journal *j, enum jstage st, const cJSON *item, const char *state,
+    enum journal_reg *out, char **text);
 
 /* Answer a duplicate: JREG_SAME queues the request's latest response again
  * (unless the message is a broker redelivery of one already journaled: that

@@ -1,5 +1,5 @@
 /* tenants: per-process cache of tenant files, revalidated by stat(2) on
- * every lookup (cheap next to the work each request costs). */
+ * every lookup, or once per batch while held (see tenants.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@ struct entry {
 	char why[512];
 	int reported;
 	struct stat st;       /* of the file when loaded; st_ino 0 = absent */
+	unsigned checked;     /* the hold during which it was last checked */
 	struct entry *next;
 };
 
@@ -22,6 +23,8 @@ struct tenants {
 	tenant_warn_fn *warn;
 	void *warnarg;
 	struct entry *head;
+	int held;
+	unsigned hold;        /* which hold; entries start at 0, holds at 1 */
 };
 
 tenants *tenants_new(const char *dir, tenant_warn_fn *warn, void *warnarg)
@@ -33,6 +36,7 @@ tenants *tenants_new(const char *dir, tenant_warn_fn *warn, void *warnarg)
 	}
 	c->warn = warn;
 	c->warnarg = warnarg;
+	c->hold = 1;
 	return c;
 }
 
@@ -87,6 +91,9 @@ const tenant *tenants_get(tenants *c, const char *name, const char **why, int *f
 		c->head = e;
 		e->st.st_ino = (ino_t)-1; /* force a first load */
 	}
+	if (c->held && e->checked == c->hold)
+		goto found;
+	e->checked = c->hold;
 	memset(&st, 0, sizeof st);
 	if (!tenant_name_ok(name) || snprintf(path, sizeof path, "%s/%s.json", c->dir, name) >=
 	    (int)sizeof path || stat(path, &st) < 0)
@@ -95,10 +102,18 @@ const tenant *tenants_get(tenants *c, const char *name, const char **why, int *f
 		load(c, e);
 		e->st = st;
 	}
+found:
 	if (e->t)
 		return e->t;
 	*why = e->why;
 	*fresh = !e->reported;
 	e->reported = 1;
 	return NULL;
+}
+
+void tenants_hold(tenants *c, int on)
+{
+	if (c->held && !on)
+		c->hold++;
+	c->held = on;
 }

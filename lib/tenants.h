@@ -14,5 +14,9 @@ void tenants_free(tenants *c);
  * by the cache) and *fresh is 1 the first time this reason is returned for
  * the current version of the file (log it then). */
 const tenant *tenants_get(tenants *c, const char *name, const char **why, int *fresh);
+/* Between tenants_hold(c, 1) and tenants_hold(c, 0) (a batch of items),
+ * each file is checked by the first lookup only: a change made during a
+ * batch is seen by the next one. */
+void tenants_hold(tenants *c, int on);
 
 #endif

@@ -355,6 +355,72 @@ static void test_batch_is_all_or_nothing_and_bad_calls_spoil_only_themselves(voi
 	TU_EQ_INT(raw_int("SELECT count(*) FROM outbox"), 0);
 }
 
+/* A call failing after it changed rows (here an event insert refused by a
+ * trigger, after the state update of its commit) spoils the whole batch:
+ * journal_end rolls everything back and reports that call's error. */
+static void test_a_call_failing_half_way_spoils_the_batch(void)
+{
+	fresh();
+	journal *j = jopen();
+	enum journal_reg r;
+	reg(j, "p1", "a", "fp", "RECEIVED", &r);
+	reg(j, "p1", "b", "fp", "RECEIVED", &r);
+	journal_close(j);
+	TU_EQ_INT(raw_exec("CREATE TRIGGER boom BEFORE INSERT ON event WHEN NEW.item = 'boom'"
+	    " BEGIN SELECT RAISE(ABORT, 'refused by boom'); END"), 0);
+	j = jopen();
+	struct jcommit ok = { .tenant = "p1", .cid = "a", .stage = JSTAGE_VALIDATE,
+		.state = "GRANTED", .item = "{}", .response = "{}", .claim = 1 };
+	struct jcommit bad = ok;
+	bad.cid = "b";
+	bad.item = "boom";
+	TU_EQ_INT(journal_begin(j), 0);
+	TU_EQ_INT(journal_commit(j, &ok), 1);
+	TU_EQ_INT(journal_commit(j, &bad), -1);
+	TU_CHECK(strstr(journal_error(j), "refused by boom") != NULL);
+	TU_EQ_INT(journal_commit(j, &ok), -1);          /* the batch is spoiled */
+	TU_EQ_INT(journal_end(j), -1);
+	TU_CHECK(strstr(journal_error(j), "refused by boom") != NULL);
+	TU_CHECK(strstr(journal_error(j), "batch rolled back") != NULL);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM request WHERE state = 'RECEIVED'"), 2);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM outbox"), 0);
+	/* the next batch starts clean; a guard that fails spoils nothing */
+	TU_EQ_INT(journal_begin(j), 0);
+	TU_EQ_INT(journal_commit(j, &ok), 1);
+	TU_EQ_INT(journal_commit(j, &ok), 0);           /* GRANTED now: guard */
+	TU_EQ_INT(journal_end(j), 0);
+	journal_close(j);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM request WHERE state = 'GRANTED'"), 1);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM request WHERE claimed_at > 0 AND claimed_by IS NULL"), 1);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM event WHERE stage = 'validate' AND started_at > 0"), 1);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM outbox"), 1);
+}
+
+/* A commit that is its own claim takes the request from the stage's input
+ * state, not from any other; outside a batch it is its own transaction. */
+static void test_commit_with_claim_guards_on_the_input_state(void)
+{
+	fresh();
+	journal *j = jopen();
+	enum journal_reg r;
+	reg(j, "p1", "a", "fp", "RECEIVED", &r);
+	reg(j, "p1", "o", "fp", "GRANTED", &r);
+	struct jcommit c = { .tenant = "p1", .cid = "a", .stage = JSTAGE_VALIDATE,
+		.state = "DENIED", .error_type = "FORBIDDEN", .claim = 1 };
+	struct jcommit order = c;
+	order.cid = "o";
+	TU_EQ_INT(journal_commit(j, &order), 0);        /* GRANTED is not validate's input */
+	TU_EQ_INT(journal_commit(j, &c), 1);
+	TU_EQ_INT(journal_commit(j, &c), 0);
+	order.stage = JSTAGE_ORDER;
+	order.state = "ORDERED";
+	TU_EQ_INT(journal_commit(j, &order), 1);
+	journal_close(j);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM request WHERE state = 'DENIED'"
+	    " AND error_type = 'FORBIDDEN'"), 1);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM request WHERE state = 'ORDERED'"), 1);
+}
+
 /* Two processes, released together, claim the same 300 requests in
  * shuffled orders; every request must be won by exactly one of them. */
 static int claimer(const char *name, int go)
@@ -859,6 +925,8 @@ TU_MAIN(
 	TU(test_takeback_and_pending_return_input_items),
 	TU(test_sweep_ends_any_non_terminal_request),
 	TU(test_batch_is_all_or_nothing_and_bad_calls_spoil_only_themselves),
+	TU(test_a_call_failing_half_way_spoils_the_batch),
+	TU(test_commit_with_claim_guards_on_the_input_state),
 	TU(test_claim_race_between_processes_has_one_winner),
 	TU(test_kill_9_during_batch_commit_leaves_all_or_nothing),
 	TU(test_schema_1_is_migrated_keeping_its_rows),

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "tenant.h"
+#include "tenants.h"
 #include "util.h"
 #include "tu.h"
 
@@ -387,6 +388,36 @@ static void test_load_reads_the_tenant_file(void)
 	TU_CHECK(strncmp(err, want, strlen(want)) == 0);
 }
 
+/* The cache sees an edited file at the next lookup, or while held (a
+ * batch) at the first lookup of the next hold. */
+static void test_cache_sees_edits_per_lookup_or_per_hold(void)
+{
+	const char *dir = tu_tmpdir(), *why;
+	char path[256];
+	int fresh;
+	snprintf(path, sizeof path, "%s/p1.json", dir);
+	write_file(path, "{\"delivery_bucket\":\"one\"}", 0600);
+	tenants *c = tenants_new(dir, NULL, NULL);
+	const tenant *t = tenants_get(c, "p1", &why, &fresh);
+	TU_CHECK(t && strcmp(t->delivery_bucket, "one") == 0);
+	write_file(path, "{\"delivery_bucket\":\"second\"}", 0600);
+	t = tenants_get(c, "p1", &why, &fresh);
+	TU_CHECK(t && strcmp(t->delivery_bucket, "second") == 0);
+
+	tenants_hold(c, 1);
+	t = tenants_get(c, "p1", &why, &fresh);
+	TU_CHECK(t && strcmp(t->delivery_bucket, "second") == 0);
+	write_file(path, "{\"delivery_bucket\":\"third\"}", 0600);
+	t = tenants_get(c, "p1", &why, &fresh);   /* same hold: not checked again */
+	TU_CHECK(t && strcmp(t->delivery_bucket, "second") == 0);
+	tenants_hold(c, 0);
+	tenants_hold(c, 1);
+	t = tenants_get(c, "p1", &why, &fresh);
+	TU_CHECK(t && strcmp(t->delivery_bucket, "third") == 0);
+	tenants_hold(c, 0);
+	tenants_free(c);
+}
+
 static void test_load_refuses_odd_files(void)
 {
 	const char *dir = tu_tmpdir();
@@ -452,6 +483,7 @@ TU_MAIN(
 	TU(test_secret_in_readable_file_is_refused),
 	TU(test_load_reads_the_tenant_file),
 	TU(test_load_refuses_odd_files),
+	TU(test_cache_sees_edits_per_lookup_or_per_hold),
 	TU(test_bad_tenant_names_are_refused),
 	TU(test_source_s3_server_defaults_to_s3_server)
 )
