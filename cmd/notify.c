@@ -121,7 +121,9 @@ static int pump(journal *j, struct flight *f, const struct opts *o)
 			f->resend_from = 0;
 		}
 		if (room > 0 && (v != seen_version || !idle)) {
+			bus_cork(f->b, 1);
 			n = journal_outbox_unsent(j, f->last_id, room, publish_row, f);
+			bus_cork(f->b, 0);
 			if (n < 0)
 				err_die(EXIT_TEMP, "%s", journal_error(j));
 			if (f->failed)

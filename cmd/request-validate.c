@@ -153,10 +153,9 @@ static void run_batch(struct ctx *c, cJSON **items, int n)
 		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
 	for (int i = 0; i < c->ngranted; i++)
 		free(c->granted[i]);
-	for (int i = 0; i < c->nresponses; i++) {
-		stage_fd3(c->responses[i]);
+	stage_fd3_lines(c->responses, c->nresponses);
+	for (int i = 0; i < c->nresponses; i++)
 		free(c->responses[i]);
-	}
 	c->ngranted = c->nresponses = 0;
 }
 

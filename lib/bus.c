@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <amqp.h>
@@ -187,6 +190,13 @@ void bus_close(bus *b)
 int bus_fd(const bus *b)
 {
 	return amqp_socket_get_sockfd(amqp_get_socket(b->conn));
+}
+
+void bus_cork(bus *b, int on)
+{
+	int fd = bus_fd(b);
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
 }
 
 static amqp_table_entry_t entry_str(const char *k, const char *v)

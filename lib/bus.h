@@ -124,6 +124,10 @@ struct bus_pub {
 };
 int bus_confirm_select(bus *b);
 int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq);
+/* Hold back small TCP segments (TCP_CORK) while on: a burst of publishes
+ * then leaves in full segments, which the broker reads in fewer and larger
+ * reads; turning it off sends what is held. */
+void bus_cork(bus *b, int on);
 /* Read broker confirms for up to timeout_ms; fn(seq, ok) is called for each
  * confirmed sequence number (a `multiple` ack is expanded). 0 or -1. */
 typedef void bus_confirm_fn(void *arg, uint64_t seq, int ok);

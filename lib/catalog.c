@@ -240,6 +240,7 @@ int catalog_open(const char *path, int create, catalog **out, char *err, size_t 
 		return -1;
 	}
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+	db_init();
 	int rc = sqlite3_open_v2(path, &c->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		if (!create && access(path, F_OK) < 0)

@@ -8,6 +8,8 @@
 
 #include <sqlite3.h>
 
+/* Process-wide SQLite settings; call before opening a database. */
+void db_init(void);
 /* 1 if rc (extended or not) may pass: busy, locked, full, I/O, memory */
 int db_temporary(int rc);
 /* *slot, prepared persistent from sql on first use; NULL and *rc on error */

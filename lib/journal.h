@@ -160,7 +160,8 @@ int journal_outbox_put(journal *j, const char *tenant, const char *cid,
 /* unsent rows with id > after_id, ascending, at most limit; count or -1 */
 int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
     journal_outbox_fn *fn, void *arg);
-int journal_outbox_mark_sent(journal *j, const int64_t *ids, size_t n);
+/* mark the rows sent (ids are sorted in place); 0 or -1 */
+int journal_outbox_mark_sent(journal *j, int64_t *ids, size_t n);
 /* queue the request's latest response again: 1 queued, 0 it has none, -1 */
 int journal_resend_latest(journal *j, const char *tenant, const char *cid);
 

@@ -40,6 +40,8 @@ int stage_fd3_init(void);
 /* Write the response body to fd 3 as one line (see stage_fd3_init). Errors on fd
  * 3 are ignored: it is a convenience view, the outbox is the record. */
 void stage_fd3(const char *response);
+/* The same for n responses, in as few writes as it takes. */
+void stage_fd3_lines(char *const *responses, int n);
 
 /* Read up to max items from r (reading fd): blocks for the first, then takes only what is
  * already waiting. Malformed lines are passed to bad(arg, reason) and

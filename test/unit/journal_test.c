@@ -252,6 +252,16 @@ static void test_outbox_in_order_and_marked_sent(void)
 	memset(&s, 0, sizeof s);
 	TU_EQ_INT(journal_outbox_unsent(j, 0, 10, collect_outbox, &s), 1);
 	TU_EQ_STR(s.bodies[0], "p1/a 3");
+	/* confirms out of order, with holes: exactly those ids are marked */
+	for (int k = 4; k <= 9; k++)
+		TU_EQ_INT(journal_outbox_put(j, "p1", "a", "{}", NULL), 0);
+	int64_t some[] = { 9, 4, 7, 5, 4 };
+	TU_EQ_INT(journal_outbox_mark_sent(j, some, 5), 0);
+	memset(&s, 0, sizeof s);
+	TU_EQ_INT(journal_outbox_unsent(j, 0, 10, collect_outbox, &s), 3);
+	TU_EQ_INT(s.ids[0], 3);
+	TU_EQ_INT(s.ids[1], 6);
+	TU_EQ_INT(s.ids[2], 8);
 	journal_close(j);
 }
 
@@ -733,9 +743,10 @@ static void test_counts_and_totals(void)
 	struct jcommit cm = { .tenant = "p1", .cid = "c", .stage = JSTAGE_VALIDATE,
 		.state = "DENIED", .error_type = "FORBIDDEN", .response = "{}" };
 	TU_EQ_INT(journal_commit(j, &cm), 1);
-	raw_exec("INSERT INTO event (request_id, stage, state, at, bytes)"
-	    " VALUES (1, 's3-put', 'DONE', 5, 1000), (2, 's3-put', 'DONE', 5, 234),"
-	    " (2, 'fetch', 'FETCHED', 5, 99999)");
+	/* a stage's events carry the time of its claim (started_at) */
+	raw_exec("INSERT INTO event (request_id, stage, state, started_at, at, bytes)"
+	    " VALUES (1, 's3-put', 'DONE', 4, 5, 1000), (2, 's3-put', 'DONE', 4, 5, 234),"
+	    " (2, 'fetch', 'FETCHED', 4, 5, 99999)");
 	struct counts c = { 0 };
 	TU_EQ_INT(journal_count_by(j, JCOUNT_STATE, collect_count, &c), 2);
 	TU_EQ_STR(c.v[0], "DENIED=1");
