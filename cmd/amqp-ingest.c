@@ -69,6 +69,11 @@ static int cid_has_nul(const struct bus_msg *m, const char *cid)
 {
 	char why[64];
 	int found = 0;
+	const char *p = m->body, *end = m->body + m->len;
+	while ((p = memchr(p, '\\', (size_t)(end - p))) && end - p >= 6 && memcmp(p, "\\u0000", 6))
+		p++;
+	if (!p || end - p < 6)
+		return 0;   /* the usual case: no \u0000 at all, no copy */
 	char *copy = malloc(m->len + 1);
 	if (!copy)
 		return 0;
