@@ -131,7 +131,7 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 enum st {
 	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_CLAIM, ST_FINISH_FIND, ST_FINISH,
 	ST_PROGRESS, ST_TAKEBACK, ST_IDS_IN_STATE, ST_INPUT_BY_ID, ST_EXPIRED_IDS,
-	ST_LATEST_BY_ID, ST_GET, ST_HISTORY, ST_INPUT_ITEM, ST_OUTBOX_PUT,
+	ST_LATEST_BY_ID, ST_GET, ST_HISTORY, ST_INPUT_ITEM,
 	ST_OUTBOX_PUT_ID, ST_OUTBOX_UNSENT, ST_RESEND,
 	ST_OUTBOX_OF, ST_COUNT_STATE, ST_COUNT_ERROR, ST_TOTAL_REQUESTS, ST_RECEIVED_SINCE,
 	ST_UNSENT_COUNT, ST_OLDEST_UNSENT, ST_DELIVERED, ST_PRUNE, ST_BUSY_OWNERS, ST_STILL_CLAIMED,
@@ -182,8 +182,6 @@ static const char *const sql[ST_COUNT] = {
 	[ST_INPUT_ITEM] = "SELECT e.item FROM event e JOIN request r ON r.id = e.request_id"
 	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 AND e.state = ?3 AND e.item IS NOT NULL"
 	    " ORDER BY e.id DESC LIMIT 1",
-	[ST_OUTBOX_PUT] = "INSERT INTO outbox (request_id, body, headers, created_at)"
-	    " SELECT id, ?3, ?4, ?5 FROM request WHERE tenant = ?1 AND correlation_id = ?2",
 	[ST_OUTBOX_PUT_ID] = "INSERT INTO outbox (request_id, body, headers, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4)",
 	[ST_OUTBOX_UNSENT] = "SELECT " OUTBOX_COLS " FROM outbox o JOIN request r ON r.id = o.request_id"
@@ -775,23 +773,6 @@ static int finish(journal *j, const struct jcommit *c, int64_t now, int64_t *id,
 	return run(j, s, "commit state") < 0 ? -1 : 1;
 }
 
-static int outbox_insert(journal *j, const char *tenant, const char *cid,
-    const char *body, const char *headers, int64_t now)
-{
-	sqlite3_stmt *s = stmt(j, ST_OUTBOX_PUT);
-	if (!s)
-		return -1;
-	db_bind_text(s, 1, tenant);
-	db_bind_text(s, 2, cid);
-	db_bind_text(s, 3, body);
-	db_bind_text(s, 4, headers);
-	sqlite3_bind_int64(s, 5, now);
-	int n = run(j, s, "insert outbox");
-	if (n == 0)
-		return failf(j, 0, "outbox: no request %s/%s", tenant, cid);
-	return n < 0 ? -1 : 0;
-}
-
 /* The outbox row of a request whose id the caller holds. */
 static int outbox_insert_id(journal *j, int64_t id, const char *body, const char *headers,
     int64_t now)
@@ -804,6 +785,24 @@ static int outbox_insert_id(journal *j, int64_t id, const char *body, const char
 	db_bind_text(s, 3, headers);
 	sqlite3_bind_int64(s, 4, now);
 	return run(j, s, "insert outbox") < 0 ? -1 : 0;
+}
+
+static int outbox_insert(journal *j, const char *tenant, const char *cid,
+    const char *body, const char *headers, int64_t now)
+{
+	sqlite3_stmt *s = stmt(j, ST_FIND);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	int rc = sqlite3_step(s);
+	int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	db_done(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(j, rc, "find request");
+	if (rc == SQLITE_DONE)
+		return failf(j, 0, "outbox: no request %s/%s", tenant, cid);
+	return outbox_insert_id(j, id, body, headers, now);
 }
 
 int journal_commit(journal *j, const struct jcommit *c)
