@@ -2,11 +2,13 @@
  * as RECEIVED in group commits (synchronous=FULL), ack each batch with one
  * `multiple` ack only after its commit, then print the items on stdout.
  * Messages nobody can answer are rejected without requeue (dead-lettered).
- * Scale-out (FERRY_INSTANCE): each instance forwards the shared request
- * queue, unchanged, to a consistent-hash exchange keyed on
- * tenant/correlationId, acks only once the broker confirmed the copy, and
- * journals its own queue on that exchange: an id always meets the same
- * journal, so duplicates are recognised. */
+ * Scale-out (FERRY_INSTANCE, FERRY_INSTANCES): each instance forwards the
+ * shared request queue, unchanged, to the queue of the instance that owns
+ * tenant/correlationId (rendezvous hashing over the static list of all
+ * instances, so every instance agrees and no broker state can reorder
+ * it), acks only once the broker confirmed the copy, and journals its own
+ * queue: an id always meets the same journal, so duplicates are
+ * recognised. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,7 +24,8 @@
 #include "util.h"
 
 static const char usage[] =
-    "usage: ferry-amqp-ingest [-1hv] [-i instance] [-j journal] [-u url] [-p prefetch] [-b batch]";
+    "usage: ferry-amqp-ingest [-1hv] [-i instance -I instances] [-j journal] [-u url]"
+    " [-p prefetch] [-b batch]";
 
 enum { CONFIRM_TIMEOUT_MS = 30000 };
 
@@ -31,6 +34,7 @@ static volatile sig_atomic_t stop;
 struct opts {
 	const char *journal, *url;
 	const char *instance;   /* scale-out name, or NULL */
+	const char *instances;  /* the names of all instances, or NULL */
 	int prefetch, batch;
 	int once;          /* -1: exit when the queue stays empty for a second */
 };
@@ -53,6 +57,7 @@ struct links {
 	bus *in, *shared, *out;
 	const char *queue;        /* what `in` consumes */
 	struct bus_route route;
+	struct bus_members members;   /* every instance, owners of the ids */
 };
 
 /* One message of the shared queue being forwarded. */
@@ -271,18 +276,19 @@ static int settle_forwarded(bus *shared, struct fwd *f, int n)
 		}
 	}
 	if (requeued)
-		err_warn("%d messages not taken by the route exchange (no instance bound?); requeued",
+		err_warn("%d messages not taken by the owner exchange (an instance queue deleted?); requeued",
 		    requeued);
 	if (last && bus_ack(shared, last, 1) < 0)
 		return -1;
 	return requeued > 0;
 }
 
-/* Forward one batch from the shared queue to the route exchange, keyed on
- * tenant/correlationId; ack the originals once the broker confirmed the
- * copies. A crash in between only duplicates a copy, and the redelivered
- * original's copy carries BUS_REDELIVERED_HEADER, so the owning instance
- * takes it for what it is. The number handled, or -1 (connection lost). */
+/* Forward one batch from the shared queue to the owner exchange, with the
+ * name of the instance owning tenant/correlationId as routing key; ack the
+ * originals once the broker confirmed the copies. A crash in between only
+ * duplicates a copy, and the redelivered original's copy carries
+ * BUS_REDELIVERED_HEADER, so the owning instance takes it for what it is.
+ * The number handled, or -1 (connection lost). */
 static int route_step(struct links *l, const struct opts *o, struct fwd *f, int *order,
     int wait_ms)
 {
@@ -300,7 +306,8 @@ static int route_step(struct links *l, const struct opts *o, struct fwd *f, int 
 			char key[256];
 			uint64_t seq;
 			bus_route_key(f[n].m.tenant, item_str(body, "correlationId"), key);
-			if (bus_forward(l->out, &f[n].m, l->route.exchange, key, &seq) < 0) {
+			const char *owner = bus_route_owner(l->members.names, l->members.n, key);
+			if (bus_forward(l->out, &f[n].m, l->route.exchange, owner, &seq) < 0) {
 				rc = -1;
 			} else {
 				if (nf == 0)
@@ -350,7 +357,7 @@ static int links_open(struct links *l, const struct opts *o, const struct bus_na
 	if (!(l->in = bus_connect(o->url, n, err, errlen)))
 		return -1;
 	if (o->instance) {
-		if (bus_declare_route(l->in, n, &l->route) < 0)
+		if (bus_declare_route(l->in, n, &l->members) < 0)
 			goto fail_in;
 		if (bus_open(o->url, &l->out, err, errlen) < 0 ||
 		    bus_open(o->url, &l->shared, err, errlen) < 0)
@@ -444,11 +451,13 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->batch = 500;
 	o->once = 0;
 	o->instance = util_env("FERRY_INSTANCE", NULL);
-	while ((c = getopt(argc, argv, "1hvi:j:u:p:b:")) != -1) {
+	o->instances = util_env("FERRY_INSTANCES", NULL);
+	while ((c = getopt(argc, argv, "1hvi:I:j:u:p:b:")) != -1) {
 		switch (c) {
 		case '1': o->once = 1; break;
 		case 'h': puts(usage); exit(0);
 		case 'i': o->instance = *optarg ? optarg : NULL; break;
+		case 'I': o->instances = *optarg ? optarg : NULL; break;
 		case 'v': err_verbose(1); break;
 		case 'j': o->journal = optarg; break;
 		case 'u': o->url = optarg; break;
@@ -459,6 +468,30 @@ static void parse(int argc, char **argv, struct opts *o)
 	}
 	if (optind != argc || o->prefetch < 1 || o->prefetch > 65535 || o->batch < 1)
 		err_die(EXIT_PERM, "%s", usage);
+}
+
+/* Check the scale-out settings (exit 100 when they cannot work) and name
+ * what l consumes and forwards to. */
+static void scale_out(const struct opts *o, const struct bus_names *names, struct links *l)
+{
+	char err[256];
+	if (!o->instance)
+		err_die(EXIT_PERM, "FERRY_INSTANCES (-I) is set but not FERRY_INSTANCE (-i): "
+		    "name this instance, or unset both");
+	if (bus_route_names(names, o->instance, &l->route) < 0)
+		err_die(EXIT_PERM, "instance name %s: want 1 to 64 of [A-Za-z0-9_.-]", o->instance);
+	if (!o->instances)
+		err_die(EXIT_PERM, "instance %s: FERRY_INSTANCES (-I) is not set: "
+		    "list the names of all instances, the same on each", o->instance);
+	if (bus_members_parse(names, o->instances, &l->members, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "FERRY_INSTANCES: %s", err);
+	size_t i = 0;
+	while (i < l->members.n && strcmp(l->members.names[i], o->instance) != 0)
+		i++;
+	if (i == l->members.n)
+		err_die(EXIT_PERM, "instance %s is not in FERRY_INSTANCES (%s)", o->instance,
+		    o->instances);
+	l->queue = l->route.queue;
 }
 
 int main(int argc, char **argv)
@@ -479,11 +512,8 @@ int main(int argc, char **argv)
 	if (bus_url_check(o.url, err, sizeof err) < 0)
 		err_die(EXIT_PERM, "%s", err);
 	l.queue = names.request_queue;
-	if (o.instance) {
-		if (bus_route_names(&names, o.instance, &l.route) < 0)
-			err_die(EXIT_PERM, "instance name %s: want 1 to 64 of [A-Za-z0-9_.-]", o.instance);
-		l.queue = l.route.queue;
-	}
+	if (o.instance || o.instances)
+		scale_out(&o, &names, &l);
 	if (journal_open(o.journal, JOURNAL_SYNC_FULL, &j, err, sizeof err, &temp) < 0)
 		err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
 	journal_set_owner(j, "ingest");
@@ -500,8 +530,8 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (o.instance)
-			err_info("consuming %s, forwarding %s to %s", l.queue, names.request_queue,
-			    l.route.exchange);
+			err_info("consuming %s, forwarding %s to %s for %zu instances", l.queue,
+			    names.request_queue, l.route.exchange, l.members.n);
 		else
 			err_info("consuming %s", l.queue);
 		int64_t connected = util_mono_ms();
@@ -516,5 +546,6 @@ int main(int argc, char **argv)
 		}
 	}
 	journal_close(j);
+	bus_members_free(&l.members);
 	return 0;
 }

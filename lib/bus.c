@@ -14,6 +14,7 @@
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
+#include <sodium.h>
 
 #include "bus.h"
 #include "util.h"
@@ -285,16 +286,118 @@ int bus_route_names(const struct bus_names *n, const char *instance, struct bus_
 	    ? -1 : 0;
 }
 
-int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_route *r)
+/* The queue of instance name: "<request queue>.<name>". 0 or -1. */
+static int member_queue(const struct bus_names *n, const char *name, char out[256])
 {
-	if (declare_exchange(b, r->exchange, "x-consistent-hash") < 0)
+	int q = snprintf(out, 256, "%s.%s", n->request_queue, name);
+	return q < 0 || q >= 256 ? -1 : 0;
+}
+
+static int member_seen(const struct bus_members *m, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+int bus_members_parse(const struct bus_names *n, const char *list, struct bus_members *m,
+    char *err, size_t errlen)
+{
+	static const char sep[] = ", \t\n";
+	char queue[256], *save = NULL;
+	size_t len = strlen(list), most = len / 2 + 1;
+	m->n = 0;
+	m->buf = malloc(len + 1);
+	m->names = malloc(most * sizeof *m->names);
+	if (!m->buf || !m->names) {
+		snprintf(err, errlen, "%s", strerror(ENOMEM));
+		goto fail;
+	}
+	memcpy(m->buf, list, len + 1);
+	for (char *t = strtok_r(m->buf, sep, &save); t; t = strtok_r(NULL, sep, &save)) {
+		if (!instance_ok(t) || member_queue(n, t, queue) < 0) {
+			snprintf(err, errlen, "instance name %.80s: want 1 to 64 of [A-Za-z0-9_.-]", t);
+			goto fail;
+		}
+		if (member_seen(m, t)) {
+			snprintf(err, errlen, "instance name %s listed twice", t);
+			goto fail;
+		}
+		m->names[m->n++] = t;
+	}
+	if (m->n == 0) {
+		snprintf(err, errlen, "no instance name in the list");
+		goto fail;
+	}
+	/* BLAKE2b picks its fastest implementation here; idempotent */
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium cannot be initialised");
+		goto fail;
+	}
+	return 0;
+fail:
+	bus_members_free(m);
+	return -1;
+}
+
+void bus_members_free(struct bus_members *m)
+{
+	free(m->buf);
+	free(m->names);
+	m->buf = NULL;
+	m->names = NULL;
+	m->n = 0;
+}
+
+uint64_t bus_route_weight(const char *name, const char *key)
+{
+	/* name NUL key: no two (name, key) pairs give the same input */
+	crypto_generichash_state st;
+	unsigned char h[8];
+	crypto_generichash_init(&st, NULL, 0, sizeof h);
+	crypto_generichash_update(&st, (const unsigned char *)name, strlen(name) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+	crypto_generichash_final(&st, h, sizeof h);
+	uint64_t w = 0;
+	for (size_t i = 0; i < sizeof h; i++)
+		w = w << 8 | h[i];
+	return w;
+}
+
+const char *bus_route_owner(const char *const *names, size_t n, const char *key)
+{
+	const char *best = NULL;
+	uint64_t top = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w = bus_route_weight(names[i], key);
+		if (!best || w > top || (w == top && strcmp(names[i], best) < 0)) {
+			best = names[i];
+			top = w;
+		}
+	}
+	return best;
+}
+
+int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_members *m)
+{
+	char exchange[256], queue[256];
+	int e = snprintf(exchange, sizeof exchange, "%s%s", n->request_queue, BUS_ROUTE_SUFFIX);
+	if (e < 0 || (size_t)e >= sizeof exchange)
+		return fail(b, "owner exchange name too long");
+	if (declare_exchange(b, exchange, "direct") < 0)
 		return -1;
-	if (declare_request_queue(b, n, r->queue, "declare instance queue") < 0)
-		return -1;
-	/* binding again with the same key is a no-op: the ring is unchanged */
-	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(r->queue), amqp_cstring_bytes(r->exchange),
-	    amqp_cstring_bytes(BUS_ROUTE_WEIGHT), amqp_empty_table);
-	return check_rpc(b, "bind instance queue");
+	for (size_t i = 0; i < m->n; i++) {
+		if (member_queue(n, m->names[i], queue) < 0)
+			return fail(b, "instance queue name too long");
+		if (declare_request_queue(b, n, queue, "declare instance queue") < 0)
+			return -1;
+		amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(queue),
+		    amqp_cstring_bytes(exchange), amqp_cstring_bytes(m->names[i]), amqp_empty_table);
+		if (check_rpc(b, "bind instance queue") < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static char key_byte(const char *tenant, size_t tl, const char *cid, size_t i)

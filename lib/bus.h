@@ -19,11 +19,11 @@
 #define BUS_DLX "regards.DLX"
 #define BUS_DLQ "regards.DLQ"
 #define BUS_RESPONSE_TYPE "fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent"
-/* Scale-out: the x-consistent-hash exchange is the request queue's name
- * plus this suffix, an instance's queue the request queue's name plus "."
- * and the instance name; each instance binds with this weight. */
-#define BUS_ROUTE_SUFFIX ".route"
-#define BUS_ROUTE_WEIGHT "1"
+/* Scale-out: the owner exchange (direct) is the request queue's name plus
+ * this suffix, an instance's queue the request queue's name plus "." and
+ * the instance name, bound with the instance name as its key. (".route",
+ * the x-consistent-hash exchange of earlier versions, is no longer used.) */
+#define BUS_ROUTE_SUFFIX ".owner"
 /* Header a forwarded message carries when the original was a broker
  * redelivery (that flag does not survive a republish). */
 #define BUS_REDELIVERED_HEADER "ferry.redelivered"
@@ -54,7 +54,7 @@ bus *bus_connect(const char *url, const struct bus_names *n, char *err, size_t e
 /* Declare every exchange, queue and binding idempotently. */
 int bus_declare(bus *b, const struct bus_names *n);
 
-/* Scale-out names for instance (ferry-amqp-ingest(1), SCALE-OUT). 0, or -1
+/* Scale-out names for instance (ferry-amqp-ingest(1), Scale-out). 0, or -1
  * when instance is not [A-Za-z0-9_.-]{1,64} (or "." / "..") or a name
  * would be over 255 bytes. */
 struct bus_route {
@@ -62,13 +62,38 @@ struct bus_route {
 };
 int bus_route_names(const struct bus_names *n, const char *instance, struct bus_route *r);
 
-/* Declare the route exchange (x-consistent-hash, durable), the instance's
- * queue (quorum, with the request queue's dead-lettering) and its binding
- * of weight BUS_ROUTE_WEIGHT, idempotently. 0 or -1. */
-int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_route *r);
+/* The scale-out membership (FERRY_INSTANCES): the names of all instances,
+ * the same list on every instance. */
+struct bus_members {
+	char *buf;                /* the list, split in place */
+	const char **names;
+	size_t n;
+};
+/* Split list (names separated by commas and/or white space) into m, each
+ * name checked as by bus_route_names against n. 0, or -1 and why in err
+ * (nothing to free then): a bad name, a name twice, no name at all. */
+int bus_members_parse(const struct bus_names *n, const char *list, struct bus_members *m,
+    char *err, size_t errlen);
+void bus_members_free(struct bus_members *m);
 
-/* The routing key of a request: tenant "/" correlationId, cut to the 255
- * bytes of an AMQP short string on a UTF-8 boundary (routing only needs
+/* Rendezvous (highest random weight) hashing. The weight of instance
+ * name for key: the 8 bytes of BLAKE2b-64(name NUL key) (libsodium
+ * crypto_generichash, no key) read as a big-endian integer. */
+uint64_t bus_route_weight(const char *name, const char *key);
+/* The owner of key among names[0..n): the name of highest weight, a tie
+ * going to the name that sorts first (strcmp). Every instance computes
+ * the same owner whatever the order of the list; adding or removing a
+ * name moves only the keys that name owns or comes to own. NULL if n 0. */
+const char *bus_route_owner(const char *const *names, size_t n, const char *key);
+
+/* Declare the owner exchange (direct, durable) and, for every member, its
+ * queue (quorum, with the request queue's dead-lettering) bound with the
+ * member's name as key, idempotently: a share whose owner is down waits
+ * in its queue. 0 or -1. */
+int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_members *m);
+
+/* The key of a request that the owner is computed from: tenant "/"
+ * correlationId, cut to 255 bytes on a UTF-8 boundary (routing only needs
  * the same key for the same id). */
 void bus_route_key(const char *tenant, const char *cid, char out[256]);
 

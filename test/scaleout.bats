@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
-# Scale-out: two complete ferry instances, a and b (FERRY_INSTANCE), each a
-# ferry-run with its own journal and workspace, share one RabbitMQ and one
-# S3 server. Every instance forwards the shared request queue to the
-# consistent-hash exchange keyed on tenant/correlationId and journals its
-# own queue, so an id always meets the same journal. 500 requests (DONE,
+# Scale-out: two complete ferry instances, a and b (FERRY_INSTANCE, both
+# with FERRY_INSTANCES="a b"), each a ferry-run with its own journal and
+# workspace, share one RabbitMQ and one S3 server. Every instance forwards
+# the shared request queue to the direct owner exchange, with the name of
+# the rendezvous owner of tenant/correlationId as routing key, and
+# journals its own queue, so an id always meets the same journal. 500 requests (DONE,
 # DENIED and ERROR outcomes) are published while instance a is SIGKILLed
 # for 20 s; then the two journals, the responses (read by an independent
 # amqplib client) and the duplicates must agree: each id in exactly one
@@ -20,7 +21,8 @@ peek() { node "$BATS_TEST_DIRNAME/amqp-peek.js" "$@"; }
 
 # on NAME: the environment of instance NAME for what follows
 on() {
-	export FERRY_INSTANCE=$1 FERRY_JOURNAL="$D/$1/journal.db" FERRY_WORKSPACE="$D/$1/ws" TMPDIR="$D/$1"
+	export FERRY_INSTANCE=$1 FERRY_INSTANCES="a b" FERRY_JOURNAL="$D/$1/journal.db" \
+		FERRY_WORKSPACE="$D/$1/ws" TMPDIR="$D/$1"
 }
 
 # start NAME: run instance NAME's ferry-run in the background
@@ -64,6 +66,13 @@ stop() {
 # sql NAME QUERY: on instance NAME's journal
 sql() { jq_sql "$D/$1/journal.db" "$2"; }
 
+# consumers: "queue consumers" of the shared and the instance queues
+consumers() {
+	ferry-sandbox ctl "$SANDBOX_DIR" -q list_queues -p regards.multitenant.manager --no-table-headers \
+		name consumers | grep '^ferry\.delivery\.requests' | sort | tr '\t\n' ' '
+}
+CONSUMING='ferry.delivery.requests 2 ferry.delivery.requests.a 1 ferry.delivery.requests.b 1 '
+
 setup_file() {
 	sandbox_up
 	export D="$BATS_FILE_TMPDIR"
@@ -84,17 +93,11 @@ setup_file() {
 		\"region\":\"us-east-1\",\"key\":\"S3RVER\",\"secret\":\"S3RVER\"},
 		\"delivery_bucket\":\"deliveries\"}"
 	peek bind "$FERRY_AMQP_URL" test.responses "$RESP"
-	# a binds first: the order in which RabbitMQ rebuilds the ring at boot
 	start a
-	for _ in $(seq 1 100); do
-		peek count "$FERRY_AMQP_URL" ferry.delivery.requests.a >/dev/null 2>&1 && break
-		sleep 0.2
-	done
 	start b
-	for _ in $(seq 1 100); do
-		peek count "$FERRY_AMQP_URL" ferry.delivery.requests.b >/dev/null 2>&1 && break
-		sleep 0.2
-	done
+	# both consume the shared queue and their own
+	for _ in $(seq 1 120); do [ "$(consumers)" = "$CONSUMING" ] && break; sleep 0.5; done
+	[ "$(consumers)" = "$CONSUMING" ]
 }
 
 teardown_file() {
@@ -305,38 +308,70 @@ again() {
 	grep -q 'rejecting message .*no regards.tenant header' "$D/a.log" "$D/b.log"
 }
 
-# ring: the consistent-hash ring of the route exchange, "bucket:queue ..."
-ring() {
-	ferry-sandbox ctl "$SANDBOX_DIR" eval '{ok, {chx_hash_ring, _, M, _}} =
-		rabbit_exchange_type_consistent_hash:ring_state(<<"regards.multitenant.manager">>,
-			<<"ferry.delivery.requests.route">>),
-		lists:flatten([io_lib:format("~b:~s ", [K, element(4, Q)]) || {K, Q} <- lists:sort(maps:to_list(M))]).' |
-		tr -d '"' | sed 's/ferry.delivery.requests.//g; s/ $//'
+# owners NAME...: for each "tenant<TAB>correlationId" line of stdin, its
+# owner among NAME..., computed apart from ferry: the name of highest
+# BLAKE2b-64(name NUL key), the 8 bytes read as a big-endian integer, a
+# tie to the name that sorts first; the key is tenant/correlationId cut to
+# 255 bytes on a UTF-8 boundary
+owners() {
+	python3 -c '
+import hashlib, sys
+names = sorted(sys.argv[1:])
+def key(tenant, cid):
+    k = tenant + b"/" + cid
+    if len(k) > 255:
+        n = 255
+        while n > 0 and k[n] & 0xC0 == 0x80:
+            n -= 1
+        k = k[:n]
+    return k
+def weight(name, k):
+    h = hashlib.blake2b(name.encode() + b"\0" + k, digest_size=8).digest()
+    return int.from_bytes(h, "big")
+for line in sys.stdin.buffer:
+    tenant, cid = line.rstrip(b"\n").split(b"\t", 1)
+    k = key(tenant, cid)
+    print(max(names, key=lambda n: weight(n, k)))
+' "$@"
 }
 
-# consumers: "queue consumers" of the shared and the instance queues
-consumers() {
-	ferry-sandbox ctl "$SANDBOX_DIR" -q list_queues -p regards.multitenant.manager --no-table-headers \
-		name consumers | grep '^ferry\.delivery\.requests' | sort | tr '\t\n' ' '
+# ids NAME: "tenant<TAB>correlationId" of each request of instance NAME
+ids() { sqlite3 -batch -noheader -separator "$(printf '\t')" "$D/$1/journal.db" 'select tenant, correlation_id from request'; }
+
+@test "scale-out: every id is in the journal of its rendezvous owner, as computed apart by python3" {
+	for j in a b; do
+		got=$(ids $j | owners b a | sort | uniq -c)
+		echo "# journal $j: owners $(xargs <<<"$got")" >&3
+		# one owner, this instance, for every one of its ids (and it has some)
+		[[ "$got" =~ ^\ *[0-9]+\ $j$ ]]
+	done
 }
 
-@test "scale-out: the ring is in name order, survives importing the scale-out definitions and a RabbitMQ restart" {
-	run ring
-	assert_output '0:a 1:b'
+# route: the owner exchange's type and bindings, "type exchange>queue:key ..."
+route() {
+	local vh=regards.multitenant.manager
+	ferry-sandbox ctl "$SANDBOX_DIR" -q list_exchanges -p $vh --no-table-headers name type |
+		awk -F '\t' '$1 == "ferry.delivery.requests.owner" { printf "%s ", $2 }'
+	ferry-sandbox ctl "$SANDBOX_DIR" -q list_bindings -p $vh --no-table-headers \
+		source_name destination_name routing_key |
+		awk -F '\t' '$1 ~ /^ferry\.delivery\.requests\./ { print $1 ">" $2 ":" $3 }' | sort | tr '\n' ' '
+}
+
+@test "scale-out: the owner exchange is direct, each instance queue bound with its name, also after importing the definitions and a RabbitMQ restart" {
+	want='direct ferry.delivery.requests.owner>ferry.delivery.requests.a:a ferry.delivery.requests.owner>ferry.delivery.requests.b:b '
+	run route
+	assert_output "$want"
 	# the definitions file declares what the instances declared: nothing changes
 	ferry-sandbox ctl "$SANDBOX_DIR" import_definitions \
 		"$BATS_TEST_DIRNAME/../etc/rabbitmq/definitions-scaleout.json" >/dev/null
-	sleep 2
-	run ring
-	assert_output '0:a 1:b'
+	run route
+	assert_output "$want"
 	ferry-sandbox stop "$SANDBOX_DIR" rabbitmq
 	ferry-sandbox start "$SANDBOX_DIR" rabbitmq >/dev/null
-	# RabbitMQ rebuilt the ring from the bindings, sorted by weight then queue name
-	run ring
-	assert_output '0:a 1:b'
-	want='ferry.delivery.requests 2 ferry.delivery.requests.a 1 ferry.delivery.requests.b 1 '
-	for _ in $(seq 1 120); do [ "$(consumers)" = "$want" ] && break; sleep 0.5; done
-	[ "$(consumers)" = "$want" ]
+	run route
+	assert_output "$want"
+	for _ in $(seq 1 120); do [ "$(consumers)" = "$CONSUMING" ] && break; sleep 0.5; done
+	[ "$(consumers)" = "$CONSUMING" ]
 }
 
 @test "scale-out: after the RabbitMQ restart, duplicates still go to their owner" {
@@ -349,6 +384,29 @@ consumers() {
 	answered_again "${ca[@]}" "${cb[@]}"
 	[ "$(sql a "select count(*) from request")" = "$na" ]
 	[ "$(sql b "select count(*) from request")" = "$nb" ]
+}
+
+@test "scale-out: an instance missing from FERRY_INSTANCES, or without it, exits 100 with a one-line error" {
+	mkdir -p c
+	run env FERRY_INSTANCE=c FERRY_INSTANCES="a b" FERRY_JOURNAL="$PWD/c/journal.db" ferry-amqp-ingest -1
+	[ "$status" = 100 ]
+	assert_output 'ferry-amqp-ingest: fatal: instance c is not in FERRY_INSTANCES (a b)'
+	run env FERRY_INSTANCE=a FERRY_INSTANCES= FERRY_JOURNAL="$PWD/c/journal.db" ferry-amqp-ingest -1
+	[ "$status" = 100 ]
+	[ "${#lines[@]}" = 1 ]
+	[[ "$output" = "ferry-amqp-ingest: fatal: instance a: FERRY_INSTANCES (-I) is not set"* ]]
+	run env -u FERRY_INSTANCES FERRY_JOURNAL="$PWD/c/journal.db" ferry-amqp-ingest -1 -i a -I 'a b/c'
+	[ "$status" = 100 ]
+	assert_output 'ferry-amqp-ingest: fatal: FERRY_INSTANCES: instance name b/c: want 1 to 64 of [A-Za-z0-9_.-]'
+	# nothing was declared for c, nor journaled
+	[ ! -e c/journal.db ]
+	run peek count "$FERRY_AMQP_URL" ferry.delivery.requests.c
+	assert_failure
+	# as a service: ferry-run -1 ends with the stage's status, the line logged
+	run env FERRY_INSTANCE=c FERRY_INSTANCES="a b" FERRY_JOURNAL="$PWD/c/journal.db" \
+		FERRY_WORKSPACE="$PWD/c/ws" ferry-run -1
+	[ "$status" = 100 ]
+	[ "$(grep -c 'ferry-amqp-ingest: fatal: instance c is not in FERRY_INSTANCES (a b)$' <<<"$output")" = 1 ]
 }
 
 @test "scale-out: after SIGTERM no ferry program of either instance is left, and both journals check good" {
