@@ -184,8 +184,10 @@ static int settle(bus *b, struct slot *s, int n)
 
 static void emit(struct slot *s, int n)
 {
-	char *lines[n];
+	char **lines = malloc((size_t)n * sizeof *lines);
 	int k = 0;
+	if (!lines)
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	for (int i = 0; i < n; i++) {
 		if (!s[i].committed)
 			continue;
@@ -196,6 +198,7 @@ static void emit(struct slot *s, int n)
 	}
 	if (item_write_lines(1, lines, k) < 0)
 		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
+	free(lines);
 }
 
 static void slots_clear(struct slot *s, int n)

@@ -109,7 +109,8 @@ static void judge(struct ctx *c, cJSON *item, const char *label)
 		c->granted[c->ngranted++] = text;
 }
 
-/* Register if unknown, answer a reused correlationId, claim, judge. */
+/* Register if unknown, answer a reused correlationId, judge (the commit of
+ * the verdict is the claim). */
 static void handle(struct ctx *c, cJSON *item)
 {
 	char label[160];

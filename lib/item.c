@@ -262,18 +262,9 @@ int item_write(int fd, const cJSON *obj)
 	char *s = item_print(obj);
 	if (!s)
 		return -1;
-	size_t n = strlen(s);
-	char *line = realloc(s, n + 2);
-	if (!line) {
-		free(s);
-		errno = ENOMEM;
-		return -1;
-	}
-	line[n] = '\n';
-	line[n + 1] = '\0';
-	int rc = util_write_all(fd, line, n + 1);
+	int rc = item_write_lines(fd, &s, 1);
 	int saved = errno;
-	free(line);
+	free(s);
 	errno = saved;
 	return rc;
 }

@@ -129,7 +129,7 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	" coalesce(o.sent_at, 0)"
 
 enum st {
-	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_CLAIM, ST_FINISH_FIND, ST_FINISH,
+	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_CLAIM, ST_FINISH,
 	ST_PROGRESS, ST_TAKEBACK, ST_IDS_IN_STATE, ST_INPUT_BY_ID, ST_EXPIRED_IDS,
 	ST_LATEST_BY_ID, ST_GET, ST_HISTORY, ST_INPUT_ITEM,
 	ST_OUTBOX_PUT_ID, ST_OUTBOX_UNSENT, ST_RESEND,
@@ -151,10 +151,8 @@ static const char *const sql[ST_COUNT] = {
 	[ST_CLAIM] = "UPDATE request SET state = ?1, claimed_by = ?2, claimed_at = ?3, updated_at = ?3,"
 	    " bytes_done = 0, bytes_total = 0"
 	    " WHERE tenant = ?4 AND correlation_id = ?5 AND state = ?6",
-	/* a commit looks its row up, then changes it by id, in one
+	/* a commit looks its row up (ST_FIND), then changes it by id, in one
 	 * transaction: UPDATE … RETURNING costs SQLite a temporary table */
-	[ST_FINISH_FIND] = "SELECT id, state, coalesce(claimed_at, 0) FROM request"
-	    " WHERE tenant = ?1 AND correlation_id = ?2",
 	[ST_FINISH] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2,"
 	    " error_type = coalesce(?3, error_type),"
 	    " expires_at = CASE WHEN ?4 > 0 THEN ?4 ELSE expires_at END,"
@@ -484,8 +482,6 @@ static int configure(journal *j, enum journal_sync sync)
 	 * of 50,000 requests 0.99 s -> 0.23 s). */
 	if (exec(j, "PRAGMA temp_store = MEMORY", "open") < 0)
 		return -1;
-	if (getenv("XPRAGMA") && exec(j, getenv("XPRAGMA"), "open") < 0)
-		return -1;
 	return exec(j, sync == JOURNAL_SYNC_FULL ? "PRAGMA synchronous = FULL"
 	    : "PRAGMA synchronous = NORMAL", "open");
 }
@@ -621,16 +617,39 @@ static int find(journal *j, const char *tenant, const char *cid, const char *fp,
 
 /* The memo of find() for (tenant, cid) if still true: 1, else 0. */
 static int memo_get(journal *j, const char *tenant, const char *cid, int64_t *id,
-    const char **state, int64_t *claimed)
+    char state[16], int64_t *claimed)
 {
 	if (!j->in_batch || j->memo.changes < 0 ||
 	    j->memo.changes != sqlite3_total_changes64(j->db) ||
 	    strcmp(j->memo.tenant, tenant) != 0 || strcmp(j->memo.cid, cid) != 0)
 		return 0;
 	*id = j->memo.id;
-	*state = j->memo.state;
+	memcpy(state, j->memo.state, sizeof j->memo.state);
 	*claimed = j->memo.claimed;
 	return 1;
+}
+
+/* The row of (tenant, cid), by ST_FIND: 1 and its id, state and claim
+ * time (0 if none), 0 if there is none, -1. */
+static int row_of(journal *j, const char *tenant, const char *cid, int64_t *id,
+    char state[16], int64_t *claimed)
+{
+	sqlite3_stmt *s = stmt(j, ST_FIND);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *st = (const char *)sqlite3_column_text(s, 2);
+		*id = sqlite3_column_int64(s, 0);
+		*claimed = sqlite3_column_int64(s, 3);
+		util_strlcpy(state, st ? st : "", 16);
+	}
+	db_done(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(j, rc, "find request");
+	return rc == SQLITE_ROW;
 }
 
 static int insert_request(journal *j, const struct jregister *r, int64_t now)
@@ -667,20 +686,11 @@ int journal_register(journal *j, const struct jregister *r, enum journal_reg *ou
 		return failf(j, 0, "register: tenant, correlationId, fingerprint and state are required");
 	if (!journal_state_known(r->state))
 		return failf(j, 0, "register: unknown state %s", r->state);
-	/* in a batch the lookup and the insert are in the batch's transaction;
-	 * alone, a request registered between them makes the insert fail on
-	 * the unique key: the caller sees an error and tries again */
-	int same = 0, found = j->in_batch && !r->absent ?
-	    find(j, r->tenant, r->cid, r->fingerprint, &same) : 0;
-	if (found < 0)
-		return -1;
-	if (found) {
-		*out = same ? JREG_SAME : JREG_CONFLICT;
-		return 0;
-	}
 	if (tx_begin(j) < 0)
 		return -1;
-	found = j->in_batch ? 0 : find(j, r->tenant, r->cid, r->fingerprint, &same);
+	/* absent is only true inside the batch the caller looked it up in */
+	int same = 0, found = j->in_batch && r->absent ? 0 :
+	    find(j, r->tenant, r->cid, r->fingerprint, &same);
 	if (found < 0)
 		goto rollback;
 	if (found) {
@@ -728,40 +738,20 @@ static int state_busy(const char *state)
  * terminal one (its claim time is kept if it was busy). */
 static int finish(journal *j, const struct jcommit *c, int64_t now, int64_t *id, int64_t *claimed)
 {
-	int any = c->stage == JSTAGE_SWEEP, rc = SQLITE_DONE, found = 0, busy = 0;
-	const char *state;
-	sqlite3_stmt *s = NULL;
-	if (!memo_get(j, c->tenant, c->cid, id, &state, claimed)) {
-		if (!(s = stmt(j, ST_FINISH_FIND)))
-			return -1;
-		db_bind_text(s, 1, c->tenant);
-		db_bind_text(s, 2, c->cid);
-		rc = sqlite3_step(s);
-		state = NULL;
-		if (rc == SQLITE_ROW) {
-			state = (const char *)sqlite3_column_text(s, 1);
-			*id = sqlite3_column_int64(s, 0);
-			*claimed = sqlite3_column_int64(s, 2);
-			rc = SQLITE_DONE;
-		}
-	}
-	if (state) {
-		busy = state_busy(state);
-		found = any ? !journal_state_terminal(state)
-		    : strcmp(state, stages[c->stage].busy) == 0 ||
-		    (c->claim && strcmp(state, stages[c->stage].input) == 0);
-	}
-	if (s)
-		db_done(s);
-	if (rc != SQLITE_DONE)
-		return fail(j, rc, "commit state");
-	if (!found)
+	int any = c->stage == JSTAGE_SWEEP;
+	char state[16];
+	int found = memo_get(j, c->tenant, c->cid, id, state, claimed) ? 1 :
+	    row_of(j, c->tenant, c->cid, id, state, claimed);
+	if (found <= 0)
+		return found;
+	int busy = state_busy(state);
+	if (any ? journal_state_terminal(state) : strcmp(state, stages[c->stage].busy) != 0 &&
+	    !(c->claim && strcmp(state, stages[c->stage].input) == 0))
 		return 0;
-	if (c->claim && !busy)
-		*claimed = now;
-	else if (!busy)
-		*claimed = 0;
-	if (!(s = stmt(j, ST_FINISH)))
+	if (!busy)
+		*claimed = c->claim ? now : 0;
+	sqlite3_stmt *s = stmt(j, ST_FINISH);
+	if (!s)
 		return -1;
 	db_bind_text(s, 1, c->state);
 	sqlite3_bind_int64(s, 2, now);
@@ -790,19 +780,12 @@ static int outbox_insert_id(journal *j, int64_t id, const char *body, const char
 static int outbox_insert(journal *j, const char *tenant, const char *cid,
     const char *body, const char *headers, int64_t now)
 {
-	sqlite3_stmt *s = stmt(j, ST_FIND);
-	if (!s)
-		return -1;
-	db_bind_text(s, 1, tenant);
-	db_bind_text(s, 2, cid);
-	int rc = sqlite3_step(s);
-	int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	db_done(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return fail(j, rc, "find request");
-	if (rc == SQLITE_DONE)
+	int64_t id, claimed;
+	char state[16];
+	int found = row_of(j, tenant, cid, &id, state, &claimed);
+	if (found == 0)
 		return failf(j, 0, "outbox: no request %s/%s", tenant, cid);
-	return outbox_insert_id(j, id, body, headers, now);
+	return found < 0 ? -1 : outbox_insert_id(j, id, body, headers, now);
 }
 
 int journal_commit(journal *j, const struct jcommit *c)

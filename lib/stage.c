@@ -37,7 +37,6 @@ int stage_register_text(journal *j, enum jstage st, const cJSON *item, const cha
 		.tenant = tenant, .cid = cid, .fingerprint = fp, .state = state, .stage = st,
 		.received_ms = item_time(item, "receivedAt"),
 		.expires_ms = item_time(item, "expiresAt"),
-		.absent = 1,
 	};
 	*text_out = NULL;
 	if (!tenant || !cid)
@@ -52,6 +51,7 @@ int stage_register_text(journal *j, enum jstage st, const cJSON *item, const cha
 	if (!text)
 		return -1;
 	r.item = text;
+	r.absent = 1;   /* we just looked, in the caller's batch if there is one */
 	int rc = journal_register(j, &r, out);
 	if (rc == 0 && *out == JREG_NEW)
 		*text_out = text;
@@ -114,16 +114,9 @@ void stage_fd3_lines(char *const *responses, int n)
 
 void stage_fd3(const char *response)
 {
-	if (!response || fd3_null)
-		return;
-	size_t n = strlen(response);
-	char *line = malloc(n + 1);
-	if (!line)
-		return;
-	memcpy(line, response, n);
-	line[n] = '\n';
-	(void)util_write_all(3, line, n + 1);
-	free(line);
+	char *line = (char *)response;   /* writev only reads it */
+	if (response)
+		stage_fd3_lines(&line, 1);
 }
 
 static int readable_now(int fd)
