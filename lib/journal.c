@@ -585,8 +585,11 @@ static int insert_event(journal *j, int64_t req, const char *stage, const char *
 	return run(j, s, "insert event") < 0 ? -1 : 0;
 }
 
-/* 1 and id/fingerprint-match if (tenant, cid) exists, 0 if not, -1 */
-static int find(journal *j, const char *tenant, const char *cid, const char *fp, int *same)
+/* The row of (tenant, cid), by ST_FIND: 1 and its id, state and claim
+ * time (0 if none) and, with fp, whether its fingerprint is fp; 0 if there
+ * is none; -1. */
+static int row_of(journal *j, const char *tenant, const char *cid, int64_t *id,
+    char state[16], int64_t *claimed, const char *fp, int *same)
 {
 	sqlite3_stmt *s = stmt(j, ST_FIND);
 	if (!s)
@@ -594,25 +597,39 @@ static int find(journal *j, const char *tenant, const char *cid, const char *fp,
 	db_bind_text(s, 1, tenant);
 	db_bind_text(s, 2, cid);
 	int rc = sqlite3_step(s);
-	j->memo.changes = -1;
 	if (rc == SQLITE_ROW) {
 		const char *have = (const char *)sqlite3_column_text(s, 1);
-		const char *state = (const char *)sqlite3_column_text(s, 2);
-		*same = have && fp && strcmp(have, fp) == 0;
-		if (j->in_batch && state && strlen(state) < sizeof j->memo.state &&
-		    strlen(tenant) < sizeof j->memo.tenant && strlen(cid) < sizeof j->memo.cid) {
-			j->memo.changes = sqlite3_total_changes64(j->db);
-			j->memo.id = sqlite3_column_int64(s, 0);
-			j->memo.claimed = sqlite3_column_int64(s, 3);
-			strcpy(j->memo.state, state);
-			strcpy(j->memo.tenant, tenant);
-			strcpy(j->memo.cid, cid);
-		}
+		const char *st = (const char *)sqlite3_column_text(s, 2);
+		*id = sqlite3_column_int64(s, 0);
+		*claimed = sqlite3_column_int64(s, 3);
+		util_strlcpy(state, st ? st : "", 16);
+		if (same)
+			*same = have && fp && strcmp(have, fp) == 0;
 	}
 	db_done(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(j, rc, "find request");
 	return rc == SQLITE_ROW;
+}
+
+/* 1 and fingerprint-match if (tenant, cid) exists, 0 if not, -1. In a
+ * batch, what it found is kept for the commit that usually follows. */
+static int find(journal *j, const char *tenant, const char *cid, const char *fp, int *same)
+{
+	int64_t id, claimed;
+	char state[16];
+	int found = row_of(j, tenant, cid, &id, state, &claimed, fp, same);
+	j->memo.changes = -1;
+	if (found == 1 && j->in_batch && strlen(tenant) < sizeof j->memo.tenant &&
+	    strlen(cid) < sizeof j->memo.cid) {
+		j->memo.changes = sqlite3_total_changes64(j->db);
+		j->memo.id = id;
+		j->memo.claimed = claimed;
+		memcpy(j->memo.state, state, sizeof j->memo.state);
+		strcpy(j->memo.tenant, tenant);
+		strcpy(j->memo.cid, cid);
+	}
+	return found;
 }
 
 /* The memo of find() for (tenant, cid) if still true: 1, else 0. */
@@ -627,29 +644,6 @@ static int memo_get(journal *j, const char *tenant, const char *cid, int64_t *id
 	memcpy(state, j->memo.state, sizeof j->memo.state);
 	*claimed = j->memo.claimed;
 	return 1;
-}
-
-/* The row of (tenant, cid), by ST_FIND: 1 and its id, state and claim
- * time (0 if none), 0 if there is none, -1. */
-static int row_of(journal *j, const char *tenant, const char *cid, int64_t *id,
-    char state[16], int64_t *claimed)
-{
-	sqlite3_stmt *s = stmt(j, ST_FIND);
-	if (!s)
-		return -1;
-	db_bind_text(s, 1, tenant);
-	db_bind_text(s, 2, cid);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const char *st = (const char *)sqlite3_column_text(s, 2);
-		*id = sqlite3_column_int64(s, 0);
-		*claimed = sqlite3_column_int64(s, 3);
-		util_strlcpy(state, st ? st : "", 16);
-	}
-	db_done(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return fail(j, rc, "find request");
-	return rc == SQLITE_ROW;
 }
 
 static int insert_request(journal *j, const struct jregister *r, int64_t now)
@@ -741,7 +735,7 @@ static int finish(journal *j, const struct jcommit *c, int64_t now, int64_t *id,
 	int any = c->stage == JSTAGE_SWEEP;
 	char state[16];
 	int found = memo_get(j, c->tenant, c->cid, id, state, claimed) ? 1 :
-	    row_of(j, c->tenant, c->cid, id, state, claimed);
+	    row_of(j, c->tenant, c->cid, id, state, claimed, NULL, NULL);
 	if (found <= 0)
 		return found;
 	int busy = state_busy(state);
@@ -782,7 +776,7 @@ static int outbox_insert(journal *j, const char *tenant, const char *cid,
 {
 	int64_t id, claimed;
 	char state[16];
-	int found = row_of(j, tenant, cid, &id, state, &claimed);
+	int found = row_of(j, tenant, cid, &id, state, &claimed, NULL, NULL);
 	if (found == 0)
 		return failf(j, 0, "outbox: no request %s/%s", tenant, cid);
 	return found < 0 ? -1 : outbox_insert_id(j, id, body, headers, now);
