@@ -5,6 +5,7 @@ ifeq ($(SANITIZE),1)
 BUILD    ?= build/san
 CFLAGS   += $(SAN_FLAGS) -O1
 LDFLAGS  += $(SAN_FLAGS)
+FAST_MALLOC =
 else
 BUILD    ?= build
 endif
@@ -44,7 +45,13 @@ $(LIBA): $(LIBOBJ)
 
 $(BUILD)/bin/ferry-%: $(BUILD)/obj/cmd/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(MALLOC_LIBS) $(LIBA) $(LDLIBS)
+
+# the intake stages: an allocator first in link order replaces malloc for
+# the libraries too (SQLite, cJSON, librabbitmq)
+INTAKE   = amqp-ingest request-validate notify
+$(INTAKE:%=$(BUILD)/bin/ferry-%): MALLOC_LIBS = $(FAST_MALLOC)
+$(INTAKE:%=$(BUILD)/bin/ferry-%): config.mk
 
 $(BUILD)/bin/%: scripts/%
 	@mkdir -p $(@D)

@@ -18,5 +18,10 @@ CFLAGS    = -std=c11 -Wall -Wextra -Werror -O2 -g -pipe
 LDFLAGS   =
 LDLIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS))
 
+# The intake stages (many small allocations a request: cJSON, SQLite) link
+# mimalloc ahead of libc: 10-15% less CPU than glibc's malloc in
+# ferry-request-validate (README "Performance"). make FAST_MALLOC= for libc's.
+FAST_MALLOC = -lmimalloc
+
 # make SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer build in build/san
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

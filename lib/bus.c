@@ -32,9 +32,14 @@ struct bus {
 	unsigned char *pending;
 	size_t npending, cap;
 	uint64_t unconfirmed;
+	/* bus_cork: publishes encoded here, sent in one write by flush_out */
+	int corked;
+	unsigned char *out;
+	size_t outlen, outcap;
 };
 
 static int fail(bus *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int flush_out(bus *b);
 static int fail(bus *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -173,11 +178,31 @@ bus *bus_connect(const char *url, const struct bus_names *n, char *err, size_t e
 	return b;
 }
 
+bus *bus_over_fd(int fd)
+{
+	bus *b = calloc(1, sizeof *b);
+	if (!b || !(b->conn = amqp_new_connection())) {
+		free(b);
+		return NULL;
+	}
+	amqp_socket_t *sock = amqp_tcp_socket_new(b->conn);
+	if (!sock) {
+		amqp_destroy_connection(b->conn);
+		free(b);
+		return NULL;
+	}
+	amqp_tcp_socket_set_sockfd(sock, fd);
+	b->open = 1;
+	return b;
+}
+
 void bus_close(bus *b)
 {
 	if (!b)
 		return;
 	if (b->conn) {
+		if (b->open && b->outlen)
+			(void)flush_out(b);
 		if (b->open) {
 			amqp_channel_close(b->conn, CHANNEL, AMQP_REPLY_SUCCESS);
 			amqp_connection_close(b->conn, AMQP_REPLY_SUCCESS);
@@ -185,6 +210,7 @@ void bus_close(bus *b)
 		amqp_destroy_connection(b->conn);
 	}
 	free(b->pending);
+	free(b->out);
 	free(b);
 }
 
@@ -193,11 +219,139 @@ int bus_fd(const bus *b)
 	return amqp_socket_get_sockfd(amqp_get_socket(b->conn));
 }
 
+#define BUS_SEND_TIMEOUT_MS 30000
+
+/* Send what bus_cork held back: 0, or -1 (the connection is lost). */
+static int flush_out(bus *b)
+{
+	size_t off = 0;
+	int fd = bus_fd(b);
+	while (off < b->outlen) {
+		ssize_t w = send(fd, b->out + off, b->outlen - off, MSG_NOSIGNAL);
+		if (w > 0) {
+			off += (size_t)w;
+		} else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			if (poll(&p, 1, BUS_SEND_TIMEOUT_MS) == 0) {
+				errno = ETIMEDOUT;
+				break;
+			}
+		} else if (w < 0 && errno != EINTR) {
+			break;
+		}
+	}
+	int lost = off < b->outlen;
+	b->outlen = 0;
+	if (lost) {
+		b->open = 0;
+		return fail(b, "publish: %s", strerror(errno));
+	}
+	return 0;
+}
+
 void bus_cork(bus *b, int on)
 {
-	int fd = bus_fd(b);
-	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+	if (!on && b->corked)
+		(void)flush_out(b);
+	b->corked = on;
+}
+
+static int out_room(bus *b, size_t n)
+{
+	if (b->outlen + n <= b->outcap)
+		return 0;
+	size_t cap = b->outcap ? b->outcap : 16384;
+	while (cap < b->outlen + n)
+		cap *= 2;
+	unsigned char *p = realloc(b->out, cap);
+	if (!p)
+		return fail(b, "%s", strerror(ENOMEM));
+	b->out = p;
+	b->outcap = cap;
+	return 0;
+}
+
+static void put16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
+static void put32(unsigned char *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
+
+/* Append one frame whose payload fill() writes (at most max bytes; it
+ * returns the length or < 0). The AMQP 0-9-1 frame: type, channel, size,
+ * payload, frame-end octet. */
+#define FRAME_HEAD 7
+static int out_frame(bus *b, uint8_t type, size_t max,
+    int (*fill)(unsigned char *dst, size_t max, const void *arg), const void *arg)
+{
+	if (out_room(b, FRAME_HEAD + max + 1) < 0)
+		return -1;
+	unsigned char *f = b->out + b->outlen;
+	int len = fill(f + FRAME_HEAD, max, arg);
+	if (len < 0)
+		return fail(b, "publish: cannot encode a frame (%s)", amqp_error_string2(len));
+	f[0] = type;
+	put16(f + 1, CHANNEL);
+	put32(f + 3, (uint32_t)len);
+	f[FRAME_HEAD + len] = AMQP_FRAME_END;
+	b->outlen += FRAME_HEAD + (size_t)len + 1;
+	return 0;
+}
+
+struct publish_frames {
+	amqp_basic_publish_t m;
+	const amqp_basic_properties_t *props;
+	amqp_bytes_t body;
+	size_t off, chunk;
+};
+
+static int fill_method(unsigned char *dst, size_t max, const void *arg)
+{
+	const struct publish_frames *pf = arg;
+	put32(dst, AMQP_BASIC_PUBLISH_METHOD);
+	int n = amqp_encode_method(AMQP_BASIC_PUBLISH_METHOD, (void *)&pf->m,
+	    (amqp_bytes_t){ max - 4, dst + 4 });
+	return n < 0 ? n : n + 4;
+}
+
+static int fill_header(unsigned char *dst, size_t max, const void *arg)
+{
+	const struct publish_frames *pf = arg;
+	put16(dst, AMQP_BASIC_CLASS);
+	put16(dst + 2, 0);
+	put32(dst + 4, (uint32_t)((uint64_t)pf->body.len >> 32));
+	put32(dst + 8, (uint32_t)pf->body.len);
+	int n = amqp_encode_properties(AMQP_BASIC_CLASS, (void *)pf->props,
+	    (amqp_bytes_t){ max - 12, dst + 12 });
+	return n < 0 ? n : n + 12;
+}
+
+static int fill_body(unsigned char *dst, size_t max, const void *arg)
+{
+	const struct publish_frames *pf = arg;
+	(void)max;
+	memcpy(dst, (const char *)pf->body.bytes + pf->off, pf->chunk);
+	return (int)pf->chunk;
+}
+
+/* basic.publish as librabbitmq's amqp_basic_publish frames it, into the
+ * cork buffer (sent by flush_out); flushed early past 128 KiB. */
+static int encode_publish(bus *b, const char *exchange, const char *key, int mandatory,
+    const amqp_basic_properties_t *props, amqp_bytes_t body)
+{
+	size_t frame_max = (size_t)amqp_get_frame_max(b->conn);
+	size_t room = (frame_max ? frame_max : 131072) - FRAME_HEAD - 1;
+	struct publish_frames pf = {
+		.m = { .exchange = amqp_cstring_bytes(exchange), .routing_key = amqp_cstring_bytes(key),
+		    .mandatory = mandatory != 0 },
+		.props = props, .body = body,
+	};
+	if (out_frame(b, AMQP_FRAME_METHOD, 4 + 2 + 1 + 256 + 256 + 1, fill_method, &pf) < 0 ||
+	    out_frame(b, AMQP_FRAME_HEADER, room, fill_header, &pf) < 0)
+		return -1;
+	for (pf.off = 0; pf.off < body.len; pf.off += pf.chunk) {
+		pf.chunk = body.len - pf.off < room ? body.len - pf.off : room;
+		if (out_frame(b, AMQP_FRAME_BODY, pf.chunk, fill_body, &pf) < 0)
+			return -1;
+	}
+	return b->outlen >= 131072 ? flush_out(b) : 0;
 }
 
 static amqp_table_entry_t entry_str(const char *k, const char *v)
@@ -651,6 +805,8 @@ int bus_wait(bus *const *bs, size_t n, int timeout_ms)
 
 int bus_ack(bus *b, uint64_t tag, int multiple)
 {
+	if (b->outlen && flush_out(b) < 0)
+		return -1;
 	int rc = amqp_basic_ack(b->conn, CHANNEL, tag, multiple);
 	if (rc != AMQP_STATUS_OK) {
 		b->open = 0;
@@ -661,6 +817,8 @@ int bus_ack(bus *b, uint64_t tag, int multiple)
 
 int bus_reject(bus *b, uint64_t tag, int requeue)
 {
+	if (b->outlen && flush_out(b) < 0)
+		return -1;
 	int rc = amqp_basic_reject(b->conn, CHANNEL, tag, requeue);
 	if (rc != AMQP_STATUS_OK) {
 		b->open = 0;
@@ -701,11 +859,16 @@ static int pending_push(bus *b)
 static int send_publish(bus *b, const char *what, const char *exchange, const char *key,
     int mandatory, const amqp_basic_properties_t *props, amqp_bytes_t body, uint64_t *seq)
 {
-	int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(exchange),
-	    amqp_cstring_bytes(key), mandatory, 0, props, body);
-	if (rc != AMQP_STATUS_OK) {
-		b->open = 0;
-		return fail(b, "%s: %s", what, amqp_error_string2(rc));
+	if (b->corked) {
+		if (encode_publish(b, exchange, key, mandatory, props, body) < 0)
+			return -1;
+	} else {
+		int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(exchange),
+		    amqp_cstring_bytes(key), mandatory, 0, props, body);
+		if (rc != AMQP_STATUS_OK) {
+			b->open = 0;
+			return fail(b, "%s: %s", what, amqp_error_string2(rc));
+		}
 	}
 	if (b->next_seq) {
 		if (pending_push(b) < 0)
@@ -841,6 +1004,8 @@ static void settle(bus *b, uint64_t tag, int multiple, int ok, bus_confirm_fn *f
 
 int bus_confirms(bus *b, int timeout_ms, bus_confirm_fn *fn, void *arg)
 {
+	if (b->outlen && flush_out(b) < 0)
+		return -1;
 	int64_t deadline = util_mono_ms() + timeout_ms;
 	for (;;) {
 		int64_t left = deadline - util_mono_ms();

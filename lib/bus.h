@@ -149,10 +149,14 @@ struct bus_pub {
 };
 int bus_confirm_select(bus *b);
 int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq);
-/* Hold back small TCP segments (TCP_CORK) while on: a burst of publishes
- * then leaves in full segments, which the broker reads in fewer and larger
- * reads; turning it off sends what is held. */
+/* While on, publishes are framed into a buffer instead of being sent (three
+ * send(2) calls each by librabbitmq); turning it off (or an ack, reject,
+ * bus_confirms, bus_close, or 128 KiB held) sends the burst in one write,
+ * which the broker also reads in fewer and larger reads. */
 void bus_cork(bus *b, int on);
+/* For tests: a bus on a connected socket, no handshake (channel 1 taken as
+ * open, no confirms, librabbitmq's initial frame_max). */
+bus *bus_over_fd(int fd);
 /* Read broker confirms for up to timeout_ms; fn(seq, ok) is called for each
  * confirmed sequence number (a `multiple` ack is expanded). 0 or -1. */
 typedef void bus_confirm_fn(void *arg, uint64_t seq, int ok);

@@ -138,10 +138,15 @@ enum st {
 	ST_NEXT_EXPIRY,
 	ST_WAIT_PUT, ST_WAIT_UPDATE, ST_WAIT_CANCELLED, ST_WAIT_FORGET, ST_WAIT_GET, ST_WAIT_ALL,
 	ST_WAIT_REATTACH, ST_DATA_VERSION, ST_OUTBOX_SENT_RUN,
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_COUNT
 };
 
 static const char *const sql[ST_COUNT] = {
+	/* prepared once: sqlite3_exec would parse them at every transaction */
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_FIND] = "SELECT id, fingerprint, state, coalesce(claimed_at, 0) FROM request"
 	    " WHERE tenant = ?1 AND correlation_id = ?2",
 	[ST_INSERT_REQ] = "INSERT INTO request (tenant, correlation_id, fingerprint, state,"
@@ -351,6 +356,29 @@ static sqlite3_stmt *stmt(journal *j, enum st q)
 
 
 
+/* BEGIN IMMEDIATE or COMMIT: 0 or -1 (error recorded). */
+static int tx_step(journal *j, enum st q, const char *what)
+{
+	sqlite3_stmt *s = stmt(j, q);
+	if (!s)
+		return -1;
+	int rc = sqlite3_step(s);
+	db_done(s);
+	return rc == SQLITE_DONE ? 0 : fail(j, rc, what);
+}
+
+/* ROLLBACK, keeping the error that led to it. */
+static void rollback(journal *j)
+{
+	sqlite3_stmt *s = stmt(j, ST_ROLLBACK);
+	if (s) {
+		sqlite3_step(s);
+		db_done(s);
+	} else {
+		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+}
+
 /* Run a statement that returns no rows; the number of changed rows or -1. */
 static int run(journal *j, sqlite3_stmt *s, const char *what)
 {
@@ -371,18 +399,18 @@ static int tx_begin(journal *j)
 		j->tx_changes = sqlite3_total_changes64(j->db);
 		return 0;
 	}
-	return exec(j, "BEGIN IMMEDIATE", "begin");
+	return tx_step(j, ST_BEGIN, "begin");
 }
 
 static int tx_commit(journal *j)
 {
 	if (j->in_batch)
 		return 0;
-	if (exec(j, "COMMIT", "commit") < 0) {
+	if (tx_step(j, ST_COMMIT, "commit") < 0) {
 		char saved[sizeof j->err];
 		int temp = j->temporary;
 		memcpy(saved, j->err, sizeof saved);
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		rollback(j);
 		memcpy(j->err, saved, sizeof saved);
 		j->temporary = temp;
 		return -1;
@@ -395,7 +423,7 @@ static int tx_commit(journal *j)
 static void tx_rollback(journal *j)
 {
 	if (!j->in_batch) {
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		rollback(j);
 		return;
 	}
 	if (!j->batch_failed && sqlite3_total_changes64(j->db) != j->tx_changes) {
@@ -530,7 +558,7 @@ int journal_begin(journal *j)
 {
 	if (j->in_batch)
 		return failf(j, 0, "begin: a batch is already open");
-	if (exec(j, "BEGIN IMMEDIATE", "begin batch") < 0)
+	if (tx_step(j, ST_BEGIN, "begin batch") < 0)
 		return -1;
 	j->in_batch = 1;
 	j->batch_failed = 0;
@@ -544,15 +572,15 @@ int journal_end(journal *j)
 		return failf(j, 0, "end: no batch open");
 	j->in_batch = 0;
 	if (j->batch_failed) {
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		rollback(j);
 		snprintf(j->err, sizeof j->err, "%s (batch rolled back)", j->batch_err);
 		j->temporary = j->batch_temporary;
 		return -1;
 	}
-	if (exec(j, "COMMIT", "commit batch") < 0) {
+	if (tx_step(j, ST_COMMIT, "commit batch") < 0) {
 		char saved[sizeof j->err];
 		memcpy(saved, j->err, sizeof saved);
-		sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+		rollback(j);
 		memcpy(j->err, saved, sizeof saved);
 		return -1;
 	}
@@ -565,7 +593,7 @@ int journal_abort(journal *j)
 		return 0;
 	j->in_batch = 0;
 	j->batch_failed = 0;
-	return exec(j, "ROLLBACK", "abort batch");
+	return tx_step(j, ST_ROLLBACK, "abort batch");
 }
 
 static int insert_event(journal *j, int64_t req, const char *stage, const char *state,

@@ -1,0 +1,142 @@
+/* bus_test: the publishes bus_cork frames itself (lib/bus.c encode_publish)
+ * are byte for byte what librabbitmq's amqp_basic_publish sends: small
+ * messages, properties and headers, an empty body, a body spread over
+ * several body frames, a burst past the 128 KiB early flush. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
+#include "bus.h"
+#include "tu.h"
+
+/* librabbitmq's frame_max before any tune (AMQP_INITIAL_FRAME_POOL_PAGE_SIZE) */
+enum { FRAME_MAX = 65536, CAP = 1 << 22 };
+
+struct msg { const char *exchange, *key, *cid; size_t len; int persistent, priority; };
+
+static const struct msg msgs[] = {
+	{ "ex.responses", "", "c-1", 40, 1, -1 },
+	{ "ex.responses", "route.key", "", 0, 0, 3 },
+	{ "e", "k", "c-big", 3 * FRAME_MAX + 17, 1, -1 },      /* four body frames */
+	{ "e", "k", "c-edge", FRAME_MAX - 8, 1, 9 },           /* exactly one full frame */
+	{ "ex.responses", "", "c-last", 70000, 1, -1 },         /* past the early flush */
+};
+
+static char *body_of(const struct msg *m)
+{
+	char *b = malloc(m->len + 1);
+	for (size_t i = 0; i < m->len; i++)
+		b[i] = (char)('a' + (i * 7 + m->len) % 26);
+	return b;
+}
+
+/* Everything readable on fd until the writer closes it. */
+static size_t drain(int fd, unsigned char *buf)
+{
+	size_t n = 0;
+	ssize_t r;
+	while (n < CAP && (r = read(fd, buf + n, CAP - n)) > 0)
+		n += (size_t)r;
+	return n;
+}
+
+static size_t with_librabbitmq(unsigned char *out)
+{
+	int sv[2];
+	TU_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	amqp_connection_state_t c = amqp_new_connection();
+	amqp_tcp_socket_set_sockfd(amqp_tcp_socket_new(c), sv[0]);
+	TU_EQ_INT(amqp_get_frame_max(c), FRAME_MAX);
+	size_t n = 0;
+	if (fork() == 0) {
+		for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
+			const struct msg *m = &msgs[i];
+			char *body = body_of(m);
+			amqp_table_entry_t h = { .key = amqp_cstring_bytes("regards.tenant"),
+				.value = { .kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("t1") } };
+			amqp_basic_properties_t p = {
+				._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+				    AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_APP_ID_FLAG,
+				.content_type = amqp_cstring_bytes("application/json"),
+				.correlation_id = amqp_cstring_bytes(m->cid),
+				.app_id = amqp_cstring_bytes("ferry"),
+				.headers = { 1, &h },
+			};
+			if (m->persistent) {
+				p._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+				p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+			}
+			if (m->priority >= 0) {
+				p._flags |= AMQP_BASIC_PRIORITY_FLAG;
+				p.priority = (uint8_t)m->priority;
+			}
+			amqp_basic_publish(c, 1, amqp_cstring_bytes(m->exchange), amqp_cstring_bytes(m->key),
+			    0, 0, &p, (amqp_bytes_t){ m->len, body });
+			free(body);
+		}
+		_exit(0);
+	}
+	close(sv[0]);
+	n = drain(sv[1], out);
+	close(sv[1]);
+	int status = -1;
+	wait(&status);
+	TU_EQ_INT(status, 0);
+	amqp_destroy_connection(c);
+	return n;
+}
+
+static size_t with_cork(unsigned char *out)
+{
+	int sv[2];
+	TU_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	size_t n = 0;
+	if (fork() == 0) {
+		close(sv[1]);
+		bus *b = bus_over_fd(sv[0]);
+		if (!b)
+			_exit(1);
+		bus_cork(b, 1);
+		for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
+			const struct msg *m = &msgs[i];
+			char *body = body_of(m);
+			const char *hn[] = { "regards.tenant" }, *hv[] = { "t1" };
+			struct bus_pub p = {
+				.exchange = m->exchange, .routing_key = m->key, .body = body, .len = m->len,
+				.content_type = "application/json", .correlation_id = m->cid, .app_id = "ferry",
+				.persistent = m->persistent, .has_priority = m->priority >= 0,
+				.priority = m->priority, .hnames = hn, .hvalues = hv, .nheaders = 1,
+			};
+			if (bus_publish(b, &p, NULL) < 0)
+				_exit(2);
+			free(body);
+		}
+		bus_cork(b, 0);
+		_exit(0);   /* not bus_close: no closing handshake in the stream */
+	}
+	close(sv[0]);
+	n = drain(sv[1], out);
+	close(sv[1]);
+	int status = -1;
+	wait(&status);
+	TU_EQ_INT(status, 0);
+	return n;
+}
+
+static void test_corked_frames_are_librabbitmqs(void)
+{
+	unsigned char *a = malloc(CAP), *b = malloc(CAP);
+	size_t na = with_librabbitmq(a), nb = with_cork(b);
+	TU_CHECK(na > 131072 + 70000);
+	TU_EQ_INT(nb, na);
+	TU_CHECK(na == nb && memcmp(a, b, na) == 0);
+	free(a);
+	free(b);
+}
+
+TU_MAIN(TU(test_corked_frames_are_librabbitmqs))
