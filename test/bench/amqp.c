@@ -6,7 +6,9 @@
  * flood puts its send time in each correlationId ("PREFIX-i-usec"), so
  * collect can report latencies from the responses alone. relay is the
  * broker's own limit for any request/response service: consume a request,
- * publish one small response with confirms, ack — and nothing else. */
+ * publish one small response with confirms, ack — and nothing else
+ * (BENCH_RELAY_BURN_US=n: and n microseconds of CPU a request, to measure
+ * what a service costing that much can reach on the same broker). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -148,6 +150,9 @@ static int relay(const char *url, const char *queue, const char *exchange)
 {
 	bus *in = connect_or_die(url), *out = connect_or_die(url);
 	int nacks = 0;
+	/* BENCH_RELAY_BURN_US: the relay spends that much CPU a request, to
+	 * see what rate a service with that cost per request can reach */
+	long burn_us = atol(util_env("BENCH_RELAY_BURN_US", "0"));
 	util_signals(&stop);
 	if (bus_consume(in, queue, 1000) < 0 || bus_confirm_select(out) < 0)
 		return fprintf(stderr, "bench-amqp: relay setup failed\n"), 111;
@@ -156,6 +161,11 @@ static int relay(const char *url, const char *queue, const char *exchange)
 		uint64_t last = 0;
 		int rc, k = 0;
 		while (k < 500 && (rc = bus_next(in, k ? 0 : 500, &m)) == 1) {
+			if (burn_us > 0) {   /* a service doing work: burn_us of CPU */
+				int64_t until = now_us() + burn_us;
+				while (now_us() < until)
+					;
+			}
 			cJSON *o = cJSON_Parse(m.body);
 			const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "correlationId");
 			char body[512];
