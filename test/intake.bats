@@ -259,3 +259,29 @@ body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":
 	assert_output 0
 	grep -q 'reconnecting' "$BATS_FILE_TMPDIR/notify.log"
 }
+
+@test "-l: a backlog journaled in lingering batches: every request answered once, the batches add up" {
+	run ferry-amqp-ingest -l -1
+	assert_failure 100
+	assert_output --partial 'usage: ferry-amqp-ingest'
+	run ferry-amqp-ingest -l 1001
+	assert_failure 100
+	# the file's chain stopped, a backlog of 300 builds up
+	ferry_procs | awk '$2 == "ferry-amqp-ingest" { print $1 }' | xargs -r kill -TERM
+	wait "$(cat "$BATS_FILE_TMPDIR/chain.pid")" 2>/dev/null || true
+	drain_main
+	peek get "$FERRY_AMQP_URL" test.alias 100000 1 >/dev/null || true
+	"$FERRY_BUILD/test/bench-amqp" flood "$FERRY_AMQP_URL" "$RX" open 300 0 lg >/dev/null
+	# batches of at most 128; after one of 64 or more the next waits up to
+	# 1 s to fill (how the backlog splits depends on how fast it arrives)
+	(ferry-amqp-ingest -v -b 128 -l 1000 | ferry-request-validate >/dev/null) 2>linger.log 3>&- &
+	echo $! >"$BATS_FILE_TMPDIR/chain.pid"
+	peek get "$FERRY_AMQP_URL" test.alias 300 60 >resp
+	for i in $(seq 0 299); do
+		grep -q "\\\\\"lg-$i-" resp || { echo "lg-$i not answered"; false; }
+	done
+	run jq_sql "$FERRY_JOURNAL" "select state, count(*) from request where correlation_id like 'lg-%' group by state"
+	assert_output 'GRANTED|300'
+	run awk '/batch of [0-9]+ journaled/ { for (i = 1; i < NF; i++) if ($i == "of") n += $(i + 1) } END { print n }' linger.log
+	assert_output 300
+}
