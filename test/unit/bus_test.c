@@ -35,13 +35,18 @@ static char *body_of(const struct msg *m)
 	return b;
 }
 
-/* Everything readable on fd until the writer closes it. */
-static size_t drain(int fd, unsigned char *buf)
+/* Everything the child writing on sv[0] sends, once it has exited 0. */
+static size_t drain(int sv[2], unsigned char *buf)
 {
 	size_t n = 0;
 	ssize_t r;
-	while (n < CAP && (r = read(fd, buf + n, CAP - n)) > 0)
+	close(sv[0]);
+	while (n < CAP && (r = read(sv[1], buf + n, CAP - n)) > 0)
 		n += (size_t)r;
+	close(sv[1]);
+	int status = -1;
+	wait(&status);
+	TU_EQ_INT(status, 0);
 	return n;
 }
 
@@ -81,12 +86,7 @@ static size_t with_librabbitmq(unsigned char *out)
 		}
 		_exit(0);
 	}
-	close(sv[0]);
-	n = drain(sv[1], out);
-	close(sv[1]);
-	int status = -1;
-	wait(&status);
-	TU_EQ_INT(status, 0);
+	n = drain(sv, out);
 	amqp_destroy_connection(c);
 	return n;
 }
@@ -119,12 +119,7 @@ static size_t with_cork(unsigned char *out)
 		bus_cork(b, 0);
 		_exit(0);   /* not bus_close: no closing handshake in the stream */
 	}
-	close(sv[0]);
-	n = drain(sv[1], out);
-	close(sv[1]);
-	int status = -1;
-	wait(&status);
-	TU_EQ_INT(status, 0);
+	n = drain(sv, out);
 	return n;
 }
 
