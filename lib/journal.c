@@ -367,10 +367,12 @@ static int tx_step(journal *j, enum st q, const char *what)
 	return rc == SQLITE_DONE ? 0 : fail(j, rc, what);
 }
 
-/* ROLLBACK, keeping the error that led to it. */
+/* ROLLBACK, keeping the error that led to it (stmt() would record its
+ * own on a failed prepare). */
 static void rollback(journal *j)
 {
-	sqlite3_stmt *s = stmt(j, ST_ROLLBACK);
+	int rc;
+	sqlite3_stmt *s = db_cached(j->db, &j->st[ST_ROLLBACK], sql[ST_ROLLBACK], &rc);
 	if (s) {
 		sqlite3_step(s);
 		db_done(s);
