@@ -25,6 +25,7 @@
 #define SUM_ATTEMPTS  3                /* uploads of a file whose md5 is wrong */
 #define MAX_PARTS     10000            /* S3's limit */
 #define MAX_PUT       5368709120ULL    /* S3's largest single PUT and part */
+#define ETAG_RULE     "not printable ASCII of 1 to 64 characters"
 #define EMPTY_SHA256  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* ---- names and URLs ---------------------------------------------------- */
@@ -340,7 +341,8 @@ struct req {
 	int wrfail;
 	char resp[RESP_MAX];
 	size_t resplen;
-	char etag[80];
+	char etag[S3_ETAG_ROOM];
+	int etag_bad;                  /* an ETag came that s3_etag_ok refuses */
 	int sse;                       /* SSE-KMS or SSE-C: the ETag is no md5 */
 	uint64_t length;               /* Content-Length of the answer (HEAD) */
 	char errbuf[CURL_ERROR_SIZE];
@@ -352,6 +354,7 @@ static int req_rewind(struct req *q)
 	q->resplen = 0;
 	q->resp[0] = '\0';
 	q->etag[0] = '\0';
+	q->etag_bad = 0;
 	q->errbuf[0] = '\0';
 	q->sse = 0;
 	q->rderr = 0;
@@ -408,6 +411,34 @@ static int req_seek(void *arg, curl_off_t off, int origin)
 	return req_rewind(arg) < 0 ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
 }
 
+int s3_etag_ok(const char *etag)
+{
+	size_t n = 0;
+	for (; etag[n]; n++)
+		if (etag[n] <= ' ' || etag[n] > '~' || etag[n] == '"')
+			return 0;
+	return n > 0 && n <= S3_ETAG_MAX;
+}
+
+/* An ETag header's value, one pair of quotes taken off. A server or proxy
+ * is not trusted: a value that is no sane ETag is kept as "unusable", so it
+ * is never compared, logged, or sent back in a Complete. */
+static void etag_take(struct req *q, const char *v)
+{
+	size_t n = strlen(v);
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"')
+		v++, n -= 2;
+	q->etag[0] = '\0';
+	q->etag_bad = n > S3_ETAG_MAX;
+	if (q->etag_bad)
+		return;
+	memcpy(q->etag, v, n);
+	q->etag[n] = '\0';
+	q->etag_bad = !s3_etag_ok(q->etag);
+	if (q->etag_bad)
+		q->etag[0] = '\0';
+}
+
 /* The value of header `name` in the line buf, trimmed, into out; 1 if it is. */
 static int header_is(const char *buf, size_t len, const char *name, char *out, size_t olen)
 {
@@ -429,16 +460,13 @@ static size_t req_header(char *buf, size_t size, size_t n, void *arg)
 {
 	struct req *q = arg;
 	size_t len = size * n;
-	char v[80];
+	char v[S3_ETAG_MAX + 16];
 	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
 		q->etag[0] = '\0';
+		q->etag_bad = 0;
 		q->sse = 0;
 	} else if (header_is(buf, len, "ETag", v, sizeof v)) {
-		size_t k = 0;
-		for (const char *p = v; *p && k + 1 < sizeof q->etag; p++)
-			if (*p != '"')
-				q->etag[k++] = *p;
-		q->etag[k] = '\0';
+		etag_take(q, v);
 	} else if (header_is(buf, len, "x-amz-server-side-encryption", v, sizeof v)) {
 		q->sse |= strncmp(v, "aws:kms", 7) == 0;
 	} else if (header_is(buf, len, "x-amz-server-side-encryption-customer-algorithm", v,
@@ -701,7 +729,7 @@ int s3_get(const struct tenant_s3 *srv, const char *bucket, const char *key, uin
 }
 
 int s3_head(const struct tenant_s3 *srv, const char *bucket, const char *key,
-    const struct s3_ctl *ctl, uint64_t *size, char etag[80], struct s3_status *st)
+    const struct s3_ctl *ctl, uint64_t *size, char etag[S3_ETAG_ROOM], struct s3_status *st)
 {
 	struct spec s = { .op = "HeadObject", .method = "HEAD", .bucket = bucket, .key = key };
 	struct req *q = malloc(sizeof *q);
@@ -713,7 +741,7 @@ int s3_head(const struct tenant_s3 *srv, const char *bucket, const char *key,
 	if (st->cls == S3_OK) {
 		*size = q->length;
 		if (etag)
-			util_strlcpy(etag, q->etag, 80);
+			util_strlcpy(etag, q->etag, S3_ETAG_ROOM);
 	}
 	free(q);
 	return st->cls == S3_OK ? 0 : -1;
@@ -876,6 +904,8 @@ static enum s3_class put_verify(struct up *x, struct req *q, md5 *m, struct s3_s
 	else if (u->md5 && !md5_equal(x->r->md5, u->md5))
 		status_set(st, S3_MISMATCH, "md5 %s of the bytes uploaded, expected %s", x->r->md5,
 		    u->md5);
+	else if (q->etag_bad)
+		status_set(st, S3_MISMATCH, "S3 answered an unusable ETag (%s)", ETAG_RULE);
 	else if (!q->sse && util_is_hex(q->etag, 32) && !md5_equal(q->etag, x->r->md5))
 		status_set(st, S3_MISMATCH, "S3 stored ETag %s, expected %s", q->etag, x->r->md5);
 	else
@@ -934,7 +964,7 @@ struct mpu {
 	int filling;                   /* the slot being read, or -1 */
 	size_t filled;
 	struct part *slots;
-	char (*etags)[80];
+	char (*etags)[S3_ETAG_ROOM];
 	md5 *whole, *pm;
 	int64_t done;                  /* bytes of the parts completed */
 };
@@ -1116,6 +1146,11 @@ static enum s3_class mpu_fill(struct mpu *p, struct s3_status *st)
 
 static enum s3_class mpu_part_done(struct mpu *p, struct part *s, struct s3_status *st)
 {
+	if (s->q.etag_bad) {
+		status_set(st, S3_MISMATCH, "%s: S3 answered an unusable ETag (%s)", s->q.op,
+		    ETAG_RULE);
+		return st->cls;
+	}
 	if (!*s->q.etag) {
 		status_set(st, S3_PERMANENT, "%s: no ETag in the answer", s->q.op);
 		return st->cls;
@@ -1208,22 +1243,29 @@ static enum s3_class mpu_parts(struct mpu *p, struct s3_status *st)
 	return S3_OK;
 }
 
-/* <CompleteMultipartUpload> with every part's number and ETag */
-static char *mpu_xml(const struct mpu *p, size_t *len)
+char *s3_complete_xml(const char (*etags)[S3_ETAG_ROOM], int nparts, size_t *len)
 {
-	size_t cap = 64 + (size_t)p->nparts * 200, n;
-	char *xml = malloc(cap);
-	if (!xml)
+	char *xml = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&xml, &n);
+	if (!f)
 		return NULL;
-	n = (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
-	for (int i = 0; i < p->nparts; i++) {
-		n += (size_t)snprintf(xml + n, cap - n, "<Part><PartNumber>%d</PartNumber><ETag>\"", i + 1);
-		for (const char *e = p->etags[i]; *e; e++)
-			n += (size_t)snprintf(xml + n, cap - n, "%s", *e == '&' ? "&amp;" :
-			    *e == '<' ? "&lt;" : *e == '>' ? "&gt;" : (char[]){ *e, 0 });
-		n += (size_t)snprintf(xml + n, cap - n, "\"</ETag></Part>");
+	fputs("<CompleteMultipartUpload>", f);
+	for (int i = 0; i < nparts; i++) {
+		fprintf(f, "<Part><PartNumber>%d</PartNumber><ETag>\"", i + 1);
+		for (const char *e = etags[i]; *e; e++)
+			if (*e == '&' || *e == '<' || *e == '>')
+				fputs(*e == '&' ? "&amp;" : *e == '<' ? "&lt;" : "&gt;", f);
+			else
+				fputc(*e, f);
+		fputs("\"</ETag></Part>", f);
 	}
-	n += (size_t)snprintf(xml + n, cap - n, "</CompleteMultipartUpload>");
+	fputs("</CompleteMultipartUpload>", f);
+	int bad = ferror(f);
+	if (fclose(f) != 0 || bad) {
+		free(xml);
+		return NULL;
+	}
 	*len = n;
 	return xml;
 }
@@ -1261,7 +1303,7 @@ static enum s3_class mpu_complete(struct mpu *p, struct s3_status *st)
 	const struct s3_upload *u = p->x->u;
 	char query[3100];
 	size_t len = 0;
-	char *xml = mpu_xml(p, &len);
+	char *xml = s3_complete_xml((const char (*)[S3_ETAG_ROOM])p->etags, p->nparts, &len);
 	struct req *q = malloc(sizeof *q);
 	enum s3_class c = S3_PERMANENT;
 	snprintf(query, sizeof query, "uploadId=%s", p->qid);

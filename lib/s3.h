@@ -84,10 +84,19 @@ struct s3_ctl {
 typedef size_t s3_write_fn(void *arg, const void *buf, size_t len);
 int s3_get(const struct tenant_s3 *srv, const char *bucket, const char *key, uint64_t from,
     s3_write_fn *write, void *arg, const struct s3_ctl *ctl, struct s3_status *st);
+/* An ETag as ferry accepts one from a server (quotes taken off): 1 to
+ * S3_ETAG_MAX printable ASCII characters, no space or quote. */
+enum { S3_ETAG_MAX = 64, S3_ETAG_ROOM = 80 };
+int s3_etag_ok(const char *etag);
+
+/* The body of a CompleteMultipartUpload for parts 1..nparts with these
+ * ETags, XML-escaped; malloc'd (the caller frees), NULL on ENOMEM. */
+char *s3_complete_xml(const char (*etags)[S3_ETAG_ROOM], int nparts, size_t *len);
+
 /* HEAD bucket/key once: its size, and its ETag without quotes (etag may be
  * NULL). 0, or -1 and st (404: st->http == 404). */
 int s3_head(const struct tenant_s3 *srv, const char *bucket, const char *key,
-    const struct s3_ctl *ctl, uint64_t *size, char etag[80], struct s3_status *st);
+    const struct s3_ctl *ctl, uint64_t *size, char etag[S3_ETAG_ROOM], struct s3_status *st);
 
 /* Upload a file as one object: a single PUT when it is no bigger than
  * threshold (0: the part size), else a multipart upload with `parallel` parts

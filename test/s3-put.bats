@@ -347,3 +347,46 @@ stop_s3() {
 	assert_output "c-term DONE"
 	[ "$(s3_md5 c-term/P1_1.zip)" = "$MD5" ]
 }
+
+# etag_proxy ETAG: a proxy in front of S3 that answers every PUT with that
+# ETag header; sets PROXY_PORT, stopped by the test's end
+etag_proxy() {
+	node "$BATS_TEST_DIRNAME/etag-proxy.js" "$FERRY_S3_PORT" "$1" >proxy.port &
+	echo $! >proxy.pid
+	for _ in $(seq 50); do grep -q ready proxy.port && break; sleep 0.1; done
+	PROXY_PORT=$(cut -d' ' -f2 proxy.port)
+	[ -n "$PROXY_PORT" ]
+}
+
+stop_etag_proxy() {
+	kill "$(cat proxy.pid)"
+	wait "$(cat proxy.pid)" || true
+}
+
+@test "parts answered with 79 '&' as ETag: refused as unusable, ERROR, no object, no Complete" {
+	etag_proxy "\"$(printf '&%.0s' $(seq 79))\""
+	tenant px "$(s3_tenant S3RVER | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
+	archive px c-amp P1_1.zip $((12 * 1048576))
+	packed px c-amp P1_1.zip >in
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	stop_etag_proxy
+	assert_success
+	run jq -r '.status + " " + .errorType + " " + .message' fd3
+	assert_output --partial "ERROR INTERNAL_ERROR"
+	assert_output --partial "S3 answered an unusable ETag (not printable ASCII of 1 to 64 characters)"
+	refute_output --partial '&&'
+	s3_absent c-amp/P1_1.zip
+	! s3_log 'c-amp/P1_1.zip?uploadId=' | grep -v partNumber | grep -q ' 200 '
+}
+
+@test "a single PUT answered with an ETag holding a space is refused as unusable: ERROR, no object" {
+	etag_proxy '"0123456789abcdef 0123456789abcdef"'
+	tenant px "$(s3_tenant S3RVER | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
+	archive px c-sp P1_1.zip 1000
+	packed px c-sp P1_1.zip >in
+	ferry-s3-put <in 3>fd3 2>err || true
+	stop_etag_proxy
+	run jq -r '.status + " " + .message' fd3
+	assert_output --partial "ERROR checksum mismatch for archive P1_1.zip: S3 answered an unusable ETag"
+	s3_absent c-sp/P1_1.zip
+}

@@ -4,7 +4,9 @@
  * Properties: an encoded key holds only unreserved characters, '/' (keys
  * only) and %XX with uppercase hex; it decodes back to the input; it fits
  * exactly when the room is enough; the XML value fits its buffer; an
- * s3:// URL split joins back. */
+ * s3:// URL split joins back; the input's lines as part ETags (up to 79
+ * bytes each, as a part keeps them) make a Complete body of exactly the
+ * escaped length, and s3_etag_ok accepts exactly the sane ones. */
 #include "fuzz.h"
 #include "s3.h"
 
@@ -95,6 +97,36 @@ static void check_split(const char *url, size_t small)
 	free(joined);
 }
 
+/* the lines of the input as the ETags of a multipart upload's parts */
+static void check_complete(const uint8_t *data, size_t size)
+{
+	enum { PARTS = 64 };
+	static char etags[PARTS][S3_ETAG_ROOM];
+	int n = 0;
+	size_t want = strlen("<CompleteMultipartUpload></CompleteMultipartUpload>");
+	for (size_t i = 0; i < size && n < PARTS; n++) {
+		size_t k = 0, sane = 1;
+		for (; i < size && data[i] != '\n'; i++)
+			if (k + 1 < S3_ETAG_ROOM && data[i]) {
+				unsigned char c = data[i];
+				sane &= c > ' ' && c <= '~' && c != '"';
+				etags[n][k++] = (char)c;
+				want += c == '&' ? 5 : c == '<' || c == '>' ? 4 : 1;
+			}
+		i++;
+		etags[n][k] = '\0';
+		FUZZ_CHECK(s3_etag_ok(etags[n]) == (int)(sane && k > 0 && k <= S3_ETAG_MAX));
+		want += strlen("<Part><PartNumber></PartNumber><ETag>\"\"</ETag></Part>") +
+		    (size_t)snprintf(NULL, 0, "%d", n + 1);
+	}
+	size_t len = 0;
+	char *xml = s3_complete_xml((const char (*)[S3_ETAG_ROOM])etags, n, &len);
+	if (!xml)
+		abort();
+	FUZZ_CHECK(len == want && strlen(xml) == len);
+	free(xml);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = fuzz_cstr(data, size);
@@ -103,6 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_encoding(s, 1, small);
 	check_encoding(s, 0, small);
 	check_xml(data, size, small < 512 ? small : 512);
+	check_complete(data, size);
 	free(s);
 	return 0;
 }

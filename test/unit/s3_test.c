@@ -306,6 +306,51 @@ static void test_get_and_head_report_one_attempt(void)
 	close(sock);
 }
 
+static void test_etag_rule(void)
+{
+	static const struct { const char *etag; int ok; } cases[] = {
+		{ "0123456789abcdef0123456789abcdef", 1 },
+		{ "0123456789abcdef0123456789abcdef-12", 1 },
+		{ "", 0 }, { "a b", 0 }, { "a\"b", 0 }, { "a\x7f", 0 }, { "\xc3\xa9", 0 },
+		{ "tab\there", 0 },
+		{ "1234567890123456789012345678901234567890123456789012345678901234", 1 },
+		{ "12345678901234567890123456789012345678901234567890123456789012345", 0 },
+		{ "&<>", 1 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		if (!TU_EQ_INT(s3_etag_ok(cases[i].etag), cases[i].ok))
+			fprintf(stderr, "# etag \"%s\"\n", cases[i].etag);
+}
+
+/* The Complete body grows with what it holds: 1,000 parts of the longest
+ * ETag that escapes worst (5 bytes a character) fit, byte for byte. */
+static void test_complete_xml_holds_escaped_etags(void)
+{
+	enum { N = 1000 };
+	static char etags[N][S3_ETAG_ROOM];
+	for (int i = 0; i < N; i++)
+		memset(etags[i], i % 2 ? '&' : '<', S3_ETAG_ROOM - 1);
+	size_t len = 0;
+	char *xml = s3_complete_xml((const char (*)[S3_ETAG_ROOM])etags, N, &len);
+	TU_CHECK(xml != NULL);
+	if (!xml)
+		return;
+	size_t part = strlen("<Part><PartNumber></PartNumber><ETag>\"\"</ETag></Part>");
+	size_t want = strlen("<CompleteMultipartUpload></CompleteMultipartUpload>");
+	for (int i = 1; i <= N; i++)
+		want += part + (size_t)snprintf(NULL, 0, "%d", i) +
+		    (S3_ETAG_ROOM - 1) * strlen(i % 2 ? "&lt;" : "&amp;");
+	TU_EQ_INT(len, want);
+	TU_EQ_INT(strlen(xml), len);
+	TU_CHECK(strstr(xml, "<Part><PartNumber>1000</PartNumber><ETag>\"&amp;&amp;") != NULL);
+	TU_CHECK(strcmp(xml + len - 26, "</CompleteMultipartUpload>") == 0);
+	char first[128], want_first[128];
+	snprintf(want_first, sizeof want_first, "\"%s\"", etags[0]);
+	TU_EQ_INT(s3_xml_value(xml, len, "ETag", first, sizeof first), S3_ETAG_ROOM + 1);
+	TU_EQ_STR(first, want_first);
+	free(xml);
+}
+
 TU_MAIN(
 	TU(test_key_encoding_follows_sigv4),
 	TU(test_key_encoding_refuses_what_does_not_fit),
@@ -318,5 +363,7 @@ TU_MAIN(
 	TU(test_upload_checks_the_file_first),
 	TU(test_refused_is_retried_until_the_deadline),
 	TU(test_stop_flag_ends_at_once),
-	TU(test_get_and_head_report_one_attempt)
+	TU(test_get_and_head_report_one_attempt),
+	TU(test_etag_rule),
+	TU(test_complete_xml_holds_escaped_etags)
 )
