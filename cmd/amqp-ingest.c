@@ -20,6 +20,7 @@
 #include "err.h"
 #include "item.h"
 #include "journal.h"
+#include "jsonstrict.h"
 #include "stage.h"
 #include "util.h"
 
@@ -68,57 +69,27 @@ struct fwd {
 	int confirmed;            /* 1 confirmed, -1 nacked or returned */
 };
 
-/* cJSON ends a string at a \u0000 escape: a correlationId holding one would
- * be journaled, deduplicated and answered as its first part only. 1 if the
- * body's correlationId changes once its \u0000 escapes become \u0001. */
-static int cid_has_nul(const struct bus_msg *m, const char *cid)
+/* Why nobody can be answered for this message, or NULL if somebody can. A
+ * body that is not strict JSON (jsonstrict) is refused whole, as Jackson
+ * refuses it: ferry would read something else than what was sent. */
+static const char *unanswerable(const struct bus_msg *m, cJSON **body, char *why, size_t len)
 {
-	char why[64];
-	int found = 0;
-	const char *p = m->body, *end = m->body + m->len;
-	while ((p = memchr(p, '\\', (size_t)(end - p))) && end - p >= 6 && memcmp(p, "\\u0000", 6))
-		p++;
-	if (!p || end - p < 6)
-		return 0;   /* the usual case: no \u0000 at all, no copy */
-	char *copy = malloc(m->len + 1);
-	if (!copy)
-		return 0;
-	memcpy(copy, m->body, m->len);
-	copy[m->len] = '\0';
-	for (size_t i = 0; i + 5 < m->len; i++) {
-		if (copy[i] != '\\')
-			continue;
-		if (copy[i + 1] == 'u' && memcmp(copy + i + 2, "0000", 4) == 0) {
-			copy[i + 5] = '1';
-			found = 1;
-		}
-		i++;   /* the escaped character starts no escape */
-	}
-	cJSON *j = found ? item_parse(copy, m->len, why, sizeof why) : NULL;
-	const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "correlationId");
-	int differs = cJSON_IsString(c) && strcmp(c->valuestring, cid) != 0;
-	cJSON_Delete(j);
-	free(copy);
-	return differs;
-}
-
-/* Why nobody can be answered for this message, or NULL if somebody can. */
-static const char *unanswerable(const struct bus_msg *m, cJSON **body)
-{
-	char why[128];
+	const char *bad;
 	*body = NULL;
 	if (!m->tenant)
 		return "no regards.tenant header";
-	*body = item_parse(m->body, m->len, why, sizeof why);
+	if ((bad = jsonstrict_text(m->body, m->len)))
+		return bad;
+	*body = item_parse(m->body, m->len, why, len);
 	if (!*body)
 		return "body is not a JSON object";
+	if ((bad = jsonstrict_keys(*body, why, len)))
+		return bad;
 	const cJSON *cid = cJSON_GetObjectItemCaseSensitive(*body, "correlationId");
 	if (!cid)
 		return "no correlationId";
 	if (!cJSON_IsString(cid))
 		return "correlationId is not a string";
-	if (cid_has_nul(m, cid->valuestring))
-		return "correlationId holds a NUL (\\u0000): it cannot be answered as sent";
 	return NULL;
 }
 
@@ -240,7 +211,8 @@ static int journal_step(journal *j, bus *in, const struct opts *o, struct slot *
 		if (n == 0)
 			first = util_mono_ms();
 		cJSON *body;
-		const char *why = unanswerable(&s[n].m, &body);
+		char text[160];
+		const char *why = unanswerable(&s[n].m, &body, text, sizeof text);
 		/* the redelivery of a shared-queue message, forwarded again */
 		if (o->instance && s[n].m.routed_redelivery)
 			s[n].m.redelivered = 1;
@@ -323,7 +295,8 @@ static int route_step(struct links *l, const struct opts *o, struct fwd *f, int 
 	while (rc == 0 && n < o->batch &&
 	    (got = bus_next(l->shared, n ? 0 : wait_ms, &f[n].m)) == 1) {
 		cJSON *body;
-		const char *why = unanswerable(&f[n].m, &body);
+		char text[160];
+		const char *why = unanswerable(&f[n].m, &body, text, sizeof text);
 		if (why) {
 			err_warn("rejecting message %llu (dead-lettered): %s",
 			    (unsigned long long)f[n].m.tag, why);

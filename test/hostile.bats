@@ -10,6 +10,8 @@
 #   correlationId with a "." or ".." segment       DENIED INVALID_CONTENT (it would leave the bucket
 #                                                  on servers that normalise paths, s3rver included)
 #   correlationId with a NUL escape (\u0000)       dead-lettered (regards.DLQ): it cannot be answered as sent
+#   a body with a \u0000 anywhere, a raw control   dead-lettered (regards.DLQ): ferry would read
+#   character, invalid UTF-8, a key twice          another request than Jackson does, or none
 #   correlationId of 255 bytes / 256 bytes         DONE / DENIED INVALID_CONTENT
 #   correlationId of 256 UTF-16 units (128 x 𝄞)    DENIED INVALID_CONTENT (Java counts chars)
 #   correlationId "h-é ✓ 𝄞"                        DONE; key with exactly those characters
@@ -247,7 +249,44 @@ done_zip() {
 	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 1)) ]
 	run jq_sql "$FERRY_JOURNAL" "select count(*) from request where correlation_id like 'nul%'"
 	assert_output 0
-	grep -q 'correlationId holds a NUL' "$D/run.log"
+	grep -q 'body holds a NUL' "$D/run.log"
+}
+
+# dead_lettered BODY-FILE WHY CID: published as sent (amqp-publish, raw
+# bytes), it goes to regards.DLQ with WHY in the log, and no correlationId
+# starting with CID is journaled
+dead_lettered() {
+	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -H "regards.tenant: ta" <"$1"
+	for _ in $(seq 100); do
+		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -gt "$before" ] && break
+		sleep 0.1
+	done
+	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 1)) ]
+	run jq_sql "$FERRY_JOURNAL" "select count(*) from request where correlation_id like '$3%'"
+	assert_output 0
+	grep -qF "$2" "$D/run.log"
+}
+
+@test "a raw NUL inside a JSON string is dead-lettered, never journaled cut short" {
+	printf '{"correlationId":"strict-rawnul\0tail","targetDelivery":"s3","order":{"queries":["productId:P1"],"user":"ana"}}' >"$BATS_TEST_TMPDIR/b"
+	dead_lettered "$BATS_TEST_TMPDIR/b" 'body holds a raw control character' strict-rawnul
+}
+
+@test "a raw control character in a JSON string is dead-lettered" {
+	printf '{"correlationId":"strict-tab","targetDelivery":"s3","order":{"queries":["productId:P1"],"user":"an\x01a"}}' >"$BATS_TEST_TMPDIR/b"
+	grep -q $'\x01' "$BATS_TEST_TMPDIR/b"
+	dead_lettered "$BATS_TEST_TMPDIR/b" 'body holds a raw control character' strict-tab
+}
+
+@test "a correlationId that is not valid UTF-8 is dead-lettered, never answered under another id" {
+	printf '{"correlationId":"strict-\xff\xfe","targetDelivery":"s3","order":{"queries":["productId:P1"],"user":"ana"}}' >"$BATS_TEST_TMPDIR/b"
+	dead_lettered "$BATS_TEST_TMPDIR/b" 'body is not well-formed UTF-8' strict-
+}
+
+@test "a key twice in one object is dead-lettered (ferry and Jackson would read different values)" {
+	printf '{"correlationId":"strict-dup","targetDelivery":"s3","order":{"queries":["productId:P1"],"user":"ana","user":"bob"}}' >"$BATS_TEST_TMPDIR/b"
+	dead_lettered "$BATS_TEST_TMPDIR/b" 'body holds the key "user" twice in one object' strict-dup
 }
 
 @test "a correlationId of 255 bytes is DONE, one of 256 is DENIED INVALID_CONTENT" {

@@ -5,10 +5,13 @@
  * names. Properties: the verdict is consistent (denied iff errors, the
  * errorType of the errors found, FORBIDDEN without a tenant), the message is
  * valid UTF-8 within VALIDATE_MESSAGE_MAX and lists one "[Code] ..." per
- * error. */
+ * error. The body goes through ingest's strict JSON checks (jsonstrict)
+ * too: accepted bytes are UTF-8 with no raw control character inside a
+ * string, and every object of an accepted body has distinct keys. */
 #include <errno.h>
 
 #include "fuzz.h"
+#include "jsonstrict.h"
 #include "util.h"
 #include "validate.h"
 
@@ -57,6 +60,27 @@ static void check_regexp(const cJSON *body)
 	pcre2_code_free(code);
 }
 
+/* what jsonstrict accepts has no raw control byte within quotes */
+static void check_strict(const char *text, size_t len, const cJSON *body)
+{
+	char why[120];
+	if (jsonstrict_text(text, len))
+		return;
+	FUZZ_CHECK(util_utf8_valid(text, len));
+	int in = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		FUZZ_CHECK(!(in && c < 0x20));
+		if (in && c == '\\')
+			i++;
+		else if (c == '"')
+			in = !in;
+	}
+	const char *r = body ? jsonstrict_keys(body, why, sizeof why) : NULL;
+	FUZZ_CHECK(!r || (r == why && strnlen(why, sizeof why) < sizeof why &&
+	    util_utf8_valid(why, strlen(why))));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *nl = memchr(data, '\n', size);
@@ -69,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    NULL, NULL, err, sizeof err) < 0)
 		t = NULL;
 	cJSON *body = cJSON_ParseWithLength(btext, blen);
+	check_strict(btext, blen, body);
 	if (body) {
 		struct validation v;
 		FUZZ_CHECK(validate_request(body, "p1", t, &v) == 0);
