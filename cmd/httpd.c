@@ -45,6 +45,7 @@ static volatile sig_atomic_t stop;
 
 struct server {
 	const char *jpath, *tdir;
+	const char *commands;          /* FERRY_ORDER_COMMANDS: what a PUT may set */
 	unsigned char key[crypto_generichash_KEYBYTES];   /* random, for the token hash */
 	unsigned char token[crypto_generichash_BYTES];    /* keyed hash of the token */
 	pthread_mutex_t put_lock;      /* one settings write at a time: read, merge, rename */
@@ -316,8 +317,8 @@ static void put_locked(struct server *s, struct call *c, struct reply *r)
 		reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
 		return;
 	}
-	int rc = settings_import(t, path, cur, curlen, c->body ? c->body : "", c->len, &out, &outlen,
-	    err, sizeof err);
+	int rc = settings_import(t, path, cur, curlen, c->body ? c->body : "", c->len, s->commands,
+	    &out, &outlen, err, sizeof err);
 	if (rc < 0) {
 		if (rc != SETTINGS_BAD)
 			err_error("%s", err);
@@ -687,6 +688,7 @@ int main(int argc, char **argv)
 	struct server s = {
 		.jpath = util_env("FERRY_JOURNAL", "/var/lib/ferry/journal.db"),
 		.tdir = util_env("FERRY_TENANTS", "/etc/ferry/tenants"),
+		.commands = util_env("FERRY_ORDER_COMMANDS", NULL),
 	};
 	const char *addr = util_env("FERRY_HTTPD_LISTEN", "127.0.0.1");
 	const char *port = util_env("FERRY_HTTPD_PORT", "8484");

@@ -306,9 +306,37 @@ static int parse_current(const char *cur, size_t curlen, const char *path, cJSON
 	return 0;
 }
 
-int settings_import(const char *tenant, const char *path, const char *cur, size_t curlen,
-    const char *body, size_t bodylen, char **out, size_t *outlen, char *err, size_t errlen)
+/* 1 if cmd is one of the ':'-separated entries of list */
+static int listed(const char *list, const char *cmd)
 {
+	size_t n = strlen(cmd);
+	for (const char *p = list; p && *p; p += strcspn(p, ":"), p += *p == ':') {
+		size_t k = strcspn(p, ":");
+		if (k == n && strncmp(p, cmd, n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* A REST import may keep or remove order_command, not set a command that
+ * the operator did not list: whoever holds the API token would otherwise
+ * run any program as the service's user. */
+static int command_check(const cJSON *doc, const char *before, const char *commands,
+    char *err, size_t errlen)
+{
+	const char *now = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc,
+	    "order_command"));
+	if (!now || (before && strcmp(before, now) == 0) || listed(commands, now))
+		return 0;
+	return fail(err, errlen, SETTINGS_BAD, "order_command %s is not one of the commands "
+	    "listed in FERRY_ORDER_COMMANDS%s", now, commands && *commands ? "" : " (none is)");
+}
+
+int settings_import(const char *tenant, const char *path, const char *cur, size_t curlen,
+    const char *body, size_t bodylen, const char *commands, char **out, size_t *outlen,
+    char *err, size_t errlen)
+{
+	char *before = NULL;
 	size_t at;
 	cJSON *doc = NULL, *list = parse(body, bodylen, &at);
 	*out = NULL;
@@ -318,12 +346,20 @@ int settings_import(const char *tenant, const char *path, const char *cur, size_
 	int rc = check_list(list, err, errlen);
 	if (rc == 0)
 		rc = parse_current(cur, curlen, path, &doc, err, errlen);
+	const char *was = rc == 0 ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc,
+	    "order_command")) : NULL;
+	if (was && !(before = strdup(was)))
+		rc = fail(err, errlen, SETTINGS_NOMEM, "out of memory");
 	for (const cJSON *e = list->child; rc == 0 && e; e = e->next)
 		rc = merge_one(doc, e, err, errlen);
 	if (rc == 0 && !(*out = print(doc, 1, outlen)))
 		rc = fail(err, errlen, SETTINGS_NOMEM, "out of memory");
-	if (rc == 0 && check(tenant, path, *out, *outlen, 0100600, err, errlen) < 0) {
+	if (rc == 0 && check(tenant, path, *out, *outlen, 0100600, err, errlen) < 0)
 		rc = errno == ENOMEM ? SETTINGS_NOMEM : SETTINGS_BAD;
+	else if (rc == 0)
+		rc = command_check(doc, before, commands, err, errlen);
+	free(before);
+	if (rc < 0 && *out) {
 		settings_free_text(*out, *outlen);
 		*out = NULL;
 		*outlen = 0;

@@ -35,9 +35,13 @@ int settings_export(const char *tenant, const char *path, const char *json, size
  * one-line reason in err, when the body is not a list of {"name","value"}
  * objects, names an unknown setting (all of them are named) or twice the
  * same, or when the result fails tenant_parse as a file of mode 0600.
+ * order_command runs as the service's user: a new value must be one of the
+ * ':'-separated paths in commands (NULL or "": none may be set this way;
+ * the current value kept, or null, is always accepted).
  * Nothing is written. */
 int settings_import(const char *tenant, const char *path, const char *cur, size_t curlen,
-    const char *body, size_t bodylen, char **out, size_t *outlen, char *err, size_t errlen);
+    const char *body, size_t bodylen, const char *commands, char **out, size_t *outlen,
+    char *err, size_t errlen);
 
 /* "<dir>/<tenant>.json" into path; -1 (EINVAL) when the name fails
  * tenant_name_ok or the path does not fit. */

@@ -34,7 +34,8 @@ setup_file() {
 	head -c 32 /dev/urandom | base64 >token
 	chmod 600 token
 	# the wrapper keeps ferry-httpd's exit status for the SIGTERM test
-	sh -c 'ferry-httpd -v -p 0 -T token 2>httpd.log & echo $! >httpd.pid; wait $!; echo $? >httpd.rc' \
+	FERRY_ORDER_COMMANDS="/usr/lib/ferry/none:$D/listed-order" \
+		sh -c 'ferry-httpd -v -p 0 -T token 2>httpd.log & echo $! >httpd.pid; wait $!; echo $? >httpd.rc' \
 		3>&- &
 	for _ in $(seq 100); do
 		grep -q 'listening on' httpd.log 2>/dev/null && break
@@ -156,6 +157,19 @@ settings_file() { cat "$FERRY_TENANTS/$1.json"; }
 	run jq -r '.error' body
 	assert_output 'unknown settings: foo, bar_baz'
 	settings_file p1 | jq -e '.request_ttl == 1'
+}
+
+@test "order_command runs as the service: a PUT sets only one listed in FERRY_ORDER_COMMANDS" {
+	run api PUT /tenants/p9/settings --data-binary '[{"name":"order_command","value":"/bin/sh"}]'
+	assert_output 400
+	run jq -r '.error' body
+	assert_output "order_command /bin/sh is not one of the commands listed in FERRY_ORDER_COMMANDS"
+	[ ! -e "$FERRY_TENANTS/p9.json" ]
+	run api PUT /tenants/p9/settings --data-binary "[{\"name\":\"order_command\",\"value\":\"$D/listed-order\"}]"
+	assert_output 201
+	run jq -r '.order_command' "$FERRY_TENANTS/p9.json"
+	assert_output "$D/listed-order"
+	rm "$FERRY_TENANTS/p9.json"
 }
 
 @test "an invalid value is a 400 with the stages' own message, and the file is unchanged" {

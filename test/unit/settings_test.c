@@ -13,6 +13,7 @@
 #include "tu.h"
 
 #define PATH "/etc/ferry/tenants/p1.json"
+#define COMMANDS "/usr/lib/ferry/order:/bin/x"   /* FERRY_ORDER_COMMANDS */
 
 static const char full[] =
     "{\"request_ttl\":0.5,\"order_size_limit_bytes\":1000,"
@@ -55,8 +56,8 @@ static int export(const char *json, unsigned mode, char **out, char *err, size_t
 static int import(const char *cur, const char *body, char **out, char *err, size_t n)
 {
 	size_t len;
-	return settings_import("p1", PATH, cur, cur ? strlen(cur) : 0, body, strlen(body), out,
-	    &len, err, n);
+	return settings_import("p1", PATH, cur, cur ? strlen(cur) : 0, body, strlen(body),
+	    COMMANDS, out, &len, err, n);
 }
 
 static tenant *load(const char *json)
@@ -186,6 +187,11 @@ static const struct {
 	{ "{}", "[{\"name\":\"s3_server\",\"value\":{\"host\":\"h\",\"port\":0,\"key\":\"K\","
 	  "\"secret\":\"TOPSECRET\"}}]", "s3_server.port: must be an integer from 1 to 65535",
 	  SETTINGS_BAD },
+	{ "{}", "[{\"name\":\"order_command\",\"value\":\"/bin/sh\"}]",
+	  "order_command /bin/sh is not one of the commands listed in FERRY_ORDER_COMMANDS",
+	  SETTINGS_BAD },
+	{ "{\"order_command\":\"/opt/old\"}", "[{\"name\":\"order_command\",\"value\":\"/usr/lib/ferry\"}]",
+	  "order_command /usr/lib/ferry is not one of the commands listed", SETTINGS_BAD },
 	{ "{\"request_ttl\":", "[]", PATH ": invalid JSON near byte", SETTINGS_CURRENT },
 	{ "[1]", "[]", PATH ": not a JSON object", SETTINGS_CURRENT },
 };
@@ -219,6 +225,36 @@ static void test_a_masked_secret_keeps_the_current_one_a_new_one_replaces_it(voi
 	}
 	tenant_free(t);
 	free(file);
+}
+
+/* order_command runs as the service: a PUT sets only a listed one */
+static void test_order_command_only_from_the_list(void)
+{
+	char *file = NULL, err[256] = "";
+	size_t len;
+	const char *cur = "{\"order_command\":\"/opt/old\"}";
+	TU_EQ_INT(import(cur, "[{\"name\":\"request_ttl\",\"value\":2}]", &file, err, sizeof err),
+	    SETTINGS_OK);       /* kept as it is */
+	free(file);
+	TU_EQ_INT(import(cur, "[{\"name\":\"order_command\",\"value\":\"/opt/old\"}]", &file, err,
+	    sizeof err), SETTINGS_OK);
+	free(file);
+	TU_EQ_INT(import(cur, "[{\"name\":\"order_command\",\"value\":null}]", &file, err,
+	    sizeof err), SETTINGS_OK);
+	free(file);
+	TU_EQ_INT(import(cur, "[{\"name\":\"order_command\",\"value\":\"/usr/lib/ferry/order\"}]",
+	    &file, err, sizeof err), SETTINGS_OK);
+	TU_CHECK(file && strstr(file, "/usr/lib/ferry/order"));
+	free(file);
+	const char *body = "[{\"name\":\"order_command\",\"value\":\"/usr/lib/ferry/order\"}]";
+	file = NULL;
+	TU_EQ_INT(settings_import("p1", PATH, NULL, 0, body, strlen(body), NULL, &file, &len, err,
+	    sizeof err), SETTINGS_BAD);
+	TU_CHECK(file == NULL);
+	TU_EQ_STR(err, "order_command /usr/lib/ferry/order is not one of the commands listed in "
+	    "FERRY_ORDER_COMMANDS (none is)");
+	TU_EQ_INT(settings_import("p1", PATH, NULL, 0, body, strlen(body), "/usr/lib/ferry/order2:"
+	    "/usr/lib/ferry", &file, &len, err, sizeof err), SETTINGS_BAD);
 }
 
 static int warnings;
@@ -313,6 +349,7 @@ static void test_write_is_atomic_private_and_read_back(void)
 }
 
 TU_MAIN(
+	TU(test_order_command_only_from_the_list),
 	TU(test_export_names_regards_settings_first_and_masks_secrets),
 	TU(test_export_gives_regards_defaults_and_skips_unset_keys),
 	TU(test_export_refuses_a_file_the_stages_would_refuse),
