@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # sandbox.bats: ferry-sandbox gives a private RabbitMQ with the ferry topology
-# and a SigV4-checking S3 server on loopback, side by side with others, and
-# stops them leaving nothing. Checked with independent clients (amqp-tools,
-# /usr/bin/aws, curl); one sandbox is shared by the file, others are per test.
+# and a SigV4-checking S3 server on loopback (s3rver, or Ceph RGW with
+# FERRY_SANDBOX_S3=rgw: .ci/run runs this file with both), side by side with
+# others, and stops them leaving nothing. Checked with independent clients
+# (amqp-tools, /usr/bin/aws, curl); one sandbox is shared by the file,
+# others are per test.
 
 load lib
 
@@ -38,7 +40,14 @@ s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
 	run cat "$BATS_FILE_TMPDIR/env"
 	assert_line --regexp "^export FERRY_AMQP_URL='amqp://guest:guest@127\.0\.0\.1:[0-9]+/regards\.multitenant\.manager'$"
 	assert_line --regexp "^export FERRY_S3_ENDPOINT='http://127\.0\.0\.1:[0-9]+'$"
-	assert_line "export AWS_ACCESS_KEY_ID='S3RVER' AWS_SECRET_ACCESS_KEY='S3RVER' AWS_DEFAULT_REGION='us-east-1'"
+	if [ "${FERRY_SANDBOX_S3:-s3rver}" = rgw ]; then
+		assert_line --regexp "^export AWS_ACCESS_KEY_ID='FERRY[0-9A-F]{16}' AWS_SECRET_ACCESS_KEY='[0-9a-f]{40}' AWS_DEFAULT_REGION='us-east-1'$"
+		[ "$FERRY_S3_KIND" = rgw ]
+	else
+		assert_line "export AWS_ACCESS_KEY_ID='S3RVER' AWS_SECRET_ACCESS_KEY='S3RVER' AWS_DEFAULT_REGION='us-east-1'"
+		[ "$FERRY_S3_KIND" = s3rver ]
+	fi
+	[ "$FERRY_S3_KEY" = "$AWS_ACCESS_KEY_ID" ] && [ "$FERRY_S3_SECRET" = "$AWS_SECRET_ACCESS_KEY" ]
 	assert_line "export FERRY_SANDBOX='$SB'"
 	[ "$FERRY_AMQP_URL" = "amqp://guest:guest@127.0.0.1:$FERRY_AMQP_PORT/$VHOST" ]
 	[ "$FERRY_S3_BUCKET" = deliveries ]
@@ -115,9 +124,18 @@ s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
 }
 
 @test "a request signed with a wrong secret key is refused with SignatureDoesNotMatch" {
-	AWS_SECRET_ACCESS_KEY=wrong run s3 ls s3://deliveries/
-	assert_failure
+	# curl signs as the aws CLI does (whose own report of RGW's answer is a
+	# Python error)
+	run curl -s -w ' %{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:wrong" \
+		-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+		"$FERRY_S3_ENDPOINT/deliveries/"
 	assert_output --partial SignatureDoesNotMatch
+	assert_output --regexp ' 403$'
+	run curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 \
+		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+		"$FERRY_S3_ENDPOINT/deliveries/"
+	assert_output 200
 }
 
 @test "rabbitmq stopped and started alone keeps its port and a durable message" {
@@ -166,7 +184,7 @@ s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
 	done
 	run ferry-sandbox start "$SB" s3
 	assert_failure 111
-	assert_output --regexp "^ferry-sandbox: fatal: unable to start s3: exited \(.*EADDRINUSE.*\): see $SB/log/s3\.log$"
+	assert_output --regexp "^ferry-sandbox: fatal: unable to start s3: exited \(.*(EADDRINUSE|Address already in use).*\): see $SB/log/s3\.log$"
 	kill "$blocker"
 	wait "$blocker" || true
 	run ferry-sandbox start "$SB" s3
@@ -177,8 +195,8 @@ s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
 	b=$BATS_TEST_TMPDIR/b
 	started=("$b")
 	ferry-sandbox start "$b" >"$b.env"
-	ports=$(cat "$SB/ports" "$b/ports" | grep -v '^node=' | cut -d= -f2)
-	[ "$(echo "$ports" | sort -u | wc -l)" -eq 10 ]
+	ports=$(cat "$SB/ports" "$b/ports" | grep '_port=' | cut -d= -f2)
+	[ "$(echo "$ports" | sort -u | wc -l)" -eq 12 ]
 	for d in "$SB" "$b"; do
 		(
 			# shellcheck source=/dev/null
@@ -188,7 +206,8 @@ s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
 			[ "$(curl -s -o /dev/null -w '%{http_code}' "$FERRY_S3_ENDPOINT/")" = 200 ]
 		)
 	done
-	pids=$(cat "$b"/pids/epmd "$b"/pids/rabbitmq "$b"/pids/s3)
+	pids=$(cat "$b"/pids/epmd "$b"/pids/rabbitmq "$b"/pids/s3
+		cat "$b"/pids/ceph-mon "$b"/pids/ceph-osd 2>/dev/null || true)
 	run ferry-sandbox stop "$b"
 	assert_success
 	for p in $pids; do
@@ -241,4 +260,40 @@ s3: down"
 	run ferry-sandbox start "$BATS_TEST_TMPDIR/fresh" rabbitmq
 	assert_failure 100
 	assert_output "ferry-sandbox: fatal: no sandbox in $BATS_TEST_TMPDIR/fresh: run ferry-sandbox start $BATS_TEST_TMPDIR/fresh"
+}
+
+@test "with FERRY_SANDBOX_S3=rgw, Ceph RGW checks Content-MD5 and gives AWS multipart ETags; stop ends mon, OSD and gateway" {
+	command -v radosgw >/dev/null || skip "radosgw is not installed"
+	b=$BATS_TEST_TMPDIR/r
+	started=("$b")
+	FERRY_SANDBOX_S3=rgw ferry-sandbox start "$b" >"$b.env"
+	(
+		# shellcheck source=/dev/null
+		. "$b.env"
+		[ "$FERRY_S3_KIND" = rgw ]
+		printf 'x' >"$BATS_TEST_TMPDIR/x"
+		# a body whose Content-MD5 is not its md5: BadDigest
+		run curl -s -X PUT --data-binary @"$BATS_TEST_TMPDIR/x" \
+			--aws-sigv4 aws:amz:us-east-1:s3 --user "$FERRY_S3_KEY:$FERRY_S3_SECRET" \
+			-H "x-amz-content-sha256: $(sha256sum <"$BATS_TEST_TMPDIR/x" | cut -c1-64)" \
+			-H "Content-MD5: 1B2M2Y8AsgTpgAmY7PhCfg==" "$FERRY_S3_ENDPOINT/deliveries/bad"
+		assert_output --partial BadDigest
+		head -c 12582912 /dev/urandom >"$BATS_TEST_TMPDIR/big"
+		/usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 cp --only-show-errors \
+			"$BATS_TEST_TMPDIR/big" s3://deliveries/big
+		etag=$(/usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3api head-object \
+			--bucket deliveries --key big --query ETag --output text | tr -d '"')
+		# aws cp sends 8 MiB parts: md5 of the two parts' md5s, "-2"
+		want=$( { head -c 8388608 "$BATS_TEST_TMPDIR/big" | md5sum | cut -c1-32
+			tail -c +8388609 "$BATS_TEST_TMPDIR/big" | md5sum | cut -c1-32; } | xxd -r -p | md5sum | cut -c1-32)
+		[ "$etag" = "$want-2" ]
+	)
+	pids=$(cat "$b"/pids/ceph-mon "$b"/pids/ceph-osd "$b"/pids/s3)
+	[ "$(echo "$pids" | wc -l)" -eq 3 ]
+	run ferry-sandbox stop "$b"
+	assert_success
+	for p in $pids; do
+		run kill -0 "$p"
+		assert_failure
+	done
 }
