@@ -180,6 +180,29 @@ body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":
 	drain_main
 }
 
+@test "a regards.tenant of 50,000 bytes 0xff, or ../x, is dead-lettered; the requests after it are answered" {
+	drain_main
+	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	bad=$(head -c 50000 /dev/zero | tr '\0' '\377')
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -H "regards.tenant: $bad" -b "$(body t-1 u)"
+	publish '../x' "$(body t-2 u)"
+	publish open "$(body t-3 u)"
+	publish open "$(body t-4 u)"
+	responses 2
+	grep -q '\\"t-3\\"' resp
+	grep -q '\\"t-4\\"' resp
+	for _ in $(seq 50); do
+		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 2)) ] && break
+		sleep 0.2
+	done
+	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 2)) ]
+	run jq_sql "$FERRY_JOURNAL" "select tenant, correlation_id from request where correlation_id like 't-%' order by id"
+	assert_output $'open|t-3\nopen|t-4'
+	run grep -c 'dead-lettered): regards.tenant header is not a tenant name' "$BATS_FILE_TMPDIR/ferry.log"
+	assert_output 2
+	drain_main
+}
+
 @test "40+ malformed bodies are answered or dead-lettered; nothing crashes or stalls" {
 	local big; big=$(head -c 60000 /dev/zero | tr '\0' 'x')
 	local deep; deep=$(printf '%0.s[' $(seq 3000))
