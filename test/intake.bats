@@ -203,7 +203,7 @@ body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":
 	drain_main
 }
 
-# A journal whose second response (as a ferry before 0.1.1 could journal it)
+# A journal whose second response (as an earlier ferry could journal it)
 # has a header no frame holds: 50,000 U+FFFD, 150,000 bytes
 aside_journal() {
 	for c in s-1 s-2 s-3; do item open "$c" "$(body "$c" u)"; done >items
