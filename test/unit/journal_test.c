@@ -229,7 +229,8 @@ static int collect_outbox(void *arg, const struct joutbox *o)
 	return ++s->n == 16;
 }
 
-static void test_outbox_in_order_and_marked_sent(void)
+/* A fresh journal, two requests p1/a and p1/b, outbox rows 1 (a), 2 (b), 3 (a) */
+static journal *three_rows(void)
 {
 	fresh();
 	journal *j = jopen();
@@ -239,6 +240,12 @@ static void test_outbox_in_order_and_marked_sent(void)
 	journal_outbox_put(j, "p1", "a", "1", NULL);
 	journal_outbox_put(j, "p1", "b", "2", NULL);
 	journal_outbox_put(j, "p1", "a", "3", NULL);
+	return j;
+}
+
+static void test_outbox_in_order_and_marked_sent(void)
+{
+	journal *j = three_rows();
 	struct seen s = { 0 };
 	TU_EQ_INT(journal_outbox_unsent(j, 0, 10, collect_outbox, &s), 3);
 	TU_EQ_STR(s.bodies[0], "p1/a 1");
@@ -887,14 +894,7 @@ static int collect_set_aside(void *arg, const struct joutbox *o)
  * counted and shown with its reason; a sent row cannot be set aside. */
 static void test_a_row_set_aside_no_longer_waits_and_is_shown(void)
 {
-	fresh();
-	journal *j = jopen();
-	enum journal_reg r;
-	reg(j, "p1", "a", "fp", "RECEIVED", &r);
-	reg(j, "p1", "b", "fp", "RECEIVED", &r);
-	journal_outbox_put(j, "p1", "a", "1", NULL);
-	journal_outbox_put(j, "p1", "b", "2", NULL);
-	journal_outbox_put(j, "p1", "a", "3", NULL);
+	journal *j = three_rows();
 	TU_EQ_INT(journal_outbox_set_aside(j, 2, "publish: too big"), 0);
 	struct seen s = { 0 };
 	TU_EQ_INT(journal_outbox_unsent(j, 0, 10, collect_outbox, &s), 2);
