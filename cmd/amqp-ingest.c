@@ -1,7 +1,8 @@
 /* ferry-amqp-ingest: consume delivery requests from RabbitMQ, journal them
  * as RECEIVED in group commits (synchronous=FULL), ack each batch with one
  * `multiple` ack only after its commit, then print the items on stdout.
- * Messages nobody can answer are rejected without requeue (dead-lettered).
+ * Messages nobody can answer (no tenant name in regards.tenant, no
+ * correlationId, ...) are rejected without requeue (dead-lettered).
  * Scale-out (FERRY_INSTANCE, FERRY_INSTANCES): each instance forwards the
  * shared request queue, unchanged, to the queue of the instance that owns
  * tenant/correlationId (rendezvous hashing over the static list of all
@@ -22,6 +23,7 @@
 #include "journal.h"
 #include "jsonstrict.h"
 #include "stage.h"
+#include "tenant.h"
 #include "util.h"
 
 static const char usage[] =
@@ -78,6 +80,10 @@ static const char *unanswerable(const struct bus_msg *m, cJSON **body, char *why
 	*body = NULL;
 	if (!m->tenant)
 		return "no regards.tenant header";
+	/* nothing else is journaled, echoed or made a path of */
+	if (m->tenant_len != strlen(m->tenant) || !tenant_name_ok(m->tenant))
+		return "regards.tenant header is not a tenant name"
+		    " (1 to 64 of [A-Za-z0-9_.-], not . or ..)";
 	if ((bad = jsonstrict_text(m->body, m->len)))
 		return bad;
 	*body = item_parse(m->body, m->len, why, len);
@@ -281,6 +287,24 @@ static int settle_forwarded(bus *shared, struct fwd *f, int n)
 	return requeued > 0;
 }
 
+/* Forward f, an answerable message, to the instance owning its
+ * tenant/correlationId: 1 (its sequence number in *seq), 0 when it cannot
+ * be sent as it is (then dead-lettered), -1 when the connection is lost. */
+static int forward_one(struct links *l, struct fwd *f, const cJSON *body, uint64_t *seq)
+{
+	char key[256];
+	bus_route_key(f->m.tenant, item_str(body, "correlationId"), key);
+	const char *owner = bus_route_owner(l->members.names, l->members.n, key);
+	int rc = bus_forward(l->out, &f->m, l->route.exchange, owner, seq);
+	if (rc == BUS_REFUSED) {
+		err_warn("rejecting message %llu (dead-lettered): %s", (unsigned long long)f->m.tag,
+		    bus_error(l->out));
+		f->bad = 1;
+		return 0;
+	}
+	return rc < 0 ? -1 : 1;
+}
+
 /* Forward one batch from the shared queue to the owner exchange, with the
  * name of the instance owning tenant/correlationId as routing key; ack the
  * originals once the broker confirmed the copies. A crash in between only
@@ -297,22 +321,18 @@ static int route_step(struct links *l, const struct opts *o, struct fwd *f, int 
 		cJSON *body;
 		char text[160];
 		const char *why = unanswerable(&f[n].m, &body, text, sizeof text);
+		uint64_t seq;
+		int fw = why ? 0 : forward_one(l, &f[n], body, &seq);
 		if (why) {
 			err_warn("rejecting message %llu (dead-lettered): %s",
 			    (unsigned long long)f[n].m.tag, why);
 			f[n].bad = 1;
-		} else {
-			char key[256];
-			uint64_t seq;
-			bus_route_key(f[n].m.tenant, item_str(body, "correlationId"), key);
-			const char *owner = bus_route_owner(l->members.names, l->members.n, key);
-			if (bus_forward(l->out, &f[n].m, l->route.exchange, owner, &seq) < 0) {
-				rc = -1;
-			} else {
-				if (nf == 0)
-					c.first = seq;
-				order[nf++] = n;
-			}
+		} else if (fw < 0) {
+			rc = -1;
+		} else if (fw) {
+			if (nf == 0)
+				c.first = seq;
+			order[nf++] = n;
 		}
 		cJSON_Delete(body);
 		n++;

@@ -333,9 +333,15 @@ static int show_response_text(void *arg, const struct joutbox *o)
 	util_iso8601(o->created_ms, t1);
 	if (o->sent_ms > 0)
 		util_iso8601(o->sent_ms, t2);
-	printf("%-25s %-25s ", t1, o->sent_ms > 0 ? t2 : "unsent");
+	printf("%-25s %-25s ", t1, o->sent_ms > 0 ? t2 : o->set_aside_ms > 0 ? "set aside" : "unsent");
 	put(o->body, 0);
 	putchar('\n');
+	if (o->set_aside_ms > 0) {
+		util_iso8601(o->set_aside_ms, t2);
+		printf("%-25s set aside at %s: ", "", t2);
+		put(o->set_aside_why ? o->set_aside_why : "-", 0);
+		putchar('\n');
+	}
 	return out_failed();
 }
 
@@ -728,6 +734,7 @@ static void stats_json(const struct ctx *c, const struct jtotals *t,
 	cJSON_AddNumberToObject(o, "receivedLastHour", (double)t->received_hour);
 	cJSON_AddNumberToObject(o, "receivedLastDay", (double)t->received_day);
 	cJSON_AddNumberToObject(o, "outboxUnsent", (double)t->outbox_unsent);
+	cJSON_AddNumberToObject(o, "outboxSetAside", (double)t->outbox_set_aside);
 	if (t->oldest_unsent_ms > 0)
 		cJSON_AddNumberToObject(o, "oldestUnsentSeconds",
 		    (double)(c->now - t->oldest_unsent_ms) / 1000.0);
@@ -754,6 +761,7 @@ static void stats_text(const struct ctx *c, const struct jtotals *t,
 	printf("%-20s %lld\n", "received last hour", (long long)t->received_hour);
 	printf("%-20s %lld\n", "received last day", (long long)t->received_day);
 	printf("%-20s %lld\n", "outbox unsent", (long long)t->outbox_unsent);
+	printf("%-20s %lld\n", "outbox set aside", (long long)t->outbox_set_aside);
 	printf("%-20s %s\n", "oldest unsent", t->oldest_unsent_ms > 0 ?
 	    span(c->now - t->oldest_unsent_ms, a) : "-");
 	printf("%-20s %s\n", "bytes delivered", size((double)t->bytes_delivered, b));

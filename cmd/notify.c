@@ -1,7 +1,9 @@
 /* ferry-notify: publish the journal's outbox on the response exchange, in
  * order, with pipelined publisher confirms; a row is marked sent only after
- * the broker acked it. New rows are noticed by polling PRAGMA data_version
- * every few milliseconds (no query, no busy loop while nothing changes). */
+ * the broker acked it. A row that cannot be sent as it is (the bus refuses
+ * it, the connection intact) is set aside, not retried: no row holds up
+ * the others. New rows are noticed by polling PRAGMA data_version every
+ * few milliseconds (no query, no busy loop while nothing changes). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,12 +39,38 @@ struct flight {
 	size_t nacked;
 	int64_t resend_from;     /* > 0: a nack asks to publish again from here */
 	int failed;
+	/* a row the bus refused (it cannot be sent as it is), to set aside */
+	int64_t aside_id;
+	char aside_label[400], aside_why[256];
 };
 
 static const char *json_str(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The bus refused row o: remember it for set_aside, and skip it. */
+static void refused(struct flight *f, const struct joutbox *o)
+{
+	size_t t = util_utf8_cut(o->tenant, strlen(o->tenant), 64);
+	size_t c = util_utf8_cut(o->cid, strlen(o->cid), 255);
+	snprintf(f->aside_label, sizeof f->aside_label, "%.*s/%.*s", (int)t, o->tenant, (int)c,
+	    o->cid);
+	util_strlcpy(f->aside_why, bus_error(f->b), sizeof f->aside_why);
+	f->aside_id = o->id;
+	f->last_id = o->id;
+}
+
+/* Mark the refused row set aside, then say so, once: it waits no more and
+ * keeps no response behind it waiting. */
+static void set_aside(journal *j, struct flight *f)
+{
+	if (journal_outbox_set_aside(j, f->aside_id, f->aside_why) < 0)
+		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
+	err_log(ERR_ERROR, f->aside_label, "response %lld set aside, never to be published: %s",
+	    (long long)f->aside_id, f->aside_why);
+	f->aside_id = 0;
 }
 
 static int publish_row(void *arg, const struct joutbox *o)
@@ -73,6 +101,10 @@ static int publish_row(void *arg, const struct joutbox *o)
 	uint64_t seq;
 	int rc = bus_publish(f->b, &p, &seq);
 	cJSON_Delete(h);
+	if (rc == BUS_REFUSED) {
+		refused(f, o);
+		return 1;
+	}
 	if (rc < 0) {
 		f->failed = 1;
 		return 1;
@@ -130,6 +162,10 @@ static int pump(journal *j, struct flight *f, const struct opts *o)
 				return -1;
 			seen_version = v;
 			idle = n < room;
+			if (f->aside_id) {
+				set_aside(j, f);
+				idle = 0;   /* our own write leaves data_version as it is */
+			}
 		}
 		uint64_t waiting = bus_unconfirmed(f->b);
 		if (o->once && n == 0 && waiting == 0 && f->nacked == 0)

@@ -285,8 +285,11 @@ static int out_frame(bus *b, uint8_t type, size_t max,
 		return -1;
 	unsigned char *f = b->out + b->outlen;
 	int len = fill(f + FRAME_HEAD, max, arg);
-	if (len < 0)
-		return fail(b, "publish: cannot encode a frame (%s)", amqp_error_string2(len));
+	if (len < 0) {
+		fail(b, "publish: cannot encode a frame of at most %zu bytes (%s)", max,
+		    amqp_error_string2(len));
+		return BUS_REFUSED;
+	}
 	f[0] = type;
 	put16(f + 1, CHANNEL);
 	put32(f + 3, (uint32_t)len);
@@ -332,26 +335,30 @@ static int fill_body(unsigned char *dst, size_t max, const void *arg)
 }
 
 /* basic.publish as librabbitmq's amqp_basic_publish frames it, into the
- * cork buffer (sent by flush_out); flushed early past 128 KiB. */
+ * out buffer, whole or not at all: a message whose frames cannot be
+ * encoded (its properties over frame_max) leaves nothing behind, so the
+ * stream stays whole for the messages after it. 0, BUS_REFUSED, or -1
+ * (out of memory). */
 static int encode_publish(bus *b, const char *exchange, const char *key, int mandatory,
     const amqp_basic_properties_t *props, amqp_bytes_t body)
 {
-	size_t frame_max = (size_t)amqp_get_frame_max(b->conn);
+	size_t frame_max = (size_t)amqp_get_frame_max(b->conn), start = b->outlen;
 	size_t room = (frame_max ? frame_max : 131072) - FRAME_HEAD - 1;
 	struct publish_frames pf = {
 		.m = { .exchange = amqp_cstring_bytes(exchange), .routing_key = amqp_cstring_bytes(key),
 		    .mandatory = mandatory != 0 },
 		.props = props, .body = body,
 	};
-	if (out_frame(b, AMQP_FRAME_METHOD, 4 + 2 + 1 + 256 + 256 + 1, fill_method, &pf) < 0 ||
-	    out_frame(b, AMQP_FRAME_HEADER, room, fill_header, &pf) < 0)
-		return -1;
-	for (pf.off = 0; pf.off < body.len; pf.off += pf.chunk) {
+	int rc = out_frame(b, AMQP_FRAME_METHOD, 4 + 2 + 1 + 256 + 256 + 1, fill_method, &pf);
+	if (rc == 0)
+		rc = out_frame(b, AMQP_FRAME_HEADER, room, fill_header, &pf);
+	for (pf.off = 0; rc == 0 && pf.off < body.len; pf.off += pf.chunk) {
 		pf.chunk = body.len - pf.off < room ? body.len - pf.off : room;
-		if (out_frame(b, AMQP_FRAME_BODY, pf.chunk, fill_body, &pf) < 0)
-			return -1;
+		rc = out_frame(b, AMQP_FRAME_BODY, pf.chunk, fill_body, &pf);
 	}
-	return b->outlen >= 131072 ? flush_out(b) : 0;
+	if (rc < 0)
+		b->outlen = start;
+	return rc;
 }
 
 static amqp_table_entry_t entry_str(const char *k, const char *v)
@@ -685,15 +692,18 @@ static char *bytes_dup(amqp_bytes_t v)
 	return s;
 }
 
-static char *header_str(const amqp_table_t *t, const char *key)
+/* The string header key, malloc'd, its length in *len; NULL if absent or
+ * not a string. */
+static char *header_str(const amqp_table_t *t, const char *key, size_t *len)
 {
 	for (int i = 0; i < t->num_entries; i++) {
 		const amqp_table_entry_t *e = &t->entries[i];
 		if (e->key.len != strlen(key) || memcmp(e->key.bytes, key, e->key.len) != 0)
 			continue;
-		if (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES)
-			return bytes_dup(e->value.value.bytes);
-		return NULL;
+		if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
+			return NULL;
+		*len = e->value.value.bytes.len;
+		return bytes_dup(e->value.value.bytes);
 	}
 	return NULL;
 }
@@ -717,7 +727,7 @@ static int take_envelope(bus *b, struct bus_msg *m, amqp_envelope_t *env)
 	m->len = env->message.body.len;
 	m->body = bytes_dup(env->message.body);
 	if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
-		m->tenant = header_str(&p->headers, "regards.tenant");
+		m->tenant = header_str(&p->headers, "regards.tenant", &m->tenant_len);
 		m->routed_redelivery = header_has(&p->headers, BUS_REDELIVERED_HEADER);
 	}
 	if (b->keep_props && !(m->props = props_copy(p))) {
@@ -855,21 +865,19 @@ static int pending_push(bus *b)
 }
 
 /* basic.publish, and with confirms on, the sequence number it will be
- * confirmed under (into *seq unless NULL). 0, or -1 (the channel is lost). */
-static int send_publish(bus *b, const char *what, const char *exchange, const char *key,
-    int mandatory, const amqp_basic_properties_t *props, amqp_bytes_t body, uint64_t *seq)
+ * confirmed under (into *seq unless NULL). Framed here, not by
+ * amqp_basic_publish, which sends the method frame before it finds the
+ * header frame too large: the broker would then take the next message's
+ * method frame for a protocol error. 0, BUS_REFUSED (nothing sent), or -1
+ * (the channel is lost). */
+static int send_publish(bus *b, const char *exchange, const char *key, int mandatory,
+    const amqp_basic_properties_t *props, amqp_bytes_t body, uint64_t *seq)
 {
-	if (b->corked) {
-		if (encode_publish(b, exchange, key, mandatory, props, body) < 0)
-			return -1;
-	} else {
-		int rc = amqp_basic_publish(b->conn, CHANNEL, amqp_cstring_bytes(exchange),
-		    amqp_cstring_bytes(key), mandatory, 0, props, body);
-		if (rc != AMQP_STATUS_OK) {
-			b->open = 0;
-			return fail(b, "%s: %s", what, amqp_error_string2(rc));
-		}
-	}
+	int rc = encode_publish(b, exchange, key, mandatory, props, body);
+	if (rc == 0 && (!b->corked || b->outlen >= 131072))
+		rc = flush_out(b);
+	if (rc < 0)
+		return rc;
 	if (b->next_seq) {
 		if (pending_push(b) < 0)
 			return -1;
@@ -888,7 +896,7 @@ int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
 	if (!b->open)
 		return fail(b, "channel closed");
 	if (p->nheaders > sizeof entries / sizeof *entries)
-		return fail(b, "publish: too many headers");
+		return fail(b, "publish: too many headers"), BUS_REFUSED;
 	struct { const char *v; amqp_flags_t flag; amqp_bytes_t *field; } strs[] = {
 		{ p->content_type, AMQP_BASIC_CONTENT_TYPE_FLAG, &props.content_type },
 		{ p->content_encoding, AMQP_BASIC_CONTENT_ENCODING_FLAG, &props.content_encoding },
@@ -897,7 +905,7 @@ int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
 	};
 	for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
 		if (strs[i].v && strlen(strs[i].v) > 255)
-			return fail(b, "publish: a property is over 255 bytes");
+			return fail(b, "publish: a property is over 255 bytes"), BUS_REFUSED;
 		if (strs[i].v) {
 			props._flags |= strs[i].flag;
 			*strs[i].field = amqp_cstring_bytes(strs[i].v);
@@ -923,8 +931,8 @@ int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq)
 		props.headers.entries = entries;
 	}
 	amqp_bytes_t body = { p->len, (void *)p->body };
-	return send_publish(b, "publish", p->exchange, p->routing_key ? p->routing_key : "", 0,
-	    &props, body, seq);
+	return send_publish(b, p->exchange, p->routing_key ? p->routing_key : "", 0, &props, body,
+	    seq);
 }
 
 /* The headers of a forwarded message: the original's without
@@ -969,7 +977,7 @@ int bus_forward(bus *b, const struct bus_msg *m, const char *exchange, const cha
 		props.headers = headers;
 	}
 	amqp_bytes_t body = { m->len, m->body };
-	int rc = send_publish(b, "forward", exchange, key, 1, &props, body, seq);
+	int rc = send_publish(b, exchange, key, 1, &props, body, seq);
 	free(headers.entries);
 	return rc;
 }

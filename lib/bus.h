@@ -30,6 +30,12 @@
 
 typedef struct bus bus;
 
+/* What bus_publish and bus_forward return when the message itself cannot
+ * be sent as it is (a property over 255 bytes, properties and headers
+ * over the connection's frame_max): nothing of it was sent, the channel
+ * is still usable, bus_error says why. Sending it again cannot help. */
+enum { BUS_REFUSED = -2 };
+
 /* Names of the topology; bus_names_from_env fills it from FERRY_* (§5). */
 struct bus_names {
 	const char *request_exchange, *request_queue, *response_exchange,
@@ -113,6 +119,7 @@ struct bus_msg {
 	char *body;                   /* NUL-terminated copy; len excludes the NUL */
 	size_t len;
 	char *tenant;                 /* header regards.tenant (string), or NULL */
+	size_t tenant_len;            /* its bytes (a NUL in it makes strlen shorter) */
 	int has_priority, priority;
 	char *app_id;                 /* property, or NULL */
 	char *correlation_id;         /* property, or NULL */
@@ -148,6 +155,7 @@ struct bus_pub {
 	size_t nheaders;
 };
 int bus_confirm_select(bus *b);
+/* 0, BUS_REFUSED, or -1 when the channel is lost. */
 int bus_publish(bus *b, const struct bus_pub *p, uint64_t *seq);
 /* While on, publishes are framed into a buffer instead of being sent (three
  * send(2) calls each by librabbitmq); turning it off (or an ack, reject,
@@ -167,7 +175,8 @@ uint64_t bus_unconfirmed(const bus *b);   /* published, not yet confirmed */
  * exchange with routing key: same body and properties, except user_id
  * (the broker checks it against our login) and BUS_REDELIVERED_HEADER, set
  * if and only if m is a redelivery. A message the broker returns as
- * unroutable is reported by bus_confirms as not ok. */
+ * unroutable is reported by bus_confirms as not ok. 0, BUS_REFUSED, or -1
+ * when the channel is lost. */
 int bus_forward(bus *b, const struct bus_msg *m, const char *exchange, const char *key,
     uint64_t *seq);
 

@@ -114,6 +114,13 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	"DROP INDEX event_stage;"
 	"CREATE INDEX event_stage ON event(stage, state, started_at, at, bytes)"
 	" WHERE started_at IS NOT NULL;",
+	/* 4 -> 5: responses ferry-notify set aside (they cannot be published
+	 * as they are): when and why; they wait no more, nor block others */
+	"ALTER TABLE outbox ADD COLUMN set_aside_at INTEGER;"
+	"ALTER TABLE outbox ADD COLUMN set_aside_why TEXT;"
+	"DROP INDEX outbox_unsent;"
+	"CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL AND set_aside_at IS NULL;"
+	"CREATE INDEX outbox_set_aside ON outbox(id) WHERE set_aside_at IS NOT NULL;",
 };
 
 /* These must be spelled exactly as in the partial indexes above for SQLite
@@ -126,7 +133,9 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	" received_at, coalesce(expires_at, 0), updated_at, coalesce(claimed_at, 0)," \
 	" bytes_done, bytes_total"
 #define OUTBOX_COLS "o.id, r.tenant, r.correlation_id, o.body, o.headers, o.created_at," \
-	" coalesce(o.sent_at, 0)"
+	" coalesce(o.sent_at, 0), coalesce(o.set_aside_at, 0), o.set_aside_why"
+/* an outbox row still to publish: the condition of the partial index */
+#define UNSENT "sent_at IS NULL AND set_aside_at IS NULL"
 
 enum st {
 	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_CLAIM, ST_FINISH,
@@ -137,7 +146,7 @@ enum st {
 	ST_UNSENT_COUNT, ST_OLDEST_UNSENT, ST_DELIVERED, ST_PRUNE, ST_BUSY_OWNERS, ST_STILL_CLAIMED,
 	ST_NEXT_EXPIRY,
 	ST_WAIT_PUT, ST_WAIT_UPDATE, ST_WAIT_CANCELLED, ST_WAIT_FORGET, ST_WAIT_GET, ST_WAIT_ALL,
-	ST_WAIT_REATTACH, ST_DATA_VERSION, ST_OUTBOX_SENT_RUN,
+	ST_WAIT_REATTACH, ST_DATA_VERSION, ST_OUTBOX_SENT_RUN, ST_SET_ASIDE, ST_SET_ASIDE_COUNT,
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_COUNT
 };
@@ -188,7 +197,7 @@ static const char *const sql[ST_COUNT] = {
 	[ST_OUTBOX_PUT_ID] = "INSERT INTO outbox (request_id, body, headers, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4)",
 	[ST_OUTBOX_UNSENT] = "SELECT " OUTBOX_COLS " FROM outbox o JOIN request r ON r.id = o.request_id"
-	    " WHERE o.sent_at IS NULL AND o.id > ?1 ORDER BY o.id LIMIT ?2",
+	    " WHERE o." UNSENT " AND o.id > ?1 ORDER BY o.id LIMIT ?2",
 	[ST_RESEND] = "INSERT INTO outbox (request_id, body, headers, created_at)"
 	    " SELECT o.request_id, o.body, o.headers, ?3 FROM outbox o JOIN request r"
 	    " ON r.id = o.request_id WHERE r.tenant = ?1 AND r.correlation_id = ?2"
@@ -200,15 +209,16 @@ static const char *const sql[ST_COUNT] = {
 	    " GROUP BY error_type ORDER BY error_type",
 	[ST_TOTAL_REQUESTS] = "SELECT count(*) FROM request",
 	[ST_RECEIVED_SINCE] = "SELECT count(*) FROM request WHERE received_at >= ?1",
-	[ST_UNSENT_COUNT] = "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
-	[ST_OLDEST_UNSENT] = "SELECT coalesce((SELECT created_at FROM outbox WHERE sent_at IS NULL"
+	[ST_UNSENT_COUNT] = "SELECT count(*) FROM outbox WHERE " UNSENT,
+	[ST_SET_ASIDE_COUNT] = "SELECT count(*) FROM outbox WHERE set_aside_at IS NOT NULL",
+	[ST_OLDEST_UNSENT] = "SELECT coalesce((SELECT created_at FROM outbox WHERE " UNSENT
 	    " ORDER BY id LIMIT 1), 0)",
 	/* every s3-put DONE event has its claim time: the partial index holds it */
 	[ST_DELIVERED] = "SELECT coalesce(sum(bytes), 0) FROM event"
 	    " WHERE stage = 's3-put' AND state = 'DONE' AND started_at IS NOT NULL",
 	[ST_PRUNE] = "DELETE FROM request WHERE id IN (SELECT id FROM request INDEXED BY request_ended"
 	    " WHERE " IS_TERMINAL " AND updated_at < ?1 AND NOT EXISTS"
-	    " (SELECT 1 FROM outbox o WHERE o.request_id = request.id AND o.sent_at IS NULL)"
+	    " (SELECT 1 FROM outbox o WHERE o.request_id = request.id AND o." UNSENT ")"
 	    " LIMIT ?2)",
 	[ST_BUSY_OWNERS] = "SELECT id, tenant, correlation_id, state, claimed_by FROM request"
 	    " WHERE state IN " BUSY " ORDER BY id",
@@ -242,6 +252,8 @@ static const char *const sql[ST_COUNT] = {
 	[ST_DATA_VERSION] = "PRAGMA data_version",
 	[ST_OUTBOX_SENT_RUN] = "UPDATE outbox SET sent_at = ?3 WHERE id BETWEEN ?1 AND ?2"
 	    " AND sent_at IS NULL",
+	[ST_SET_ASIDE] = "UPDATE outbox SET set_aside_at = ?2, set_aside_why = ?3"
+	    " WHERE id = ?1 AND " UNSENT,
 	[ST_STILL_CLAIMED] = "SELECT count(*) FROM request WHERE id = ?1 AND state = ?2"
 	    " AND claimed_by IS ?3",
 };
@@ -1098,6 +1110,8 @@ static int outbox_rows(journal *j, sqlite3_stmt *s, journal_outbox_fn *fn, void 
 			.headers = (const char *)sqlite3_column_text(s, 4),
 			.created_ms = sqlite3_column_int64(s, 5),
 			.sent_ms = sqlite3_column_int64(s, 6),
+			.set_aside_ms = sqlite3_column_int64(s, 7),
+			.set_aside_why = (const char *)sqlite3_column_text(s, 8),
 		};
 		count++;
 		if (fn(arg, &o)) {
@@ -1129,6 +1143,25 @@ int journal_outbox_of(journal *j, const char *tenant, const char *cid,
 	db_bind_text(s, 1, tenant);
 	db_bind_text(s, 2, cid);
 	return outbox_rows(j, s, fn, arg);
+}
+
+int journal_outbox_set_aside(journal *j, int64_t id, const char *why)
+{
+	if (tx_begin(j) < 0)
+		return -1;
+	sqlite3_stmt *s = stmt(j, ST_SET_ASIDE);
+	if (!s) {
+		tx_rollback(j);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_int64(s, 2, util_now_ms());
+	db_bind_text(s, 3, why);
+	if (run(j, s, "set aside") < 0) {
+		tx_rollback(j);
+		return -1;
+	}
+	return tx_commit(j);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -1302,6 +1335,7 @@ static const struct {
 	{ ST_RECEIVED_SINCE, offsetof(struct jtotals, received_hour), 3600000 },
 	{ ST_RECEIVED_SINCE, offsetof(struct jtotals, received_day), 86400000 },
 	{ ST_UNSENT_COUNT, offsetof(struct jtotals, outbox_unsent), 0 },
+	{ ST_SET_ASIDE_COUNT, offsetof(struct jtotals, outbox_set_aside), 0 },
 	{ ST_OLDEST_UNSENT, offsetof(struct jtotals, oldest_unsent_ms), 0 },
 	{ ST_DELIVERED, offsetof(struct jtotals, bytes_delivered), 0 },
 };
@@ -1455,6 +1489,9 @@ static const struct {
 	{ "no-response", "ended without a response in the outbox",
 	  "SELECT tenant, correlation_id, state FROM request r WHERE state IN " TERMINAL
 	  " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = r.id) ORDER BY id" },
+	{ "set-aside", "a response ferry-notify set aside (it cannot be published)",
+	  "SELECT r.tenant, r.correlation_id, r.state FROM outbox o JOIN request r"
+	  " ON r.id = o.request_id WHERE o.set_aside_at IS NOT NULL ORDER BY o.id" },
 	{ "unknown-state", "not a state of ferry",
 	  "SELECT tenant, correlation_id, state FROM request WHERE state NOT IN " LIVE
 	  " AND state NOT IN " TERMINAL " ORDER BY id" },

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_SCHEMA_VERSION 4
+#define JOURNAL_SCHEMA_VERSION 5
 
 typedef struct journal journal;
 
@@ -152,6 +152,8 @@ struct joutbox {
 	const char *tenant, *cid, *body, *headers;
 	int64_t created_ms;
 	int64_t sent_ms;             /* 0 = not published yet */
+	int64_t set_aside_ms;        /* > 0: set aside then, never to be published */
+	const char *set_aside_why;   /* why, or NULL */
 };
 typedef int journal_outbox_fn(void *arg, const struct joutbox *o);
 /* a response that changes no state (e.g. DENIED for a reused correlationId) */
@@ -162,6 +164,10 @@ int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
     journal_outbox_fn *fn, void *arg);
 /* mark the rows sent (ids are sorted in place); 0 or -1 */
 int journal_outbox_mark_sent(journal *j, int64_t *ids, size_t n);
+/* Set an unsent row aside: it cannot be published as it is (ferry-notify
+ * found it unencodable), so it is no longer unsent, nor keeps its request
+ * from being pruned; the rows after it go on. 0 or -1. */
+int journal_outbox_set_aside(journal *j, int64_t id, const char *why);
 /* queue the request's latest response again: 1 queued, 0 it has none, -1 */
 int journal_resend_latest(journal *j, const char *tenant, const char *cid);
 
@@ -241,7 +247,8 @@ int journal_count_by(journal *j, enum jcount by, journal_count_fn *fn, void *arg
 struct jtotals {
 	int64_t requests;
 	int64_t received_hour, received_day;   /* received in the hour / day before now */
-	int64_t outbox_unsent;
+	int64_t outbox_unsent;                 /* neither sent nor set aside */
+	int64_t outbox_set_aside;
 	int64_t oldest_unsent_ms;              /* created_at of the oldest unsent; 0 = none */
 	int64_t bytes_delivered;               /* bytes of the s3-put DONE events */
 	int64_t schema_version;
@@ -263,15 +270,16 @@ int journal_durations(journal *j, const double *bounds, size_t n,
     journal_durations_fn *fn, void *arg);   /* stages visited, or -1 */
 
 /* Delete the terminal requests last updated before before_ms whose
- * responses are all sent, with their events and outbox rows, in
+ * responses are all sent (or set aside), with their events and outbox rows, in
  * transactions of at most batch requests. The number deleted, or -1 (the
  * batches committed before the failure stay deleted). */
 int64_t journal_prune(journal *j, int64_t before_ms, int batch);
 
 /* Consistency: PRAGMA integrity_check and foreign_key_check, then requests
  * without events ("no-event"), terminal ones without a response
- * ("no-response"), unknown states ("unknown-state"), and busy ones whose
- * claiming process no longer runs on this host ("dead-owner"). Reports,
+ * ("no-response"), responses ferry-notify set aside ("set-aside"), unknown
+ * states ("unknown-state"), and busy ones whose claiming process no
+ * longer runs on this host ("dead-owner"). Reports,
  * fixes nothing. The number of problems, or -1. */
 struct jproblem {
 	const char *check;          /* "integrity", "foreign-key", "no-event", ... */

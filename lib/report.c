@@ -57,6 +57,9 @@ static int response_json(void *arg, const struct joutbox *o)
 	report_time(r, "createdAt", o->created_ms);
 	cJSON_AddBoolToObject(r, "sent", o->sent_ms > 0);
 	report_time(r, "sentAt", o->sent_ms);
+	report_time(r, "setAsideAt", o->set_aside_ms);
+	if (o->set_aside_ms > 0)
+		report_str(r, "setAsideWhy", o->set_aside_why);
 	report_raw(r, "body", o->body);
 	report_raw(r, "headers", o->headers);
 	cJSON_AddItemToArray(arg, r);
@@ -286,6 +289,9 @@ int report_metrics(journal *j, int64_t now_ms, FILE *out)
 	fprintf(out, "ferry_bytes_delivered_total %lld\n", (long long)t.bytes_delivered);
 	help(out, "ferry_outbox_unsent", "gauge", "Responses not yet published by ferry-notify.");
 	fprintf(out, "ferry_outbox_unsent %lld\n", (long long)t.outbox_unsent);
+	help(out, "ferry_outbox_set_aside", "gauge",
+	    "Responses ferry-notify set aside: they cannot be published as they are.");
+	fprintf(out, "ferry_outbox_set_aside %lld\n", (long long)t.outbox_set_aside);
 	help(out, "ferry_outbox_oldest_unsent_seconds", "gauge",
 	    "Age of the oldest response not yet published (0 when none).");
 	fprintf(out, "ferry_outbox_oldest_unsent_seconds %.3f\n", t.oldest_unsent_ms > 0 ?

@@ -11,8 +11,6 @@
 #define ELLIPSIS "\xE2\x80\xA6"
 #define REPLACEMENT "\xEF\xBF\xBD"
 
-enum { APP_ID_MAX = 255 };   /* AMQP shortstr */
-
 struct field {
 	const char *key;
 	const char *val;     /* NULL = omitted */
@@ -232,12 +230,12 @@ char *response_headers(const char *tenant, const cJSON *item_headers)
 	char *out = NULL;
 	int rc = h ? 0 : -1;
 	if (rc == 0 && tenant)
-		rc = add_string(h, "regards.tenant", tenant, (size_t)-1);
+		rc = add_string(h, "regards.tenant", tenant, RESPONSE_HEADER_MAX);
 	if (rc == 0 && cJSON_IsNumber(prio) && prio->valuedouble >= 0 &&
 	    prio->valuedouble <= 255 && prio->valuedouble == (double)(int)prio->valuedouble)
 		rc = cJSON_AddNumberToObject(h, "priority", prio->valuedouble) ? 0 : -1;
 	if (rc == 0 && cJSON_IsString(app) && app->valuestring[0])
-		rc = add_string(h, "app_id", app->valuestring, APP_ID_MAX);
+		rc = add_string(h, "app_id", app->valuestring, RESPONSE_HEADER_MAX);
 	if (rc == 0)
 		out = cJSON_PrintUnformatted(h);
 	cJSON_Delete(h);

@@ -6,7 +6,10 @@
 
 #include <cJSON.h>
 
-enum { RESPONSE_MAX = 4096 };
+/* RESPONSE_HEADER_MAX: the bytes of a header value copied from a request
+ * into its responses (an AMQP shortstr's), whatever reached the journal:
+ * a header can never grow past what a frame holds. */
+enum { RESPONSE_MAX = 4096, RESPONSE_HEADER_MAX = 255 };
 
 /* {"correlationId","status","errorType","message","url","md5"}: the order
  * Gson gives DeliveryResponseDto's fields; NULL arguments are omitted.
@@ -28,7 +31,9 @@ char *response_body_done(const char *cid, const char *url, const char *md5,
 /* {"regards.tenant":tenant,"priority":N,"app_id":"..."} from the item's
  * "headers" (the request's AMQP priority and app_id); each omitted when
  * absent or unusable (priority not an integer 0..255, app_id not a
- * non-empty string; app_id is cut to 255 bytes). malloc'd; NULL on ENOMEM. */
+ * non-empty string). Invalid UTF-8 becomes U+FFFD, and tenant and app_id
+ * are cut to RESPONSE_HEADER_MAX bytes on a character boundary. malloc'd;
+ * NULL on ENOMEM. */
 char *response_headers(const char *tenant, const cJSON *item_headers);
 
 #endif

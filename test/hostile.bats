@@ -15,7 +15,7 @@
 #   correlationId of 255 bytes / 256 bytes         DONE / DENIED INVALID_CONTENT
 #   correlationId of 256 UTF-16 units (128 x 𝄞)    DENIED INVALID_CONTENT (Java counts chars)
 #   correlationId "h-é ✓ 𝄞"                        DONE; key with exactly those characters
-#   tenant header "../x", "", 65 characters        DENIED FORBIDDEN; nothing created for it
+#   tenant header "../x", "", 65 characters        dead-lettered (regards.DLQ); nothing journaled or created
 #   catalog name "../../../../tmp/<canary>"         DONE; entry Trav_1/tmp/<canary>
 #   catalog name "/etc/x", control characters      DONE; entries Abs_1/etc/x, Ctl_1/a_b_.nc
 #   productId "../../Up"                            DONE; entries and zip .._.._Up_1
@@ -315,14 +315,21 @@ dead_lettered() {
 	assert_success
 }
 
-@test "tenant headers ../x, empty and 65 characters are DENIED FORBIDDEN; nothing made for them" {
+@test "tenant headers ../x, empty and 65 characters are dead-lettered; nothing journaled or made for them" {
 	long=$(printf 't%.0s' $(seq 65))
+	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
 	for t in '../x' '' "$long"; do
-		ask "$t" "th-${#t}" 'productId:P1'
-		assert_failure 1
-		assert_output --partial '"errorType":"FORBIDDEN"'
-		assert_output --partial 'Delivery is not configured for tenant'
+		peek publish "$FERRY_AMQP_URL" "$RX" "$t" \
+			'{"correlationId":"th-'"${#t}"'","targetDelivery":"s3","order":{"queries":["productId:P1"],"user":"ana"}}'
 	done
+	for _ in $(seq 100); do
+		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -ge $((before + 3)) ] && break
+		sleep 0.1
+	done
+	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 3)) ]
+	run jq_sql "$FERRY_JOURNAL" "select count(*) from request where correlation_id like 'th-%'"
+	assert_output 0
+	[ "$(grep -c 'regards.tenant header is not a tenant name' "$D/run.log")" -eq 3 ]
 	[ ! -e "$D/x" ] && [ ! -e "$FERRY_WORKSPACE/../x" ]
 	run ls "$FERRY_WORKSPACE"
 	refute_output --partial "$long"

@@ -180,6 +180,75 @@ body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":
 	drain_main
 }
 
+@test "a regards.tenant of 50,000 bytes 0xff, or ../x, is dead-lettered; the requests after it are answered" {
+	drain_main
+	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	bad=$(head -c 50000 /dev/zero | tr '\0' '\377')
+	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -H "regards.tenant: $bad" -b "$(body t-1 u)"
+	publish '../x' "$(body t-2 u)"
+	publish open "$(body t-3 u)"
+	publish open "$(body t-4 u)"
+	responses 2
+	grep -q '\\"t-3\\"' resp
+	grep -q '\\"t-4\\"' resp
+	for _ in $(seq 50); do
+		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 2)) ] && break
+		sleep 0.2
+	done
+	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 2)) ]
+	run jq_sql "$FERRY_JOURNAL" "select tenant, correlation_id from request where correlation_id like 't-%' order by id"
+	assert_output $'open|t-3\nopen|t-4'
+	run grep -c 'dead-lettered): regards.tenant header is not a tenant name' "$BATS_FILE_TMPDIR/ferry.log"
+	assert_output 2
+	drain_main
+}
+
+# A journal whose second response (as an earlier ferry could journal it)
+# has a header no frame holds: 50,000 U+FFFD, 150,000 bytes
+aside_journal() {
+	for c in s-1 s-2 s-3; do item open "$c" "$(body "$c" u)"; done >items
+	FERRY_JOURNAL=aside.db ferry-request-validate <items >/dev/null 3>/dev/null
+	sqlite3 aside.db "UPDATE outbox SET headers = json_object('regards.tenant',
+		replace(hex(zeroblob(50000)), '00', char(65533)))
+		WHERE request_id = (SELECT id FROM request WHERE correlation_id = 's-2')"
+}
+
+@test "a response that cannot be framed is set aside, logged once and counted; the ones after it go out" {
+	drain_main
+	peek get "$FERRY_AMQP_URL" test.alias 100000 1 >/dev/null || true
+	aside_journal
+	# a notify that retried the row forever would never end here
+	run timeout 120 ferry-notify -1 -v -j aside.db
+	assert_success
+	[ "$(grep -c 'set aside' <<<"$output")" -eq 1 ]
+	assert_output --regexp 'ferry-notify: error: open/s-2: response [0-9]+ set aside, never to be published: publish: cannot encode a frame'
+	responses 2
+	grep -q '\\"s-1\\"' resp
+	grep -q '\\"s-3\\"' resp
+	run ferry-journal -j aside.db show open s-2
+	assert_output --regexp ' set aside +\{"correlationId":"s-2","status":"GRANTED"\}'
+	assert_output --partial 'set aside at '
+	run ferry-journal -J -j aside.db show open s-2
+	assert_output --partial '"setAsideWhy":"publish: cannot encode a frame'
+	assert_output --partial '"sent":false'
+	run ferry-journal -j aside.db metrics
+	assert_line 'ferry_outbox_set_aside 1'
+	assert_line 'ferry_outbox_unsent 0'
+	run ferry-journal -j aside.db stats
+	assert_line --regexp '^outbox set aside +1$'
+	run ferry-journal -j aside.db check
+	assert_failure 1
+	assert_output --partial 'open/s-2'
+	assert_output --partial 'set aside'
+	# set aside for good: a second run publishes nothing and says nothing of it
+	run timeout 120 ferry-notify -1 -v -j aside.db
+	assert_success
+	refute_output --partial 'set aside'
+	run peek count "$FERRY_AMQP_URL" test.alias
+	assert_output 0
+	drain_main
+}
+
 @test "40+ malformed bodies are answered or dead-lettered; nothing crashes or stalls" {
 	local big; big=$(head -c 60000 /dev/zero | tr '\0' 'x')
 	local deep; deep=$(printf '%0.s[' $(seq 3000))

@@ -1,7 +1,8 @@
-/* bus_test: the publishes bus_cork frames itself (lib/bus.c encode_publish)
- * are byte for byte what librabbitmq's amqp_basic_publish sends: small
- * messages, properties and headers, an empty body, a body spread over
- * several body frames, a burst past the 128 KiB early flush. */
+/* bus_test: the publishes bus frames itself (lib/bus.c encode_publish),
+ * corked or not, are byte for byte what librabbitmq's amqp_basic_publish
+ * sends: small messages, properties and headers, an empty body, a body
+ * spread over several body frames, a burst past the 128 KiB early flush;
+ * a message that cannot be framed is refused and leaves nothing behind. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,7 +92,35 @@ static size_t with_librabbitmq(unsigned char *out)
 	return n;
 }
 
-static size_t with_cork(unsigned char *out)
+/* Publish msgs with bus_publish, corked or not; with refuse, a message
+ * whose header cannot fit in a frame before each (each must be refused). */
+static void publish_all(bus *b, int refuse)
+{
+	static char huge[FRAME_MAX + 100];
+	memset(huge, 'h', sizeof huge - 1);
+	for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
+		const struct msg *m = &msgs[i];
+		char *body = body_of(m);
+		const char *hn[] = { "regards.tenant" }, *hv[] = { "t1" }, *bad[] = { huge };
+		struct bus_pub p = {
+			.exchange = m->exchange, .routing_key = m->key, .body = body, .len = m->len,
+			.content_type = "application/json", .correlation_id = m->cid, .app_id = "ferry",
+			.persistent = m->persistent, .has_priority = m->priority >= 0,
+			.priority = m->priority, .hnames = hn, .hvalues = hv, .nheaders = 1,
+		};
+		if (refuse) {
+			p.hvalues = bad;
+			if (bus_publish(b, &p, NULL) != BUS_REFUSED)
+				_exit(3);
+			p.hvalues = hv;
+		}
+		if (bus_publish(b, &p, NULL) < 0)
+			_exit(2);
+		free(body);
+	}
+}
+
+static size_t with_bus(unsigned char *out, int cork, int refuse)
 {
 	int sv[2];
 	TU_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
@@ -101,21 +130,8 @@ static size_t with_cork(unsigned char *out)
 		bus *b = bus_over_fd(sv[0]);
 		if (!b)
 			_exit(1);
-		bus_cork(b, 1);
-		for (size_t i = 0; i < sizeof msgs / sizeof *msgs; i++) {
-			const struct msg *m = &msgs[i];
-			char *body = body_of(m);
-			const char *hn[] = { "regards.tenant" }, *hv[] = { "t1" };
-			struct bus_pub p = {
-				.exchange = m->exchange, .routing_key = m->key, .body = body, .len = m->len,
-				.content_type = "application/json", .correlation_id = m->cid, .app_id = "ferry",
-				.persistent = m->persistent, .has_priority = m->priority >= 0,
-				.priority = m->priority, .hnames = hn, .hvalues = hv, .nheaders = 1,
-			};
-			if (bus_publish(b, &p, NULL) < 0)
-				_exit(2);
-			free(body);
-		}
+		bus_cork(b, cork);
+		publish_all(b, refuse);
 		bus_cork(b, 0);
 		_exit(0);   /* not bus_close: no closing handshake in the stream */
 	}
@@ -123,15 +139,31 @@ static size_t with_cork(unsigned char *out)
 	return n;
 }
 
-static void test_corked_frames_are_librabbitmqs(void)
+/* The stream bus sends, corked and not, is librabbitmq's of msgs. */
+static void expect_librabbitmqs(int refuse)
 {
 	unsigned char *a = malloc(CAP), *b = malloc(CAP);
-	size_t na = with_librabbitmq(a), nb = with_cork(b);
+	size_t na = with_librabbitmq(a);
 	TU_CHECK(na > 131072 + 70000);
-	TU_EQ_INT(nb, na);
-	TU_CHECK(na == nb && memcmp(a, b, na) == 0);
+	for (int cork = 0; cork < 2; cork++) {
+		size_t nb = with_bus(b, cork, refuse);
+		TU_EQ_INT(nb, na);
+		TU_CHECK(na == nb && memcmp(a, b, na) == 0);
+	}
 	free(a);
 	free(b);
 }
 
-TU_MAIN(TU(test_corked_frames_are_librabbitmqs))
+static void test_frames_are_librabbitmqs(void)
+{
+	expect_librabbitmqs(0);
+}
+
+/* A refused message sends nothing: the stream is that of the others. */
+static void test_a_message_too_large_to_frame_is_refused_and_the_rest_go_out(void)
+{
+	expect_librabbitmqs(1);
+}
+
+TU_MAIN(TU(test_frames_are_librabbitmqs),
+    TU(test_a_message_too_large_to_frame_is_refused_and_the_rest_go_out))

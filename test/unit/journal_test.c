@@ -229,7 +229,8 @@ static int collect_outbox(void *arg, const struct joutbox *o)
 	return ++s->n == 16;
 }
 
-static void test_outbox_in_order_and_marked_sent(void)
+/* A fresh journal, two requests p1/a and p1/b, outbox rows 1 (a), 2 (b), 3 (a) */
+static journal *three_rows(void)
 {
 	fresh();
 	journal *j = jopen();
@@ -239,6 +240,12 @@ static void test_outbox_in_order_and_marked_sent(void)
 	journal_outbox_put(j, "p1", "a", "1", NULL);
 	journal_outbox_put(j, "p1", "b", "2", NULL);
 	journal_outbox_put(j, "p1", "a", "3", NULL);
+	return j;
+}
+
+static void test_outbox_in_order_and_marked_sent(void)
+{
+	journal *j = three_rows();
 	struct seen s = { 0 };
 	TU_EQ_INT(journal_outbox_unsent(j, 0, 10, collect_outbox, &s), 3);
 	TU_EQ_STR(s.bodies[0], "p1/a 1");
@@ -578,6 +585,11 @@ static void reg_at(journal *j, const char *tenant, const char *cid, const char *
 	TU_EQ_INT(journal_register(j, &rg, &r), 0);
 }
 
+/* What schema 5 changed, undone (to make an older journal) */
+#define UNDO_5 "DROP INDEX outbox_set_aside; DROP INDEX outbox_unsent;" \
+	" ALTER TABLE outbox DROP COLUMN set_aside_why; ALTER TABLE outbox DROP COLUMN set_aside_at;" \
+	" CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL;"
+
 /* A journal of schema 1, as ferry 0.1 wrote it, is migrated with its rows. */
 static void test_schema_1_is_migrated_keeping_its_rows(void)
 {
@@ -588,7 +600,7 @@ static void test_schema_1_is_migrated_keeping_its_rows(void)
 	raw_exec("DROP INDEX request_live_expiry; DROP INDEX request_received;"
 	    " DROP INDEX request_ended; DROP INDEX event_stage;"
 	    " CREATE INDEX request_expiry ON request(expires_at) WHERE expires_at IS NOT NULL;"
-	    " DROP TABLE order_wait; PRAGMA user_version = 1");
+	    " DROP TABLE order_wait;" UNDO_5 " PRAGMA user_version = 1");
 	j = jopen();
 	journal_close(j);
 	TU_EQ_INT(raw_int("PRAGMA user_version"), JOURNAL_SCHEMA_VERSION);
@@ -596,6 +608,25 @@ static void test_schema_1_is_migrated_keeping_its_rows(void)
 	    " ('request_live_expiry','request_received','request_ended','event_stage')"), 4);
 	TU_EQ_INT(raw_int("SELECT count(*) FROM sqlite_master WHERE name = 'request_expiry'"), 0);
 	TU_EQ_INT(raw_int("SELECT count(*) FROM request WHERE correlation_id = 'old'"), 1);
+}
+
+/* A journal of schema 4: its unsent rows stay unsent, none set aside. */
+static void test_schema_4_is_migrated_keeping_its_unsent_rows(void)
+{
+	fresh();
+	journal *j = jopen();
+	reg_at(j, "p1", "old", "GRANTED", 1000);
+	journal_outbox_put(j, "p1", "old", "{}", NULL);
+	journal_close(j);
+	raw_exec(UNDO_5 " PRAGMA user_version = 4");
+	j = jopen();
+	struct seen s = { 0 };
+	TU_EQ_INT(journal_outbox_unsent(j, 0, 10, collect_outbox, &s), 1);
+	journal_close(j);
+	TU_EQ_INT(raw_int("PRAGMA user_version"), JOURNAL_SCHEMA_VERSION);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM outbox WHERE set_aside_at IS NULL"), 1);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+	    " ('outbox_unsent','outbox_set_aside')"), 2);
 }
 
 struct names { int n; char v[32][96]; };
@@ -851,6 +882,46 @@ static void test_prune_deletes_old_ended_requests_whose_responses_are_sent(void)
 	TU_EQ_INT(raw_int("SELECT count(*) FROM outbox"), 3);
 }
 
+static int collect_set_aside(void *arg, const struct joutbox *o)
+{
+	struct seen *s = arg;
+	s->ids[s->n] = o->set_aside_ms;
+	snprintf(s->bodies[s->n], sizeof s->bodies[0], "%s", o->set_aside_why ? o->set_aside_why : "-");
+	return ++s->n == 16;
+}
+
+/* A row set aside is no longer unsent: the rows after it come, it is
+ * counted and shown with its reason; a sent row cannot be set aside. */
+static void test_a_row_set_aside_no_longer_waits_and_is_shown(void)
+{
+	journal *j = three_rows();
+	TU_EQ_INT(journal_outbox_set_aside(j, 2, "publish: too big"), 0);
+	struct seen s = { 0 };
+	TU_EQ_INT(journal_outbox_unsent(j, 0, 10, collect_outbox, &s), 2);
+	TU_EQ_INT(s.ids[0], 1);
+	TU_EQ_INT(s.ids[1], 3);
+	int64_t one = 1;
+	TU_EQ_INT(journal_outbox_mark_sent(j, &one, 1), 0);
+	TU_EQ_INT(journal_outbox_set_aside(j, 1, "late"), 0);
+	struct jtotals t;
+	TU_EQ_INT(journal_totals(j, (int64_t)time(NULL) * 1000, &t), 0);
+	TU_EQ_INT(t.outbox_unsent, 1);
+	TU_EQ_INT(t.outbox_set_aside, 1);
+	memset(&s, 0, sizeof s);
+	TU_EQ_INT(journal_outbox_of(j, "p1", "b", collect_set_aside, &s), 1);
+	TU_CHECK(s.ids[0] > 0);
+	TU_EQ_STR(s.bodies[0], "publish: too big");
+	memset(&s, 0, sizeof s);
+	TU_EQ_INT(journal_outbox_of(j, "p1", "a", collect_set_aside, &s), 2);
+	TU_EQ_INT(s.ids[0], 0);
+	TU_EQ_STR(s.bodies[0], "-");
+	struct problems x = { 0 };
+	TU_EQ_INT(journal_check(j, collect_problem, &x), 1);
+	TU_EQ_STR(x.v[0], "set-aside p1/b RECEIVED: a response ferry-notify set aside"
+	    " (it cannot be published)");
+	journal_close(j);
+}
+
 static pid_t dead_pid(void)
 {
 	pid_t pid = fork();
@@ -933,6 +1004,7 @@ TU_MAIN(
 	TU(test_register_dedupes_on_tenant_and_correlation_id),
 	TU(test_claim_commit_and_outbox),
 	TU(test_outbox_in_order_and_marked_sent),
+	TU(test_a_row_set_aside_no_longer_waits_and_is_shown),
 	TU(test_takeback_and_pending_return_input_items),
 	TU(test_sweep_ends_any_non_terminal_request),
 	TU(test_batch_is_all_or_nothing_and_bad_calls_spoil_only_themselves),
@@ -941,6 +1013,7 @@ TU_MAIN(
 	TU(test_claim_race_between_processes_has_one_winner),
 	TU(test_kill_9_during_batch_commit_leaves_all_or_nothing),
 	TU(test_schema_1_is_migrated_keeping_its_rows),
+	TU(test_schema_4_is_migrated_keeping_its_unsent_rows),
 	TU(test_state_lists_agree_with_the_stage_table),
 	TU(test_list_filters_newest_first),
 	TU(test_outbox_of_a_request_shows_sent_and_unsent),

@@ -286,6 +286,24 @@ static void test_app_id_cut_to_an_amqp_shortstr(void)
 	cJSON_Delete(h);
 }
 
+/* 50,000 bytes of \xff, 150,000 as U+FFFD: a header no frame could hold */
+static void test_a_huge_invalid_tenant_is_cut_to_the_header_bound(void)
+{
+	char *t = malloc(50001);
+	memset(t, 0xFF, 50000);
+	t[50000] = '\0';
+	char *got = response_headers(t, NULL);
+	cJSON *j = cJSON_Parse(got);
+	const char *v = str(j, "regards.tenant");
+	if (TU_CHECK(v != NULL)) {
+		TU_EQ_INT(strlen(v), 255);                    /* 85 x U+FFFD */
+		TU_CHECK(util_utf8_valid(v, strlen(v)));
+	}
+	cJSON_Delete(j);
+	free(got);
+	free(t);
+}
+
 TU_MAIN(TU(test_fields_in_regards_order_and_nulls_omitted),
     TU(test_strings_are_escaped_and_made_valid_utf8),
     TU(test_long_messages_cut_on_a_character_boundary),
@@ -295,4 +313,5 @@ TU_MAIN(TU(test_fields_in_regards_order_and_nulls_omitted),
     TU(test_done_has_download_url_after_md5),
     TU(test_a_download_url_that_does_not_fit_is_left_out),
     TU(test_headers_carry_tenant_priority_and_app_id),
-    TU(test_app_id_cut_to_an_amqp_shortstr))
+    TU(test_app_id_cut_to_an_amqp_shortstr),
+    TU(test_a_huge_invalid_tenant_is_cut_to_the_header_bound))
