@@ -965,6 +965,7 @@ struct mpu {
 	size_t filled;
 	struct part *slots;
 	char (*etags)[S3_ETAG_ROOM];
+	unsigned char (*md5s)[16];     /* each part's md5, for the object's ETag */
 	md5 *whole, *pm;
 	int64_t done;                  /* bytes of the parts completed */
 };
@@ -981,6 +982,7 @@ static void mpu_free(struct mpu *p)
 	}
 	free(p->slots);
 	free(p->etags);
+	free(p->md5s);
 	md5_free(p->whole);
 	md5_free(p->pm);
 	free(p);
@@ -1008,9 +1010,10 @@ static struct mpu *mpu_new(struct up *x)
 	p->filling = -1;
 	p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
 	p->etags = calloc((size_t)p->nparts, sizeof *p->etags);
+	p->md5s = calloc((size_t)p->nparts, sizeof *p->md5s);
 	p->whole = md5_new();
 	p->pm = md5_new();
-	int ok = p->slots && p->etags && p->whole && p->pm;
+	int ok = p->slots && p->etags && p->md5s && p->whole && p->pm;
 	for (int i = 0; ok && i < p->nslots; i++)
 		ok = (p->slots[i].buf = malloc(x->psize)) != NULL;
 	if (!ok) {
@@ -1060,6 +1063,7 @@ static enum s3_class mpu_send(struct mpu *p, struct part *s, struct s3_status *s
 	char b64[25], query[3200], op[32];
 	md5_final_raw(p->pm, raw);
 	util_hex(raw, sizeof raw, s->md5);
+	memcpy(p->md5s[s->num - 1], raw, sizeof raw);
 	sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
 	snprintf(query, sizeof query, "partNumber=%d&uploadId=%s", s->num, p->qid);
 	snprintf(op, sizeof op, "UploadPart %d", s->num);
@@ -1298,6 +1302,59 @@ static int mpu_landed(void *arg)
 	    size == u->size;
 }
 
+void s3_multipart_etag(const unsigned char (*md5s)[16], int nparts, char out[S3_ETAG_ROOM])
+{
+	unsigned char raw[16];
+	md5 *m = md5_new();
+	if (!m) {
+		out[0] = '\0';
+		return;
+	}
+	for (int i = 0; i < nparts; i++)
+		md5_update(m, md5s[i], sizeof md5s[i]);
+	md5_final_raw(m, raw);
+	md5_free(m);
+	util_hex(raw, sizeof raw, out);
+	snprintf(out + 32, S3_ETAG_ROOM - 32, "-%d", nparts);
+}
+
+/* 1 if e has the shape of AWS's multipart ETag: 32 hex digits, "-", a count */
+static int aws_multipart_shape(const char *e)
+{
+	size_t n = strlen(e);
+	return n > 33 && util_is_hex(e, 32) && e[32] == '-' &&
+	    strspn(e + 33, "0123456789") == n - 33;
+}
+
+/* The completed object is what was sent: its ETag, from the Complete's
+ * answer (or a HEAD when that answer was lost), is AWS's md5 of the parts'
+ * md5s with their count, or the md5 of the whole (s3rver). Any other ETag
+ * (SSE, other servers) cannot be checked. A wrong one: the object goes. */
+static enum s3_class mpu_verify(struct mpu *p, const struct req *q, struct s3_status *st)
+{
+	const struct s3_upload *u = p->x->u;
+	char got[S3_ETAG_ROOM + 16], want[S3_ETAG_ROOM];
+	struct s3_status hs;
+	uint64_t size = 0;
+	int n = s3_xml_value(q->resp, q->resplen, "ETag", got, sizeof got);
+	if (q->sse)
+		return S3_OK;
+	if (n <= 0 && s3_head(u->srv, u->bucket, u->key, &u->ctl, &size, got, &hs) < 0)
+		return S3_OK;   /* unchecked: the sizes of the parts were */
+	size_t k = strlen(got);
+	char *e = got + (k >= 2 && got[0] == '"' && got[k - 1] == '"');
+	if (e != got)
+		got[k - 1] = '\0';
+	s3_multipart_etag((const unsigned char (*)[16])p->md5s, p->nparts, want);
+	if (aws_multipart_shape(e) ? strcmp(e, want) == 0 :
+	    !util_is_hex(e, 32) || md5_equal(e, p->x->r->md5))
+		return S3_OK;
+	status_set(st, S3_MISMATCH, "CompleteMultipartUpload: S3 stored ETag %.*s, expected %s",
+	    s3_etag_ok(e) ? 64 : 0, e, aws_multipart_shape(e) ? want : p->x->r->md5);
+	put_discard(p->x);
+	return S3_MISMATCH;
+}
+
 static enum s3_class mpu_complete(struct mpu *p, struct s3_status *st)
 {
 	const struct s3_upload *u = p->x->u;
@@ -1315,9 +1372,10 @@ static enum s3_class mpu_complete(struct mpu *p, struct s3_status *st)
 	} else {
 		p->x->landed = mpu_landed;
 		p->x->landed_arg = p;
-		if ((c = up_request(p->x, &s, q, 1, st)) == S3_OK)
+		if ((c = up_request(p->x, &s, q, 1, st)) == S3_OK) {
 			p->id[0] = '\0';
-		else if (c == S3_PERMANENT)
+			c = mpu_verify(p, q, st);
+		} else if (c == S3_PERMANENT)
 			c = mpu_completed(p, st);
 		p->x->landed = NULL;
 		req_close(q);

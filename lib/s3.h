@@ -93,6 +93,9 @@ int s3_etag_ok(const char *etag);
  * ETags, XML-escaped; malloc'd (the caller frees), NULL on ENOMEM. */
 char *s3_complete_xml(const char (*etags)[S3_ETAG_ROOM], int nparts, size_t *len);
 
+/* AWS's ETag of a multipart object, "<md5 of the parts' raw md5s>-<n>" */
+void s3_multipart_etag(const unsigned char (*md5s)[16], int nparts, char out[S3_ETAG_ROOM]);
+
 /* HEAD bucket/key once: its size, and its ETag without quotes (etag may be
  * NULL). 0, or -1 and st (404: st->http == 404). */
 int s3_head(const struct tenant_s3 *srv, const char *bucket, const char *key,

@@ -351,6 +351,21 @@ static void test_complete_xml_holds_escaped_etags(void)
 	free(xml);
 }
 
+/* AWS's multipart ETag: md5 of the parts' raw md5s, "-" and their count */
+static void test_multipart_etag_is_aws(void)
+{
+	static const unsigned char md5s[2][16] = {   /* md5("a"), md5("b") */
+		{ 0x0c, 0xc1, 0x75, 0xb9, 0xc0, 0xf1, 0xb6, 0xa8, 0x31, 0xc3, 0x99, 0xe2, 0x69,
+		  0x77, 0x26, 0x61 },
+		{ 0x92, 0xeb, 0x5f, 0xfe, 0xe6, 0xae, 0x2f, 0xec, 0x3a, 0xd7, 0x1c, 0x77, 0x75,
+		  0x31, 0x57, 0x8f },
+	};
+	char etag[S3_ETAG_ROOM];
+	s3_multipart_etag(md5s, 2, etag);
+	TU_EQ_STR(etag, "96e024ba2074fe77e8e965ba43a704be-2");
+	TU_CHECK(s3_etag_ok(etag));
+}
+
 TU_MAIN(
 	TU(test_key_encoding_follows_sigv4),
 	TU(test_key_encoding_refuses_what_does_not_fit),
@@ -365,5 +380,6 @@ TU_MAIN(
 	TU(test_stop_flag_ends_at_once),
 	TU(test_get_and_head_report_one_attempt),
 	TU(test_etag_rule),
-	TU(test_complete_xml_holds_escaped_etags)
+	TU(test_complete_xml_holds_escaped_etags),
+	TU(test_multipart_etag_is_aws)
 )
