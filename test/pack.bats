@@ -302,8 +302,8 @@ fetched() {
 	fetched c-fifo data/a.nc
 	rm data/a.nc
 	mkfifo data/a.nc
-	# bounded by timeout (its process group): a pack blocked in open() fails here
-	run timeout 60 bash -c 'ferry-pack <fetched 3>fd3 >out; echo rc=$?'
+	# bounded by timeout (SIGTERM, then SIGKILL): a pack blocked in open() fails here
+	run timeout -k 10 60 bash -c 'ferry-pack <fetched 3>fd3 >out; echo rc=$?'
 	assert_output "rc=0"
 	run jq -r '"\(.status) \(.errorType) \(.message)"' fd3
 	assert_output "ERROR INTERNAL_ERROR unable to read P1/a.nc: $(jq -r '.files[0].path' fetched): not a regular file"

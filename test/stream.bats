@@ -128,8 +128,8 @@ listing() {
 	rm data/a.nc data/b.nc
 	mkfifo data/a.nc
 	ln -s /etc/passwd data/b.nc
-	# bounded by timeout (its process group): an s3-put blocked in open() fails here
-	run timeout 60 bash -c 'ferry-s3-put <packed 3>fd3 2>err; echo rc=$?'
+	# bounded by timeout (SIGTERM, then SIGKILL: a thread blocked in open() is deaf to SIGTERM)
+	run timeout -k 10 60 bash -c 'ferry-s3-put <packed 3>fd3 2>err; echo rc=$?'
 	assert_output "rc=0"
 	run jq -r '"\(.correlationId) \(.status) \(.message)"' fd3
 	assert_line --index 0 --regexp "^c-fifo ERROR upload of archive P1_1.zip to s3://deliveries/c-fifo/P1_1.zip failed: .*unable to read $(realpath data)/a.nc: not a regular file$"
