@@ -34,6 +34,8 @@ struct pack {
 /* One request being packed. */
 struct job {
 	struct driver_job *job;
+	char **roots;              /* where its files may be (fileurl_open) */
+	size_t nroots;
 	int64_t done, total, last_ms;
 	int stopped, expired;
 };
@@ -145,11 +147,14 @@ static int single_product(const struct pfile *f, int n)
 	return 1;
 }
 
-/* Turn a zip_add failure into the request's verdict. */
+/* Turn a zip_add failure into the request's verdict. The size or md5 of
+ * what was read (it may not be the file checked) goes to the log only. */
 static void add_failed(struct job *p, const char *why, int rc, const struct pfile *f,
     const struct zip_added *a, struct driver_result *r)
 {
 	char when[32];
+	if (rc == ZIP_EMISMATCH)
+		err_log(ERR_WARNING, p->job->label, "%s/%s: %s", f->product, f->name, why);
 	if (rc == ZIP_ESTOP && p->stopped) {
 		r->verdict = DRIVER_ABANDON;
 	} else if (rc == ZIP_ESTOP) {
@@ -157,10 +162,10 @@ static void add_failed(struct job *p, const char *why, int rc, const struct pfil
 		driver_fail(r, "EXPIRED", "The request date has reached the expiration limit '%s'", when);
 	} else if (rc == ZIP_EMISMATCH && (uint64_t)f->size != a->size) {
 		driver_fail(r, "INTERNAL_ERROR", "size mismatch for %s/%s: expected %" PRId64
-		    " bytes, got %" PRIu64, f->product, f->name, f->size, a->size);
+		    " bytes, got another size", f->product, f->name, f->size);
 	} else if (rc == ZIP_EMISMATCH) {
-		driver_fail(r, "INTERNAL_ERROR", "checksum mismatch for %s/%s: expected %s, got %s",
-		    f->product, f->name, f->md5, a->md5);
+		driver_fail(r, "INTERNAL_ERROR", "checksum mismatch for %s/%s: expected %s, got "
+		    "another md5", f->product, f->name, f->md5);
 	} else if (rc == ZIP_ESOURCE) {
 		driver_fail(r, "INTERNAL_ERROR", "unable to read %s/%s: %s", f->product, f->name, why);
 	} else {
@@ -182,7 +187,7 @@ static int add_all(struct job *p, zip_writer *z, const struct pfile *f, int n,
 		}
 		struct zip_entry e = {
 			.path = f[i].path, .name = entry, .size = f[i].size, .md5 = f[i].md5,
-			.method = m,
+			.method = m, .roots = p->roots, .nroots = p->nroots,
 		};
 		int rc = zip_add(z, &e, &a);
 		if (rc != ZIP_OK) {
@@ -221,7 +226,7 @@ static int write_plan(struct pack *pk, struct job *p, const char *plan, const ch
 		}
 		struct zip_entry ze = {
 			.path = f[i].path, .name = entry, .size = f[i].size, .md5 = f[i].md5,
-			.method = m,
+			.method = m, .roots = p->roots, .nroots = p->nroots,
 		};
 		int zr = zplan_prepare(&ze, pk->level, &names, fd, spool, &at, tick, p, e, &a, err,
 		    sizeof err);
@@ -319,6 +324,11 @@ static void pack_work(void *ctx, struct driver_job *job, struct driver_result *r
 	struct pfile *f = get_files(job->item, &n, r);
 	if (!f)
 		return;
+	if (!(p.roots = driver_source_roots(job, &p.nroots))) {
+		driver_fail(r, "INTERNAL_ERROR", "%s", strerror(ENOMEM));
+		free(f);
+		return;
+	}
 	for (int i = 0; i < n; i++)
 		p.total += f[i].size;
 	if (names_zip(single_product(f, n), f[0].product, f[0].version, job->cid, zname,
@@ -340,6 +350,7 @@ static void pack_work(void *ctx, struct driver_job *job, struct driver_result *r
 		    n, n == 1 ? "" : "s", (double)p.done / 1e6, zname, (double)size / 1e6, s,
 		    s > 0 ? (double)p.done / 1e6 / s : 0.0);
 	}
+	free(p.roots);
 	free(f);
 }
 

@@ -152,6 +152,7 @@ struct plan {
 	zplan_reader *zr;
 	prefetch *pf;
 	md5 *m;                        /* of the zip's bytes, in the thread */
+	char **roots;                  /* where the sources may be, for zr */
 };
 
 enum { PLAN_BLOCK = 1 << 20, PLAN_BLOCKS = 4 };
@@ -200,18 +201,25 @@ static void close_plan(struct plan *pl)
 	prefetch_free(pl->pf);        /* first: its thread reads the plan */
 	zplan_close(pl->zr);
 	md5_free(pl->m);
+	free(pl->roots);
 	pl->pf = NULL;
 	pl->zr = NULL;
 	pl->m = NULL;
+	pl->roots = NULL;
 }
 
 /* Open the plan as the upload's source; 0, or -1 with r failed. */
-static int open_plan(const struct archive *a, struct plan *pl, struct s3_source *src,
-    struct driver_result *r)
+static int open_plan(const struct driver_job *job, const struct archive *a, struct plan *pl,
+    struct s3_source *src, struct driver_result *r)
 {
 	char err[1024];
 	uint64_t size;
-	if (zplan_open(&pl->zr, a->plan, &size, err, sizeof err) < 0) {
+	size_t n;
+	if (!(pl->roots = driver_source_roots(job, &n))) {
+		driver_fail(r, "INTERNAL_ERROR", "archive %s: %s", a->name, strerror(errno));
+		return -1;
+	}
+	if (zplan_open(&pl->zr, a->plan, pl->roots, n, &size, err, sizeof err) < 0) {
 		driver_fail(r, "INTERNAL_ERROR", "archive %s: %s", a->name, err);
 		return -1;
 	}
@@ -260,9 +268,9 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		return;
 	}
 	snprintf(p->url, sizeof p->url, "s3://%s/%s", t->delivery_bucket, key);
-	struct plan pl = { NULL, NULL, NULL };
+	struct plan pl = { NULL, NULL, NULL, NULL };
 	struct s3_source src;
-	if (a.plan && open_plan(&a, &pl, &src, r) < 0) {
+	if (a.plan && open_plan(job, &a, &pl, &src, r) < 0) {
 		close_plan(&pl);
 		return;
 	}
@@ -279,8 +287,10 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 	int rc = s3_upload_file(&u, &res);
 	prefetch_free(pl.pf);            /* its thread is done with the plan */
 	pl.pf = NULL;
-	if (rc < 0 && pl.zr && zplan_mismatch(pl.zr))
+	if (rc < 0 && pl.zr && zplan_mismatch(pl.zr)) {
+		err_log(ERR_WARNING, job->label, "%s: %s", zplan_error(pl.zr), zplan_detail(pl.zr));
 		driver_fail(r, "INTERNAL_ERROR", "%s", zplan_error(pl.zr));
+	}
 	else if (rc < 0)
 		verdict(job, &a, p->url, &res, r);
 	close_plan(&pl);

@@ -174,6 +174,20 @@ int driver_finish(struct driver *d, cJSON *item, struct driver_result *r)
 	return conclude(rn, &job, r, have_ws ? ws : NULL);
 }
 
+char **driver_source_roots(const struct driver_job *job, size_t *n)
+{
+	size_t nf = job->tenant ? job->tenant->nfile_roots : 0;
+	char **v = malloc((nf + 1) * sizeof *v);
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < nf; i++)
+		v[i] = job->tenant->file_roots[i];
+	*n = nf;
+	if (job->workspace)
+		v[(*n)++] = (char *)job->workspace;   /* read only: fileurl_open takes char *const * */
+	return v;
+}
+
 /* Work on a claimed request and commit what came of it. */
 static void work(struct run *rn, struct driver_job *job)
 {

@@ -45,6 +45,11 @@ struct driver_result {
 	const char *download_url;  /* and its downloadUrl, or NULL */
 };
 
+/* Where a job's source files may be, for fileurl_open (ferry-pack, and
+ * ferry-s3-put reading a plan): its tenant's file_roots and its workspace.
+ * A malloc'd array of *n pointers into the job, to free; NULL (ENOMEM). */
+char **driver_source_roots(const struct driver_job *job, size_t *n);
+
 typedef void driver_work_fn(void *ctx, struct driver_job *job, struct driver_result *r);
 
 struct driver;

@@ -165,7 +165,33 @@ static int set_path(struct run *rn, cJSON *o, const char *path)
 	return 0;
 }
 
-/* a file:// source: inside file_roots, a regular file of the catalog size */
+/* why a file:// source cannot be taken; the size found goes to the log only */
+static int local_failed(struct run *rn, struct src *s, int rc, const char *why,
+    const struct stat *st)
+{
+	if (rc != FILEURL_BAD)
+		note(rn, "%s/%s: %s", s->pid, s->name, why);
+	if (rc == FILEURL_SIZE)
+		note(rn, "%s/%s: %" PRId64 " bytes, the order says %" PRId64, s->pid, s->name,
+		    (int64_t)st->st_size, s->size);
+	switch (rc) {
+	case FILEURL_FORBIDDEN:
+		return result(rn, FETCH_FORBIDDEN, "file %s/%s is outside the tenant's file_roots",
+		    s->pid, s->name);
+	case FILEURL_MISSING:
+		return result(rn, FETCH_FAILED, "file %s/%s not found", s->pid, s->name);
+	case FILEURL_NOTREG:
+		return result(rn, FETCH_FAILED, "file %s/%s is not a regular file", s->pid, s->name);
+	case FILEURL_SIZE:
+		return result(rn, FETCH_FAILED, "file %s/%s does not have the %" PRId64 " bytes the "
+		    "order says", s->pid, s->name, s->size);
+	default:
+		return result(rn, FETCH_FAILED, "file %s/%s: bad file URL: %s", s->pid, s->name, why);
+	}
+}
+
+/* a file:// source: inside file_roots, opened there as ferry-pack will
+ * (fileurl_open), a regular file of the catalog size */
 static int check_local(struct run *rn, struct src *s)
 {
 	const tenant *t = rn->job->tenant;
@@ -173,22 +199,15 @@ static int check_local(struct run *rn, struct src *s)
 	struct stat st;
 	int rc = fileurl_resolve(s->url, t->file_roots, t->nfile_roots, real, sizeof real,
 	    why, sizeof why);
-	if (rc == FILEURL_FORBIDDEN) {
-		note(rn, "%s/%s: %s", s->pid, s->name, why);
-		return result(rn, FETCH_FORBIDDEN, "file %s/%s is outside the tenant's file_roots",
-		    s->pid, s->name);
-	}
-	if (rc == FILEURL_MISSING || (rc == FILEURL_OK && stat(real, &st) < 0)) {
-		note(rn, "%s/%s: %s", s->pid, s->name, rc == FILEURL_OK ? strerror(errno) : why);
-		return result(rn, FETCH_FAILED, "file %s/%s not found", s->pid, s->name);
+	if (rc == FILEURL_OK) {
+		int fd = fileurl_open(real, t->file_roots, t->nfile_roots, s->size, &st, why,
+		    sizeof why);
+		rc = fd < 0 ? fd : FILEURL_OK;
+		if (fd >= 0)
+			close(fd);
 	}
 	if (rc != FILEURL_OK)
-		return result(rn, FETCH_FAILED, "file %s/%s: bad file URL: %s", s->pid, s->name, why);
-	if (!S_ISREG(st.st_mode))
-		return result(rn, FETCH_FAILED, "file %s/%s is not a regular file", s->pid, s->name);
-	if ((int64_t)st.st_size != s->size)
-		return result(rn, FETCH_FAILED, "file %s/%s has %" PRId64 " bytes, the order says %" PRId64,
-		    s->pid, s->name, (int64_t)st.st_size, s->size);
+		return local_failed(rn, s, rc, why, &st);
 	rn->r->nlocal++;
 	return set_path(rn, s->obj, real);
 }

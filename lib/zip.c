@@ -16,6 +16,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "fileurl.h"
 #include "md5.h"
 #include "nameset.h"
 #include "util.h"
@@ -378,20 +379,25 @@ static int check_source(zip_writer *z, const struct zip_entry *e, struct zip_add
 	return ZIP_OK;
 }
 
-static int add_open(zip_writer *z, int fd, const struct zip_entry *e, struct zip_added *out)
+/* fileurl_open, its failures as zip_rc: the size found is for the log */
+static int open_source(zip_writer *z, const struct zip_entry *e, struct stat *st,
+    struct zip_added *out)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return source_failed(z, e, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return source_failed(z, e, "not a regular file");
-	if (e->size >= 0 && st.st_size != e->size) {
-		out->size = (uint64_t)st.st_size;
+	char why[128];
+	int fd = fileurl_open(e->path, e->roots, e->nroots, e->size, st, why, sizeof why);
+	if (fd == FILEURL_SIZE) {
+		out->size = (uint64_t)st->st_size;
 		z->failed = 1;
-		seterr(z, "%s: size %lld, expected %lld", e->path, (long long)st.st_size,
+		seterr(z, "%s: size %lld, expected %lld", e->path, (long long)st->st_size,
 		    (long long)e->size);
 		return ZIP_EMISMATCH;
 	}
+	return fd < 0 ? source_failed(z, e, why) : fd;
+}
+
+static int add_open(zip_writer *z, int fd, const struct stat *st, const struct zip_entry *e,
+    struct zip_added *out)
+{
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	ssize_t n = util_read_full(fd, z->in, ZIP_CHUNK);
 	if (n < 0)
@@ -399,7 +405,7 @@ static int add_open(zip_writer *z, int fd, const struct zip_entry *e, struct zip
 	out->deflated = e->method == ZIP_DEFLATE ? n > 0 : e->method == ZIP_AUTO &&
 	    zip_compressible(z->in, (size_t)n < ZIP_SAMPLE ? (size_t)n : ZIP_SAMPLE);
 	/* libarchive 3.6 writes 0xffffffff without its ZIP64 field for these */
-	if (st.st_size == 0xffffffffLL || z->written == 0xffffffffULL) {
+	if (st->st_size == 0xffffffffLL || z->written == 0xffffffffULL) {
 		z->failed = 1;
 		seterr(z, "%s: an entry of or at 4294967295 bytes cannot be described", e->path);
 		return ZIP_EWRITE;
@@ -409,7 +415,7 @@ static int add_open(zip_writer *z, int fd, const struct zip_entry *e, struct zip
 		seterr(z, "%s: %s", e->name, strerror(errno));
 		return ZIP_EWRITE;
 	}
-	if (write_header(z, out->name, &st, out->deflated) < 0)
+	if (write_header(z, out->name, st, out->deflated) < 0)
 		return write_failed(z);
 	md5_reset(z->smd5);
 	z->hashing = e->md5 != NULL;
@@ -429,10 +435,11 @@ int zip_add(zip_writer *z, const struct zip_entry *e, struct zip_added *out)
 		seterr(z, "stopped");
 		return ZIP_ESTOP;
 	}
-	int fd = open(e->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	int fd = open_source(z, e, &st, out);
 	if (fd < 0)
-		return source_failed(z, e, strerror(errno));
-	int rc = add_open(z, fd, e, out);
+		return fd;
+	int rc = add_open(z, fd, &st, e, out);
 	close(fd);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* zip: write a delivery zip with libarchive (DESIGN §6). Each source file is
- * read once, in large chunks, its size and md5 checked as it is read; the
+ * opened by fileurl_open (inside its roots, no symlink, a regular file of
+ * its size) and read once, in large chunks, its md5 checked as it is read; the
  * zip's own md5 and size are computed as it is written; ZIP64 when needed. */
 #ifndef FERRY_ZIP_H
 #define FERRY_ZIP_H
@@ -27,6 +28,8 @@ struct zip_entry {
 	int64_t size;              /* expected size; -1 = not checked */
 	const char *md5;           /* expected md5, hex, any case; NULL = not computed */
 	enum zip_method method;
+	char *const *roots;        /* the directories path must be in (fileurl_open); */
+	size_t nroots;             /* with none, only a relative path opens */
 };
 
 struct zip_added {

@@ -15,6 +15,7 @@
 #include <cJSON.h>
 #include <zlib.h>
 
+#include "fileurl.h"
 #include "md5.h"
 #include "nameset.h"
 #include "util.h"
@@ -334,18 +335,26 @@ static int read_source(struct prep *p, ssize_t n, const char *spool_path)
 	return ZIP_OK;
 }
 
+/* fileurl_open the source into p->fd; 0 or a zip_rc (the size found: the log's) */
+static int open_source(struct prep *p, struct stat *st)
+{
+	char why[128];
+	const struct zip_entry *e = p->e;
+	p->fd = fileurl_open(e->path, e->roots, e->nroots, e->size, st, why, sizeof why);
+	if (p->fd == FILEURL_SIZE) {
+		p->added->size = (uint64_t)st->st_size;
+		return pfail(p, ZIP_EMISMATCH, "%s: size %lld, expected %lld", e->path,
+		    (long long)st->st_size, (long long)e->size);
+	}
+	return p->fd < 0 ? pfail(p, ZIP_ESOURCE, "%s: %s", e->path, why) : ZIP_OK;
+}
+
 static int prepare_open(struct prep *p, int level, struct nameset *names, const char *spool_path)
 {
 	struct stat st;
-	if (fstat(p->fd, &st) < 0)
-		return pfail(p, ZIP_ESOURCE, "%s: %s", p->e->path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return pfail(p, ZIP_ESOURCE, "%s: not a regular file", p->e->path);
-	if (p->e->size >= 0 && st.st_size != p->e->size) {
-		p->added->size = (uint64_t)st.st_size;
-		return pfail(p, ZIP_EMISMATCH, "%s: size %lld, expected %lld", p->e->path,
-		    (long long)st.st_size, (long long)p->e->size);
-	}
+	int rc = open_source(p, &st);
+	if (rc != ZIP_OK)
+		return rc;
 	if (!p->e->md5 || !util_is_hex(p->e->md5, 32))
 		return pfail(p, ZIP_ESOURCE, "%s: no md5 to check it against", p->e->path);
 	posix_fadvise(p->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -372,8 +381,8 @@ int zplan_prepare(const struct zip_entry *e, int level, struct nameset *names, i
     const char *spool_path, uint64_t *spool_at, zip_tick_fn *tick, void *tickarg,
     struct zplan_entry *out, struct zip_added *added, char *err, size_t errlen)
 {
-	struct prep p = { .e = e, .out = out, .added = added, .spool = spool_fd, .tick = tick,
-	    .tickarg = tickarg, .err = err, .errlen = errlen };
+	struct prep p = { .e = e, .out = out, .added = added, .fd = -1, .spool = spool_fd,
+	    .tick = tick, .tickarg = tickarg, .err = err, .errlen = errlen };
 	int rc;
 	memset(out, 0, sizeof *out);
 	memset(added, 0, sizeof *added);
@@ -382,11 +391,10 @@ int zplan_prepare(const struct zip_entry *e, int level, struct nameset *names, i
 	if (!(p.in = malloc(ZIP_CHUNK)) || !(p.zbuf = malloc(OUTBUF)) || !(p.src = md5_new()) ||
 	    !(p.dst = md5_new()))
 		rc = pfail(&p, ZIP_EWRITE, "%s", strerror(ENOMEM));
-	else if ((p.fd = open(e->path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		rc = pfail(&p, ZIP_ESOURCE, "%s: %s", e->path, strerror(errno));
 	else {
 		rc = prepare_open(&p, level, names, spool_path);
-		close(p.fd);
+		if (p.fd >= 0)
+			close(p.fd);
 	}
 	if (rc == ZIP_OK && out->deflated) {
 		util_strlcpy(out->path, spool_path, sizeof out->path);
@@ -502,8 +510,11 @@ struct zplan_reader {
 	uint64_t left;                 /* P_DATA: its bytes still to read */
 	md5 *m;
 	uint64_t off, n, cd_at;        /* zip bytes handed out; entries in this phase */
+	char *const *roots;            /* where the entries' files may be */
+	size_t nroots;
 	int mismatch;
 	char err[768];
+	char detail[96];               /* what was found instead: for the log only */
 };
 
 static int rfail(zplan_reader *r, int mismatch, const char *fmt, ...)
@@ -543,7 +554,7 @@ int zplan_rewind(zplan_reader *r)
 	r->hlen = r->hoff = 0;
 	r->off = r->n = 0;
 	r->mismatch = 0;
-	r->err[0] = '\0';
+	r->err[0] = r->detail[0] = '\0';
 	if (fseeko(r->f, 0, SEEK_SET) < 0)
 		return rfail(r, 0, "plan: %s", strerror(errno));
 	return 0;
@@ -571,8 +582,8 @@ static int check_plan(zplan_reader *r)
 	return rfail(r, 0, "plan: incomplete (no trailer, or not last)");
 }
 
-int zplan_open(zplan_reader **out, const char *path, uint64_t *zipsize, char *err,
-    size_t errlen)
+int zplan_open(zplan_reader **out, const char *path, char *const *roots, size_t nroots,
+    uint64_t *zipsize, char *err, size_t errlen)
 {
 	zplan_reader *r = calloc(1, sizeof *r);
 	*out = NULL;
@@ -582,6 +593,8 @@ int zplan_open(zplan_reader **out, const char *path, uint64_t *zipsize, char *er
 		return -1;
 	}
 	r->fd = -1;
+	r->roots = roots;
+	r->nroots = nroots;
 	if (!(r->f = fopen(path, "re"))) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		zplan_close(r);
@@ -614,6 +627,25 @@ static void set_hdr(zplan_reader *r, size_t len)
 	r->hoff = 0;
 }
 
+/* The entry's file, by fileurl_open: a stored entry's source must have the
+ * size it had when packed (a spool's length is checked as it is read). */
+static int open_entry(zplan_reader *r)
+{
+	struct stat st;
+	char why[128];
+	int64_t want = r->e.deflated ? -1 : (int64_t)r->e.csize;
+	r->fd = fileurl_open(r->e.path, r->roots, r->nroots, want, &st, why, sizeof why);
+	if (r->fd >= 0)
+		return 0;
+	int rc = r->fd;
+	r->fd = -1;
+	if (rc != FILEURL_SIZE)
+		return rfail(r, 0, "unable to read %s: %s", r->e.path, why);
+	snprintf(r->detail, sizeof r->detail, "the file has %lld bytes", (long long)st.st_size);
+	return rfail(r, 1, "size mismatch for %s: expected %llu bytes", r->e.name,
+	    (unsigned long long)r->e.csize);
+}
+
 /* The next entry's local header, or on to the central directory. */
 static int start_entry(zplan_reader *r)
 {
@@ -631,8 +663,8 @@ static int start_entry(zplan_reader *r)
 	if (r->e_off != r->off)
 		return rfail(r, 0, "plan: entry %s is at %llu, not %llu", r->e.name,
 		    (unsigned long long)r->e_off, (unsigned long long)r->off);
-	if ((r->fd = open(r->e.path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return rfail(r, 0, "unable to read %s: %s", r->e.path, strerror(errno));
+	if (open_entry(r) < 0)
+		return -1;
 	posix_fadvise(r->fd, (off_t)r->e.at, (off_t)r->e.csize, POSIX_FADV_SEQUENTIAL);
 	set_hdr(r, zplan_local_header(&r->e, r->hdr));
 	r->left = r->e.csize;
@@ -650,9 +682,11 @@ static int end_entry(zplan_reader *r)
 	r->fd = -1;
 	r->n++;
 	r->phase = P_LOCAL;
-	if (!md5_equal(got, r->e.md5))
-		return rfail(r, 1, "checksum mismatch for %s: expected %s, got %s", r->e.name,
-		    r->e.md5, got);
+	if (!md5_equal(got, r->e.md5)) {
+		snprintf(r->detail, sizeof r->detail, "got %s", got);
+		return rfail(r, 1, "checksum mismatch for %s: expected %s, got another md5",
+		    r->e.name, r->e.md5);
+	}
 	return 0;
 }
 
@@ -668,10 +702,12 @@ static ssize_t read_data(zplan_reader *r, unsigned char *buf, size_t len)
 		;
 	if (got < 0)
 		return rfail(r, 0, "unable to read %s: %s", r->e.path, strerror(errno));
-	if (got == 0)
-		return rfail(r, 1, "size mismatch for %s: %llu bytes, expected %llu", r->e.name,
-		    (unsigned long long)(r->e.csize - r->left),
+	if (got == 0) {
+		snprintf(r->detail, sizeof r->detail, "the file ends after %llu of them",
+		    (unsigned long long)(r->e.csize - r->left));
+		return rfail(r, 1, "size mismatch for %s: expected %llu bytes", r->e.name,
 		    (unsigned long long)r->e.csize);
+	}
 	md5_update(r->m, buf, (size_t)got);
 	r->left -= (uint64_t)got;
 	return got;
@@ -726,6 +762,11 @@ ssize_t zplan_read(zplan_reader *r, void *out, size_t len)
 const char *zplan_error(const zplan_reader *r)
 {
 	return r->err;
+}
+
+const char *zplan_detail(const zplan_reader *r)
+{
+	return r->detail;
 }
 
 int zplan_mismatch(const zplan_reader *r)

@@ -2,8 +2,9 @@
  * is a small file, one JSON line per entry: its name, CRC-32, sizes, and
  * where its bytes are (the source file itself for a stored entry, a spool
  * of deflated data otherwise), with the md5 those bytes must have. The
- * reader turns a plan into the zip's bytes, in order, reading each entry's
- * bytes once and checking their size and md5 on the way, so ferry-s3-put
+ * reader turns a plan into the zip's bytes, in order, opening each entry's
+ * file as lib/fileurl does (inside the roots, no symlink, a regular file),
+ * reading its bytes once and checking their size and md5 on the way, so ferry-s3-put
  * uploads a zip that never touched the disk as a whole.
  *
  * The zip it describes is a plain one: no data descriptors (sizes and CRC
@@ -54,16 +55,21 @@ void zplan_writer_free(zplan_writer *w);
 
 /* Reading a plan as the zip's bytes. */
 typedef struct zplan_reader zplan_reader;
-/* Open and check a finished plan: 0 with the zip's size, or -1 (err). */
-int zplan_open(zplan_reader **out, const char *path, uint64_t *zipsize, char *err,
-    size_t errlen);
+/* Open and check a finished plan: 0 with the zip's size, or -1 (err). Each
+ * entry's file is opened by fileurl_open inside roots (kept, not copied),
+ * a stored entry's source of the size it had. */
+int zplan_open(zplan_reader **out, const char *path, char *const *roots, size_t nroots,
+    uint64_t *zipsize, char *err, size_t errlen);
 /* The next bytes of the zip (0 at its end), or -1: zplan_error says why and
- * zplan_mismatch whether an entry's bytes were not the expected ones. */
+ * zplan_mismatch whether an entry's bytes were not the expected ones; the
+ * error names what was expected, zplan_detail what was found (the size or
+ * md5 of a file: for the log, not for a response). */
 ssize_t zplan_read(zplan_reader *r, void *buf, size_t len);
 /* Back to the zip's first byte. 0 or -1. */
 int zplan_rewind(zplan_reader *r);
 const char *zplan_error(const zplan_reader *r);
 int zplan_mismatch(const zplan_reader *r);
+const char *zplan_detail(const zplan_reader *r);
 void zplan_close(zplan_reader *r);
 
 /* The local header of e at offset, into buf (ZIP_NAME_MAX + 64 bytes is

@@ -212,7 +212,9 @@ ws_of() { ls -d "$FERRY_WORKSPACE"/p1/* 2>/dev/null; }
 	fetch
 	run cat fd3
 	assert_output --partial '"errorType":"INTERNAL_ERROR"'
-	assert_output --partial 'file P1/ok.nc has 10 bytes, the order says 11'
+	assert_output --partial 'file P1/ok.nc does not have the 11 bytes the order says'
+	refute_output --partial '10 bytes'
+	grep -q 'P1/ok.nc: 10 bytes, the order says 11' err     # the size found: in the log
 }
 
 @test "a missing file:// source or a directory is ERROR INTERNAL_ERROR naming the file" {

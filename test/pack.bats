@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # ferry-pack alone on FETCHED items (no RabbitMQ): the zip checked with
 # unzip, zipinfo and md5sum; layout and zip names; compression settings;
-# checksum, size and missing-path errors; expiry, reruns, SIGTERM recovery.
+# checksum, size and missing-path errors; expiry, reruns, SIGTERM recovery;
+# files ferry-fetch checked, swapped for a FIFO or a symlink before packing.
 
 load lib
 
@@ -10,7 +11,8 @@ setup() {
 	export FERRY_JOURNAL="$BATS_TEST_TMPDIR/journal.db"
 	export FERRY_TENANTS="$BATS_TEST_TMPDIR/tenants"
 	export FERRY_WORKSPACE="$BATS_TEST_TMPDIR/ws"
-	tenant p1 '{"compression":"auto"}'
+	ROOTS="\"file_roots\":[\"$BATS_TEST_TMPDIR/data\"]"   # the sources' root
+	tenant p1 "{\"compression\":\"auto\",$ROOTS}"
 	mkdir -p data
 }
 
@@ -120,12 +122,12 @@ zip_of() { jq -r .archive.path out; }
 	seq 1 50000 >data/text.nc
 	head -c 200000 /dev/urandom >data/random.nc
 	{ fobj P1 1 text.nc data/text.nc; fobj P1 1 random.nc data/random.nc; } >files
-	tenant p1 '{"compression":"store"}'
+	tenant p1 "{\"compression\":\"store\",$ROOTS}"
 	pitem c-7 <files >in
 	ferry-pack <in >out
 	run bash -c "zipinfo '$(zip_of)' | awk '\$NF ~ /^P1_1\// {print \$6}' | sort -u"
 	assert_output stor
-	tenant p1 '{"compression":"deflate"}'
+	tenant p1 "{\"compression\":\"deflate\",$ROOTS}"
 	pitem c-8 <files >in
 	ferry-pack <in >out
 	run bash -c "zipinfo '$(zip_of)' | awk '\$NF ~ /^P1_1\// {print \$6}' | sort -u"
@@ -145,14 +147,15 @@ zip_of() { jq -r .archive.path out; }
 	assert_output one
 }
 
-@test "a wrong md5 ends the request ERROR INTERNAL_ERROR naming the file; workspace removed" {
+@test "a wrong md5 ends the request ERROR INTERNAL_ERROR naming the file (the md5 read: in the log only); workspace removed" {
 	echo hello >data/a.nc
 	fobj P1 1 a.nc data/a.nc 0123456789abcdef0123456789abcdef | pitem c-10 >in
-	run bash -c 'ferry-pack <in 3>fd3 >out; echo rc=$?'
+	run bash -c 'ferry-pack <in 3>fd3 >out 2>err; echo rc=$?'
 	assert_output "rc=0"
 	[ ! -s out ]
 	run jq -r '"\(.status) \(.errorType) \(.message)"' fd3
-	assert_output "ERROR INTERNAL_ERROR checksum mismatch for P1/a.nc: expected 0123456789abcdef0123456789abcdef, got $(md5sum <data/a.nc | cut -d' ' -f1)"
+	assert_output "ERROR INTERNAL_ERROR checksum mismatch for P1/a.nc: expected 0123456789abcdef0123456789abcdef, got another md5"
+	grep -q "warning: p1/c-10: P1/a.nc: .*md5 $(md5sum <data/a.nc | cut -d' ' -f1), expected" err
 	run state c-10
 	assert_output ERROR
 	[ -z "$(ls -A "$FERRY_WORKSPACE/p1")" ]
@@ -171,9 +174,10 @@ zip_of() { jq -r .archive.path out; }
 	fobj P1 1 a.nc data/a.nc >f
 	echo more >>data/a.nc
 	pitem c-12 <f >in
-	ferry-pack <in 3>fd3 >out
+	ferry-pack <in 3>fd3 >out 2>err
 	run jq -r .message fd3
-	assert_output "size mismatch for P1/a.nc: expected 6 bytes, got 11"
+	assert_output "size mismatch for P1/a.nc: expected 6 bytes, got another size"
+	grep -q "warning: p1/c-12: P1/a.nc: .*size 11, expected 6" err
 }
 
 @test "a file without path ends the request ERROR 'was not fetched'" {
@@ -218,7 +222,7 @@ zip_of() { jq -r .archive.path out; }
 
 @test "an item that expires while it is packed ends ERROR EXPIRED, no zip left" {
 	truncate -s 3G data/zeros.nc
-	tenant p1 '{"compression":"deflate"}'
+	tenant p1 "{\"compression\":\"deflate\",$ROOTS}"
 	fobj P1 1 zeros.nc data/zeros.nc 00000000000000000000000000000000 |
 		pitem c-16 "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%S.000Z)" >in
 	ferry-pack <in 3>fd3 >out
@@ -242,7 +246,7 @@ zip_of() { jq -r .archive.path out; }
 
 @test "SIGTERM abandons the zip in hand; the next start packs it" {
 	truncate -s 512M data/zeros.nc
-	tenant p1 '{"compression":"deflate"}'
+	tenant p1 "{\"compression\":\"deflate\",$ROOTS}"
 	fobj P1 1 zeros.nc data/zeros.nc aa559b4e3523a6c931f08f4df52d58f2 | pitem c-18 >in
 	ferry-pack <in >out 3>fd3 &
 	local pid=$! i
@@ -284,4 +288,44 @@ zip_of() { jq -r .archive.path out; }
 	ferry-pack -l 9 <in >out
 	[ "$fast" -gt "$(jq .archive.size out)" ]
 	unzip -tq "$(zip_of)"
+}
+
+# fetched CID FILE: FILE, an ORDERED request's file:// source, through
+# ferry-fetch: the FETCHED item on ./fetched
+fetched() {
+	fobj P1 1 a.nc "$2" | jq -c 'del(.path)' | pitem "$1" | ferry-fetch >fetched 3>/dev/null
+	[ "$(state "$1")" = FETCHED ]
+}
+
+@test "a fetched file swapped for a FIFO: pack does not block, ERROR 'not a regular file'" {
+	echo hello >data/a.nc
+	fetched c-fifo data/a.nc
+	rm data/a.nc
+	mkfifo data/a.nc
+	# bounded by timeout (SIGTERM, then SIGKILL): a pack blocked in open() fails here
+	run timeout -k 10 60 bash -c 'ferry-pack <fetched 3>fd3 >out; echo rc=$?'
+	assert_output "rc=0"
+	run jq -r '"\(.status) \(.errorType) \(.message)"' fd3
+	assert_output "ERROR INTERNAL_ERROR unable to read P1/a.nc: $(jq -r '.files[0].path' fetched): not a regular file"
+	run state c-fifo
+	assert_output ERROR
+}
+
+@test "a fetched file swapped for a symlink to /etc/passwd: ERROR, neither its size nor its md5 told" {
+	local secret; secret=$(md5sum </etc/passwd | cut -d' ' -f1)
+	head -c "$(stat -c %s /etc/passwd)" /dev/zero >data/a.nc   # same size: the md5 would differ
+	fetched c-same data/a.nc
+	mv fetched same
+	echo hello >data/a.nc                                     # another size
+	fetched c-other data/a.nc
+	ln -sf /etc/passwd data/a.nc
+	run bash -c 'cat same fetched | ferry-pack 3>fd3 >out 2>err'
+	assert_success
+	local why; why="unable to read P1/a.nc: $(jq -r '.files[0].path' same): a symbolic link on the way, not followed"
+	run jq -r '"\(.correlationId) \(.status) \(.message)"' fd3
+	assert_output "$(printf 'c-same ERROR %s\nc-other ERROR %s' "$why" "$why")"
+	refute_output --partial "$secret"
+	run cat err
+	refute_output --partial "$secret"
+	[ ! -s out ]
 }

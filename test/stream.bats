@@ -3,8 +3,8 @@
 # is uploaded (lib/zipplan). Checked with independent tools on the object the
 # aws CLI downloads: unzip -t, zipinfo, md5sum; against the zip ferry-pack
 # writes without -S for the same files; source checks on the way (a file
-# changed after packing ends ERROR, no object left); multipart; ZIP64 by
-# entry count.
+# changed after packing ends ERROR, no object left; one swapped for a FIFO
+# or a symlink is not read); multipart; ZIP64 by entry count.
 
 load lib
 
@@ -26,10 +26,11 @@ setup() {
 	mkdir -p data
 }
 
-# s3_tenant EXTRA: the sandbox's S3 server, 5 MiB parts, and EXTRA settings
+# s3_tenant EXTRA: the sandbox's S3 server, 5 MiB parts, data/ the sources'
+# root, and EXTRA settings
 s3_tenant() {
-	printf '{"s3_server":{"scheme":"http","host":"127.0.0.1","port":%s,"region":"us-east-1","key":"S3RVER","secret":"S3RVER"},"delivery_bucket":"deliveries","multipart_part_size":5242880,"upload_parallel":3,%s}' \
-		"$FERRY_S3_PORT" "$1"
+	printf '{"s3_server":{"scheme":"http","host":"127.0.0.1","port":%s,"region":"us-east-1","key":"S3RVER","secret":"S3RVER"},"delivery_bucket":"deliveries","multipart_part_size":5242880,"upload_parallel":3,"file_roots":["%s"],%s}' \
+		"$FERRY_S3_PORT" "$BATS_TEST_TMPDIR/data" "$1"
 }
 
 # pitem CID < files: a FETCHED item of tenant p1 holding the file lines read
@@ -108,11 +109,36 @@ listing() {
 	fobjs P1 1 data/a.nc | pitem c-changed >in
 	ferry-pack -S <in >packed
 	printf 'X' | dd of=data/a.nc bs=1 seek=100000 conv=notrunc status=none   # same size
-	run bash -c 'ferry-s3-put <packed 3>fd3'
+	run bash -c 'ferry-s3-put <packed 3>fd3 2>err'
 	assert_success
 	run jq -r '"\(.status) \(.errorType) \(.message)"' fd3
-	assert_output --regexp '^ERROR INTERNAL_ERROR checksum mismatch for P1_1/a\.nc: expected [0-9a-f]{32}, got [0-9a-f]{32}$'
+	assert_output --regexp '^ERROR INTERNAL_ERROR checksum mismatch for P1_1/a\.nc: expected [0-9a-f]{32}, got another md5$'
+	grep -q "warning: p1/c-changed: checksum mismatch for P1_1/a.nc: .*: got $(md5sum <data/a.nc | cut -d' ' -f1)" err
 	s3_absent c-changed/P1_1.zip
+}
+
+@test "a packed source swapped for a FIFO or a symlink to /etc/passwd: s3-put does not block, ERROR without its md5; no object" {
+	tenant p1 "$(s3_tenant '"compression":"store"')"    # stored: s3-put reads the source
+	local secret; secret=$(md5sum </etc/passwd | cut -d' ' -f1)
+	head -c "$(stat -c %s /etc/passwd)" /dev/zero >data/a.nc   # same size: md5 mismatch before
+	cp data/a.nc data/b.nc
+	fobjs P1 1 data/a.nc | pitem c-fifo >in
+	fobjs P1 1 data/b.nc | pitem c-link >>in
+	ferry-pack -S <in >packed
+	rm data/a.nc data/b.nc
+	mkfifo data/a.nc
+	ln -s /etc/passwd data/b.nc
+	# bounded by timeout (SIGTERM, then SIGKILL: a thread blocked in open() is deaf to SIGTERM)
+	run timeout -k 10 60 bash -c 'ferry-s3-put <packed 3>fd3 2>err; echo rc=$?'
+	assert_output "rc=0"
+	run jq -r '"\(.correlationId) \(.status) \(.message)"' fd3
+	assert_line --index 0 --regexp "^c-fifo ERROR upload of archive P1_1.zip to s3://deliveries/c-fifo/P1_1.zip failed: .*unable to read $(realpath data)/a.nc: not a regular file$"
+	assert_line --index 1 --regexp "^c-link ERROR upload of archive P1_1.zip to s3://deliveries/c-link/P1_1.zip failed: .*unable to read $(realpath data)/b.nc: a symbolic link on the way, not followed$"
+	refute_output --partial "$secret"
+	run cat err
+	refute_output --partial "$secret"
+	s3_absent c-fifo/P1_1.zip
+	s3_absent c-link/P1_1.zip
 }
 
 @test "a deflated source with a wrong md5 is caught by pack -S itself" {

@@ -1,11 +1,14 @@
 /* fileurl_test: decoding of file:// URLs (RFC 8089 forms, escapes, other
  * hosts) and the file_roots containment on real paths: symlinks out of a
- * root, ".." after decoding, missing files, roots that are symlinks. */
+ * root, ".." after decoding, missing files, roots that are symlinks; and
+ * fileurl_open on what a checked file may have become: a FIFO (no block),
+ * a symlink, a directory, another size; with openat2 and without. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,9 +197,111 @@ static void test_no_roots_allow_no_file(void)
 	    FILEURL_BAD);
 }
 
+typedef int open_fn(const char *, char *const *, size_t, int64_t, struct stat *, char *,
+    size_t);
+
+/* open tmp/rel with root tmp/root (NULL: no roots) and the size wanted */
+static int try_open(open_fn *fn, const char *tmp, const char *rel, const char *root,
+    int64_t size, struct stat *st)
+{
+	char p[2 * PATH_MAX], r[2 * PATH_MAX], err[256] = "";
+	snprintf(p, sizeof p, "%s/%s", tmp, rel);
+	snprintf(r, sizeof r, "%s/%s", tmp, root ? root : "");
+	char *roots[] = { r };
+	int fd = fn(p, roots, root ? 1 : 0, size, st, err, sizeof err);
+	if (fd >= 0) {
+		TU_CHECK((fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+		TU_CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+		close(fd);
+		return FILEURL_OK;
+	}
+	TU_CHECK(err[0] != '\0' && strstr(err, tmp) == NULL);   /* no path in the reason */
+	return fd;
+}
+
+static void opens_only_what_was_checked(open_fn *fn)
+{
+	const char *t = tree();
+	char p[2 * PATH_MAX];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/root/fifo", t);
+	TU_CHECK(mkfifo(p, 0600) == 0);
+	snprintf(p, sizeof p, "%s/root/big.nc", t);
+	touch(t, "root/big.nc");
+	TU_CHECK(truncate(p, 5) == 0);
+	ln(t, "/etc/passwd", "root/passwd");
+	ln(t, "sub", "root/sublink");
+	static const struct { const char *rel, *root; int64_t size; int rc; } c[] = {
+		{ "root/a.nc", "root", 0, FILEURL_OK },
+		{ "root/a.nc", "root", -1, FILEURL_OK },
+		{ "root/big.nc", "root", 5, FILEURL_OK },
+		{ "root/big.nc", "root", 4, FILEURL_SIZE },
+		{ "root/sub/d.nc", "root", 0, FILEURL_OK },
+		{ "root//sub/d.nc", "root/", 0, FILEURL_OK },
+		{ "root/a.nc", "rootlink", 0, FILEURL_OK },    /* a root's own link is followed */
+		{ "rootlink/a.nc", "rootlink", 0, FILEURL_OK },
+		{ "root/fifo", "root", -1, FILEURL_NOTREG },  /* and it did not block */
+		{ "root/sub", "root", -1, FILEURL_NOTREG },
+		{ "root", "root", -1, FILEURL_NOTREG },
+		{ "root/passwd", "root", -1, FILEURL_FORBIDDEN },
+		{ "root/out", "root", -1, FILEURL_FORBIDDEN },
+		{ "root/in", "root", 0, FILEURL_FORBIDDEN },   /* inside, but a link all the same */
+		{ "root/sublink/d.nc", "root", 0, FILEURL_FORBIDDEN },
+		{ "root/dirout/secret.nc", "root", 0, FILEURL_FORBIDDEN },
+		{ "root/../secret.nc", "root", 0, FILEURL_FORBIDDEN },
+		{ "root/./a.nc", "root", 0, FILEURL_FORBIDDEN },
+		{ "secret.nc", "root", 0, FILEURL_FORBIDDEN },
+		{ "rootx/e.nc", "root", 0, FILEURL_FORBIDDEN },
+		{ "root/a.nc", "nonexistent-root", 0, FILEURL_FORBIDDEN },
+		{ "root/a.nc", NULL, 0, FILEURL_FORBIDDEN },
+		{ "root/missing.nc", "root", 0, FILEURL_MISSING },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		int rc = try_open(fn, t, c[i].rel, c[i].root, c[i].size, &st);
+		if (!TU_EQ_INT(rc, c[i].rc))
+			printf("# %s in %s\n", c[i].rel, c[i].root ? c[i].root : "(none)");
+	}
+	TU_EQ_INT(try_open(fn, t, "root/big.nc", "root", 4, &st), FILEURL_SIZE);
+	TU_EQ_INT(st.st_size, 5);                      /* the size found, for the log */
+	TU_EQ_INT(try_open(fn, t, "root/missing.nc", "root", 0, &st), FILEURL_MISSING);
+	TU_EQ_INT(errno, ENOENT);
+}
+
+static void test_open_refuses_what_a_checked_file_became(void)
+{
+	opens_only_what_was_checked(fileurl_open);
+}
+
+static void test_open_without_openat2_refuses_the_same(void)
+{
+	opens_only_what_was_checked(fileurl_open_walk);
+}
+
+static void test_a_relative_path_opens_below_the_current_directory(void)
+{
+	char cwd[PATH_MAX], err[128];
+	struct stat st;
+	const char *t = tree();
+	TU_CHECK(getcwd(cwd, sizeof cwd) != NULL);
+	TU_CHECK(chdir(t) == 0);
+	open_fn *fns[] = { fileurl_open, fileurl_open_walk };
+	for (int i = 0; i < 2; i++) {
+		int fd = fns[i]("root/a.nc", NULL, 0, 0, &st, err, sizeof err);
+		TU_CHECK(fd >= 0);
+		if (fd >= 0)
+			close(fd);
+		TU_EQ_INT(fns[i]("root/out", NULL, 0, -1, &st, err, sizeof err), FILEURL_FORBIDDEN);
+		TU_EQ_INT(fns[i]("../x", NULL, 0, -1, &st, err, sizeof err), FILEURL_FORBIDDEN);
+	}
+	TU_CHECK(chdir(cwd) == 0);
+}
+
 TU_MAIN(
 	TU(test_file_urls_decode_by_rfc_8089),
 	TU(test_a_path_too_long_is_refused),
 	TU(test_sources_must_resolve_inside_a_root),
-	TU(test_no_roots_allow_no_file)
+	TU(test_no_roots_allow_no_file),
+	TU(test_open_refuses_what_a_checked_file_became),
+	TU(test_open_without_openat2_refuses_the_same),
+	TU(test_a_relative_path_opens_below_the_current_directory)
 )

@@ -141,7 +141,7 @@ static void build(const char *zipname, const struct src *s, int n)
 		struct stat st;
 		struct zip_added a;
 		TU_CHECK(stat(p, &st) == 0 && md5_file(p, want, NULL) == 0);
-		struct zip_entry e = { p, s[i].entry, st.st_size, want, s[i].method };
+		struct zip_entry e = { p, s[i].entry, st.st_size, want, s[i].method, NULL, 0 };
 		TU_EQ_INT(zip_add(z, &e, &a), ZIP_OK);
 		TU_EQ_STR(a.md5, want);
 		TU_EQ_INT(a.size, st.st_size);
@@ -253,7 +253,7 @@ static void test_renamed_flag(void)
 	struct zip_added a;
 	put_file("f", "x", 1);
 	TU_EQ_INT(zip_open(&z, "y.zip", 1, err, sizeof err), 0);
-	struct zip_entry e = { "f", "P/f", 1, NULL, ZIP_STORE };
+	struct zip_entry e = { "f", "P/f", 1, NULL, ZIP_STORE, NULL, 0 };
 	TU_EQ_INT(zip_add(z, &e, &a), ZIP_OK);
 	TU_EQ_INT(a.renamed, 0);
 	TU_EQ_STR(a.name, "P/f");
@@ -310,7 +310,7 @@ static void test_source_checks(void)
 	const char *text = "text.txt";
 	struct stat st;
 	TU_CHECK(stat(text, &st) == 0 && md5_file(text, md5, NULL) == 0);
-	struct zip_entry e = { text, "P/t", st.st_size, "00000000000000000000000000000000", ZIP_AUTO };
+	struct zip_entry e = { text, "P/t", st.st_size, "00000000000000000000000000000000", ZIP_AUTO, NULL, 0 };
 	expect_failure(&e, ZIP_EMISMATCH, &a);
 	TU_EQ_STR(a.md5, md5);
 	TU_EQ_INT(a.size, st.st_size);
@@ -351,7 +351,7 @@ static void test_tick_stops(void)
 	struct zip_added a;
 	int left = 2;
 	sample_files();
-	struct zip_entry e = { "text.txt", "P/t", -1, NULL, ZIP_AUTO };
+	struct zip_entry e = { "text.txt", "P/t", -1, NULL, ZIP_AUTO, NULL, 0 };
 	TU_EQ_INT(zip_open(&z, "s.zip", 6, err, sizeof err), 0);
 	zip_set_tick(z, stop_after, &left);
 	TU_EQ_INT(zip_add(z, &e, &a), ZIP_OK);       /* tick 0 before, 1 chunk */
@@ -391,7 +391,7 @@ static void test_write_error(void)
 		{ "small", SMALL, ZIP_STORE, -1 }, { "small", SMALL, ZIP_DEFLATE, -1 },
 	};
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-		struct zip_entry e = { c[i].file, "P/r", c[i].size, NULL, c[i].m };
+		struct zip_entry e = { c[i].file, "P/r", c[i].size, NULL, c[i].m, NULL, 0 };
 		TU_EQ_INT(zip_open(&z, "w.zip", 1, err, sizeof err), 0);
 		int rc = zip_add(z, &e, &a);
 		if (c[i].at_add >= 0)
@@ -434,7 +434,7 @@ static void test_zip64_many_entries(void)
 	for (int i = 0; i < 70000 && ok; i++) {
 		snprintf(name, sizeof name, "P1_1/e%05d", i);
 		struct zip_entry e = { "e", name, 0, "d41d8cd98f00b204e9800998ecf8427e",
-		    ZIP_AUTO };
+		    ZIP_AUTO, NULL, 0 };
 		ok = TU_EQ_INT(zip_add(z, &e, &a), ZIP_OK);
 	}
 	TU_EQ_INT(zip_close(z, md5, &size), 0);
@@ -465,11 +465,11 @@ static void zip_big(enum zip_method m)
 	close(fd);
 	put_file("small", "tail", 4);
 	TU_EQ_INT(zip_open(&z, zp, 1, err, sizeof err), 0);
-	struct zip_entry e = { "sparse", "P1_1/zeros", big, NULL, m };
+	struct zip_entry e = { "sparse", "P1_1/zeros", big, NULL, m, NULL, 0 };
 	TU_EQ_INT(zip_add(z, &e, &a), ZIP_OK);
 	TU_EQ_INT(a.size, big);
 	md5_buf("tail", 4, md5);
-	struct zip_entry s = { "small", "P1_1/small", 4, md5, ZIP_STORE };
+	struct zip_entry s = { "small", "P1_1/small", 4, md5, ZIP_STORE, NULL, 0 };
 	TU_EQ_INT(zip_add(z, &s, &a), ZIP_OK);
 	TU_EQ_INT(zip_close(z, md5, &size), 0);
 	zip_free(z);
