@@ -103,7 +103,7 @@ proxy_start() {
 
 # tenant_s3 PORT: the s3_server settings, the S3 server at PORT
 tenant_s3() {
-	printf '"s3_server":{"scheme":"http","host":"127.0.0.1","port":%s,"region":"us-east-1","key":"S3RVER","secret":"S3RVER"},"delivery_bucket":"deliveries"' "$1"
+	printf '"s3_server":{"scheme":"http","host":"127.0.0.1","port":%s,"region":"us-east-1","key":"%s","secret":"%s"},"delivery_bucket":"deliveries"' "$1" "$FERRY_S3_KEY" "$FERRY_S3_SECRET"
 }
 
 setup_file() {

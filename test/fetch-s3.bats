@@ -20,7 +20,7 @@ setup() {
 	export FERRY_TENANTS="$BATS_TEST_TMPDIR/tenants"
 	export FERRY_WORKSPACE="$BATS_TEST_TMPDIR/ws"
 	unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-	GOOD="{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,\"key\":\"S3RVER\",\"secret\":\"S3RVER\"}"
+	GOOD="{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,\"key\":\"$FERRY_S3_KEY\",\"secret\":\"$FERRY_S3_SECRET\"}"
 	# nothing listens on port 1: a server that would be used by mistake fails
 	DEAD='{"scheme":"http","host":"127.0.0.1","port":1,"key":"k","secret":"s"}'
 	head -c 2500000 /dev/urandom >obj.nc
@@ -63,7 +63,7 @@ item() { # CID URL
 }
 
 @test "wrong S3 credentials are ERROR INTERNAL_ERROR, the secret never shown" {
-	bad="{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,\"key\":\"S3RVER\",\"secret\":\"WRONGSECRET\"}"
+	bad="{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,\"key\":\"$FERRY_S3_KEY\",\"secret\":\"WRONGSECRET\"}"
 	tenant p1 "{\"request_ttl\":1,\"source_s3_server\":$bad}"
 	item s-4 "s3://$FERRY_S3_BUCKET/src/P1/a b+c.nc" >in
 	run ferry-fetch -v <in 3>fd3

@@ -29,7 +29,7 @@ setup_file() {
 	tenant p1 "{\"request_ttl\":1,\"catalog\":\"$D/cat.db\",\"file_roots\":[\"$D/data\"],
 		\"users\":[\"ana@example.org\"],\"multipart_part_size\":5242880,\"upload_parallel\":2,
 		\"s3_server\":{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,
-		\"region\":\"us-east-1\",\"key\":\"S3RVER\",\"secret\":\"S3RVER\"},
+		\"region\":\"us-east-1\",\"key\":\"$FERRY_S3_KEY\",\"secret\":\"$FERRY_S3_SECRET\"},
 		\"delivery_bucket\":\"deliveries\"}"
 	service_start
 }

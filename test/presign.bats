@@ -39,7 +39,7 @@ setup() {
 presign_tenant() {
 	tenant "$1" "{\"request_ttl\":1,\"catalog\":\"$D/cat.db\",\"file_roots\":[\"$D/data\"],
 		\"s3_server\":{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":$FERRY_S3_PORT,
-		\"region\":\"us-east-1\",\"key\":\"S3RVER\",\"secret\":\"S3RVER\"},
+		\"region\":\"us-east-1\",\"key\":\"$FERRY_S3_KEY\",\"secret\":\"$FERRY_S3_SECRET\"},
 		\"delivery_bucket\":\"deliveries\"$2}"
 }
 
@@ -68,7 +68,7 @@ resign() {
 	run jq -r 'keys_unsorted | join(",")' done.json
 	assert_output 'correlationId,status,url,md5,downloadUrl'
 	run field downloadUrl
-	assert_output --regexp "^http://127\.0\.0\.1:$FERRY_S3_PORT/deliveries/pre-1/P1_1\.zip\?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=S3RVER%2F[0-9]{8}%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=[0-9]{8}T[0-9]{6}Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=[0-9a-f]{64}$"
+	assert_output --regexp "^http://127\.0\.0\.1:$FERRY_S3_PORT/deliveries/pre-1/P1_1\.zip\?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=$FERRY_S3_KEY%2F[0-9]{8}%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=[0-9]{8}T[0-9]{6}Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=[0-9a-f]{64}$"
 	[ "$(field url)" = s3://deliveries/pre-1/P1_1.zip ]
 	[ "$(wc -c <done.json)" -le 4097 ]
 }

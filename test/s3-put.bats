@@ -19,7 +19,7 @@ setup() {
 	export FERRY_JOURNAL="$BATS_TEST_TMPDIR/journal.db"
 	export FERRY_TENANTS="$BATS_TEST_TMPDIR/tenants"
 	export FERRY_WORKSPACE="$BATS_TEST_TMPDIR/workspace"
-	tenant p1 "$(s3_tenant S3RVER)"
+	tenant p1 "$(s3_tenant "$FERRY_S3_SECRET")"
 }
 
 teardown() {
@@ -31,8 +31,8 @@ teardown() {
 
 # s3_tenant SECRET: a tenant's settings for the sandbox's S3 server
 s3_tenant() {
-	printf '{"s3_server":{"scheme":"http","host":"127.0.0.1","port":%s,"region":"us-east-1","key":"S3RVER","secret":"%s"},"delivery_bucket":"deliveries","multipart_part_size":5242880,"upload_parallel":3}' \
-		"$FERRY_S3_PORT" "$1"
+	printf '{"s3_server":{"scheme":"http","host":"127.0.0.1","port":%s,"region":"us-east-1","key":"%s","secret":"%s"},"delivery_bucket":"deliveries","multipart_part_size":5242880,"upload_parallel":3}' \
+		"$FERRY_S3_PORT" "$FERRY_S3_KEY" "$1"
 }
 
 # workspace_of TENANT CID: the request's directory, as lib/workspace.c names it
@@ -125,7 +125,7 @@ stop_s3() {
 }
 
 @test "multipart_threshold: 12 MiB with 5 MiB parts under a 20 MiB threshold is one PUT" {
-	tenant one "$(s3_tenant S3RVER | sed 's/}$/,"multipart_threshold":20971520}/')"
+	tenant one "$(s3_tenant "$FERRY_S3_SECRET" | sed 's/}$/,"multipart_threshold":20971520}/')"
 	archive one c-one P1_1.zip $((12 * 1048576))
 	packed one c-one P1_1.zip >in
 	run bash -c 'ferry-s3-put -v <in 3>fd3'
@@ -136,7 +136,7 @@ stop_s3() {
 	[ "$(s3_md5 c-one/P1_1.zip)" = "$MD5" ]
 	[ -z "$(s3_log 'c-one/P1_1.zip?uploads=')" ]
 	# and a threshold above 5 GiB is refused, naming the key
-	tenant huge "$(s3_tenant S3RVER | sed 's/}$/,"multipart_threshold":5368709121}/')"
+	tenant huge "$(s3_tenant "$FERRY_S3_SECRET" | sed 's/}$/,"multipart_threshold":5368709121}/')"
 	archive huge c-huge P1_1.zip 1000
 	packed huge c-huge P1_1.zip >in
 	run bash -c 'ferry-s3-put <in 3>fd3'
@@ -181,7 +181,13 @@ stop_s3() {
 	assert_success
 	[ "$(grep -c 'uploading again' <<<"$output")" -eq 2 ]
 	run jq -r '.status + " " + .errorType + " " + .message' fd3
-	assert_output --partial "ERROR INTERNAL_ERROR checksum mismatch for archive P1_1.zip: md5 $MD5"
+	# the item's md5 is sent as Content-MD5: a real server refuses the body
+	# (RGW: BadDigest), s3rver stores it and ferry finds the md5 wrong
+	if [ "$FERRY_S3_KIND" = rgw ]; then
+		assert_output --partial "ERROR INTERNAL_ERROR checksum mismatch for archive P1_1.zip: PutObject: 400 BadDigest"
+	else
+		assert_output --partial "ERROR INTERNAL_ERROR checksum mismatch for archive P1_1.zip: md5 $MD5"
+	fi
 	s3_absent c-bad/P1_1.zip
 	[ "$(state_of c-bad)" = ERROR ]
 	[ ! -e "$(workspace_of p1 c-bad)" ]
@@ -230,7 +236,8 @@ stop_s3() {
 	[ "$SECONDS" -lt 5 ]
 	refute_output --partial wr0ng-s3cr3t
 	run cat fd3
-	assert_line --index 0 --partial '"status":"ERROR","errorType":"INTERNAL_ERROR","message":"upload of archive P1_1.zip to s3://deliveries/c-403/P1_1.zip failed: CreateMultipartUpload: 403 SignatureDoesNotMatch: The request signature we calculated does not match'
+	# s3rver adds its Message, RGW gives the Code alone
+	assert_line --index 0 --partial '"status":"ERROR","errorType":"INTERNAL_ERROR","message":"upload of archive P1_1.zip to s3://deliveries/c-403/P1_1.zip failed: CreateMultipartUpload: 403 SignatureDoesNotMatch'
 	assert_line --index 1 --partial 'failed: PutObject: 403 SignatureDoesNotMatch'
 	refute_output --partial wr0ng-s3cr3t
 	! grep -a -q wr0ng-s3cr3t "$FERRY_JOURNAL"*
@@ -365,7 +372,7 @@ stop_etag_proxy() {
 
 @test "parts answered with 79 '&' as ETag: refused as unusable, ERROR, no object, no Complete" {
 	etag_proxy "\"$(printf '&%.0s' $(seq 79))\""
-	tenant px "$(s3_tenant S3RVER | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
+	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
 	archive px c-amp P1_1.zip $((12 * 1048576))
 	packed px c-amp P1_1.zip >in
 	run bash -c 'ferry-s3-put -v <in 3>fd3'
@@ -381,7 +388,7 @@ stop_etag_proxy() {
 
 @test "a single PUT answered with an ETag holding a space is refused as unusable: ERROR, no object" {
 	etag_proxy '"0123456789abcdef 0123456789abcdef"'
-	tenant px "$(s3_tenant S3RVER | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
+	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
 	archive px c-sp P1_1.zip 1000
 	packed px c-sp P1_1.zip >in
 	ferry-s3-put <in 3>fd3 2>err || true
