@@ -85,6 +85,11 @@ setup_file() {
 	head -c 200000 /dev/urandom >"$D/data/P1/a.nc"
 	printf 'hello\n' >"$D/data/P1/b.txt"
 	head -c 50000 /dev/urandom >"$D/data/P2/c.nc"
+	# P3: so many files that its item is longer than a pipe holds (64 KiB)
+	mkdir -p "$D/data/P3"
+	for i in $(seq 400); do
+		printf '%s' "$i" >"$D/data/P3/a-file-name-long-enough-to-make-the-item-big-$i.txt"
+	done
 	ferry-catalog -c "$D/cat.db" init
 	ferry-catalog -c "$D/cat.db" scan -t coastline "$D/data" >/dev/null
 	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
@@ -223,6 +228,67 @@ check_zip() {
 	check_zip
 	run unzip -Z1 got.zip
 	assert_output $'P1_1/a.nc\nP1_1/b.txt\nP2_1/c.nc'
+}
+
+# wchan PID: where in the kernel PID sleeps (anon_pipe_write, pipe_read, ...)
+wchan() { cat "/proc/$1/wchan" 2>/dev/null; }
+
+# terminals CID: how many terminal responses the outbox holds for CID
+terminals() {
+	jq_sql "$D/journal.db" "select count(*) from outbox o join request r on r.id = o.request_id
+		where r.correlation_id = '$1' and (o.body like '%\"status\":\"DONE\"%'
+		or o.body like '%\"status\":\"ERROR\"%' or o.body like '%\"status\":\"DENIED\"%')"
+}
+
+@test "a writer killed mid-line leaves half an item in the FIFO: the reader skips the torn line, the journal supplies both items" {
+	all_up "$S"
+	# hold .fifo/fetched open, reading nothing: what the pipe holds now
+	# outlives every reader, as when a restarted writer reopens the FIFO
+	# before the old reader is gone
+	exec 7<>"$S/.fifo/fetched"
+	s6-svc -wd -T 10000 -d "$S/ferry-pack"
+	fetch=$(s6-svstat -o pid "$S/ferry-fetch")
+	submit -q 'productId:P3' -c s6-torn-a >a.out 2>&1 &
+	sub=$!
+	# ferry-fetch commits the item, then writes it: the pipe fills up
+	# mid-line and the write blocks
+	for _ in $(seq 300); do
+		[ "$(jq_sql "$D/journal.db" "select state from request where correlation_id = 's6-torn-a'")" = FETCHED ] &&
+			case $(wchan "$fetch") in *pipe_write) break ;; esac
+		sleep 0.1
+	done
+	case $(wchan "$fetch") in *pipe_write) ;; *) false ;; esac
+	[ "$(jq_sql "$D/journal.db" "select max(length(e.item)) from event e join request r on r.id = e.request_id
+		where r.correlation_id = 's6-torn-a' and e.state = 'FETCHED'")" -gt 65536 ]
+	kill -KILL "$fetch"
+	for _ in $(seq 100); do
+		new=$(s6-svstat -o pid "$S/ferry-fetch")
+		[ "$new" != "$fetch" ] && [ "$new" != -1 ] && break
+		sleep 0.1
+	done
+	[ "$new" != "$fetch" ]
+	[ "$new" != -1 ]
+	# the new ferry-pack takes the torn item from the journal at start, then
+	# reads the fragment left in the FIFO and waits for the rest of its line
+	s6-svc -u "$S/ferry-pack"
+	wait "$sub"
+	grep -q '"correlationId":"s6-torn-a","status":"DONE"' a.out
+	pack=$(s6-svstat -o pid "$S/ferry-pack")
+	for _ in $(seq 100); do
+		case $(wchan "$pack") in *pipe_read) break ;; esac
+		sleep 0.1
+	done
+	case $(wchan "$pack") in *pipe_read) ;; *) false ;; esac
+	# the first item the new ferry-fetch writes is glued to the fragment
+	run submit -q 'productId:P1' -c s6-torn-b
+	exec 7<&-
+	assert_success
+	assert_output --partial '"correlationId":"s6-torn-b","status":"DONE"'
+	run grep -F 'ferry-pack: error: stdin: line ' "$S/ferry-pack/log/main/current"
+	assert_output --regexp 'invalid JSON near byte [0-9]+: line skipped; taking up what waits in the journal$'
+	refute_output --partial 's6-torn'
+	[ "$(terminals s6-torn-a)" = 1 ]
+	[ "$(terminals s6-torn-b)" = 1 ]
 }
 
 @test "every log line has an ISO 8601 timestamp; each stage logged its request" {
