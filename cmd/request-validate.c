@@ -33,6 +33,7 @@ struct ctx {
 	/* items taken back at start, judged a batch at a time */
 	cJSON **recovered;
 	int nrecovered, batch;
+	int torn;                 /* a bad line was read: take up the journal's */
 };
 
 static void warn_key(void *arg, const char *file, const char *key)
@@ -41,10 +42,14 @@ static void warn_key(void *arg, const char *file, const char *key)
 	err_warn("%s: %s: unknown setting ignored", file, key);
 }
 
+/* A bad line is most likely torn (ferry-amqp-ingest killed mid-line, its
+ * fragment glued to the next line): both items are RECEIVED in the journal,
+ * taken up after the batch rather than at the next start. */
 static void bad_line(void *arg, const char *reason)
 {
-	(void)arg;
-	err_error("stdin: %s: line skipped", reason);
+	struct ctx *c = arg;
+	err_error("stdin: %s: line skipped; taking up what waits in the journal", reason);
+	c->torn = 1;
 }
 
 static int64_t received_ms(journal *j, const cJSON *item)
@@ -185,6 +190,14 @@ static int recover_one(void *arg, const char *tenant, const char *cid, const cha
 	return stop;
 }
 
+/* Judge the requests waiting in RECEIVED, a batch at a time. */
+static void take_up(struct ctx *c)
+{
+	if (journal_pending(c->j, JSTAGE_VALIDATE, recover_one, c) < 0)
+		err_die(EXIT_TEMP, "%s", journal_error(c->j));
+	recover_flush(c);
+}
+
 int main(int argc, char **argv)
 {
 	const char *jpath = util_env("FERRY_JOURNAL", "/var/lib/ferry/journal.db");
@@ -223,22 +236,24 @@ int main(int argc, char **argv)
 	if (!c.tenants || !items || !c.granted || !c.responses || !r)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 
-	if (journal_takeback(c.j, JSTAGE_VALIDATE) < 0 ||
-	    journal_pending(c.j, JSTAGE_VALIDATE, recover_one, &c) < 0)
+	if (journal_takeback(c.j, JSTAGE_VALIDATE) < 0)
 		err_die(EXIT_TEMP, "%s", journal_error(c.j));
-	recover_flush(&c);
+	take_up(&c);
 
 	while (!stop) {
-		int n = stage_read_batch(r, 0, items, batch, bad_line, NULL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
+		int n = stage_read_batch(r, 0, items, batch, bad_line, &c);
+		if (n < 0 && errno != EINTR)
 			err_die(EXIT_TEMP, "unable to read stdin: %s", strerror(errno));
-		if (n == 0)
-			break;
-		run_batch(&c, items, n);
+		if (n > 0)
+			run_batch(&c, items, n);
 		for (int i = 0; i < n; i++)
 			cJSON_Delete(items[i]);
+		if (c.torn) {
+			c.torn = 0;
+			take_up(&c);
+		} else if (n == 0) {
+			break;
+		}
 	}
 	item_reader_free(r);
 	free(items);

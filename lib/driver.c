@@ -297,6 +297,26 @@ static int recover_one(void *arg, const char *tenant, const char *cid, const cha
 	return stop;
 }
 
+/* Take up the requests waiting in the input state; fatal on a journal error
+ * (the next start does it then). */
+static void rescan(struct run *rn)
+{
+	if (journal_pending(rn->j, rn->d->stage, recover_one, rn) < 0)
+		err_die(EXIT_TEMP, "%s", journal_error(rn->j));
+}
+
+/* A line that is no item is most likely torn: a writer killed mid-line
+ * left a fragment in the FIFO and the next writer's first line was glued
+ * to it. Both items were committed before they were printed, so the
+ * journal has them waiting in the input state: take them up now rather
+ * than at the next start. */
+static void bad_line(struct run *rn, const item_reader *r)
+{
+	err_error("stdin: %s: line skipped; taking up what waits in the journal",
+	    item_reader_error(r));
+	rescan(rn);
+}
+
 int driver_run(struct driver *d)
 {
 	char err[512];
@@ -313,8 +333,9 @@ int driver_run(struct driver *d)
 	if (!rn.tenants || !r)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	int back = journal_takeback(rn.j, d->stage);
-	if (back < 0 || journal_pending(rn.j, d->stage, recover_one, &rn) < 0)
+	if (back < 0)
 		err_die(EXIT_TEMP, "%s", journal_error(rn.j));
+	rescan(&rn);
 	if (back > 0)
 		err_info("took back %d interrupted request%s", back, back == 1 ? "" : "s");
 	d->run = &rn;
@@ -337,7 +358,7 @@ int driver_run(struct driver *d)
 		if (rc == ITEM_EOF)
 			break;
 		if (rc == ITEM_BAD) {
-			err_error("stdin: %s: line skipped", item_reader_error(r));
+			bad_line(&rn, r);
 			continue;
 		}
 		if (rc == ITEM_IOERR) {

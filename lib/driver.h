@@ -4,7 +4,9 @@
  * waiting in its input state before stdin, then reads items one at a time:
  * register if unknown, claim, check tenant and deadline, work, commit (new
  * state + event + response in one transaction), print. Requests that end in
- * ERROR (or DONE) have their workspace removed. */
+ * ERROR (or DONE) have their workspace removed. A line that is no item (most
+ * likely torn by a writer killed mid-line) is skipped, and what waits in
+ * the input state is taken up again at once. */
 #ifndef FERRY_DRIVER_H
 #define FERRY_DRIVER_H
 

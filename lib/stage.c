@@ -135,8 +135,10 @@ int stage_read_batch(item_reader *r, int fd, cJSON **items, int max, stage_bad_f
 		int rc = item_read(r, &it);
 		if (rc == ITEM_OK)
 			items[n++] = it;
-		else if (rc == ITEM_BAD)
+		else if (rc == ITEM_BAD) {
 			bad(arg, item_reader_error(r));
+			break;
+		}
 		else if (rc == ITEM_EOF)
 			break;
 		else if (n == 0)

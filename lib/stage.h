@@ -44,8 +44,10 @@ void stage_fd3(const char *response);
 void stage_fd3_lines(char *const *responses, int n);
 
 /* Read up to max items from r (reading fd): blocks for the first, then takes only what is
- * already waiting. Malformed lines are passed to bad(arg, reason) and
- * skipped. Returns the count, 0 at EOF, -1 on read error (errno). */
+ * already waiting. A malformed line is passed to bad(arg, reason), skipped,
+ * and ends the batch, so that the caller acts on it before it blocks again
+ * (the count may then be 0). Returns the count, 0 at EOF, -1 on read error
+ * (errno). */
 typedef void stage_bad_fn(void *arg, const char *reason);
 int stage_read_batch(item_reader *r, int fd, cJSON **items, int max, stage_bad_fn *bad,
     void *arg);

@@ -78,6 +78,18 @@ all_up() {
 	return 1
 }
 
+# restarted SERVICE OLDPID: wait up to 10 s until SERVICE runs again with
+# another pid
+restarted() {
+	local new
+	for _ in $(seq 100); do
+		new=$(s6-svstat -o pid "$S/$1")
+		[ "$new" != "$2" ] && [ "$new" != -1 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 setup_file() {
 	sandbox_up
 	export D="$BATS_FILE_TMPDIR"
@@ -85,6 +97,11 @@ setup_file() {
 	head -c 200000 /dev/urandom >"$D/data/P1/a.nc"
 	printf 'hello\n' >"$D/data/P1/b.txt"
 	head -c 50000 /dev/urandom >"$D/data/P2/c.nc"
+	# P3: so many files that its item is longer than a pipe holds (64 KiB)
+	mkdir -p "$D/data/P3"
+	for i in $(seq 400); do
+		printf '%s' "$i" >"$D/data/P3/a-file-name-long-enough-to-make-the-item-big-$i.txt"
+	done
 	ferry-catalog -c "$D/cat.db" init
 	ferry-catalog -c "$D/cat.db" scan -t coastline "$D/data" >/dev/null
 	export FERRY_JOURNAL="$D/journal.db" FERRY_TENANTS="$D/tenants" FERRY_WORKSPACE="$D/ws"
@@ -204,13 +221,7 @@ check_zip() {
 	old=$(s6-svstat -o pid "$S/ferry-request-validate")
 	next=$(s6-svstat -o pid "$S/ferry-order-bridge")
 	kill -KILL "$old"
-	for _ in $(seq 50); do
-		new=$(s6-svstat -o pid "$S/ferry-request-validate")
-		[ "$new" != "$old" ] && [ "$new" != -1 ] && break
-		sleep 0.1
-	done
-	[ "$new" != "$old" ]
-	[ "$new" != -1 ]
+	restarted ferry-request-validate "$old"
 	all_up "$S"
 	# its finish script restarted the next stage, which re-reads the journal
 	[ "$(s6-svstat -o pid "$S/ferry-order-bridge")" != "$next" ]
@@ -223,6 +234,103 @@ check_zip() {
 	check_zip
 	run unzip -Z1 got.zip
 	assert_output $'P1_1/a.nc\nP1_1/b.txt\nP2_1/c.nc'
+}
+
+# wchan PID: where in the kernel PID sleeps (anon_pipe_write, pipe_read, ...)
+wchan() { cat "/proc/$1/wchan" 2>/dev/null; }
+
+# terminals CID: how many terminal responses the outbox holds for CID
+terminals() {
+	jq_sql "$D/journal.db" "select count(*) from outbox o join request r on r.id = o.request_id
+		where r.correlation_id = '$1' and (o.body like '%\"status\":\"DONE\"%'
+		or o.body like '%\"status\":\"ERROR\"%' or o.body like '%\"status\":\"DENIED\"%')"
+}
+
+# tear WRITER STATE READER FIFO CID SUBMIT-ARGS...: stop READER, hold FIFO
+# open reading nothing (what it holds outlives every reader, as when a
+# restarted writer reopens the FIFO before the old reader is gone: the
+# caller closes fd 7), submit CID in the background (pid in $sub), whose
+# item is longer than a pipe holds. WRITER commits STATE, then writes the
+# item; the pipe fills up mid-line and the write blocks: SIGKILL it then.
+# Once WRITER is back, start READER (pid in $rpid): it takes CID from the
+# journal at start, then reads the fragment and waits for the rest of its
+# line.
+tear() {
+	local writer=$1 state=$2 reader=$3 fifo=$4 cid=$5 pid
+	shift 5
+	exec 7<>"$S/.fifo/$fifo"
+	s6-svc -wd -T 10000 -d "$S/$reader"
+	pid=$(s6-svstat -o pid "$S/$writer")
+	submit -c "$cid" "$@" >"$cid.out" 2>&1 &
+	sub=$!
+	for _ in $(seq 300); do
+		case $(wchan "$pid") in *pipe_write) break ;; esac
+		sleep 0.1
+	done
+	case $(wchan "$pid") in *pipe_write) ;; *) false ;; esac
+	[ "$(jq_sql "$D/journal.db" "select max(length(e.item)) from event e join request r
+		on r.id = e.request_id where r.correlation_id = '$cid' and e.state = '$state'")" -gt 65536 ]
+	[ "$(jq_sql "$D/journal.db" "select state from request where correlation_id = '$cid'")" = "$state" ]
+	kill -KILL "$pid"
+	restarted "$writer" "$pid"
+	s6-svc -wu -T 10000 -u "$S/$reader"
+	rpid=$(s6-svstat -o pid "$S/$reader")
+	reading "$rpid"
+}
+
+# reading PID: wait up to 10 s until PID sleeps reading a pipe
+reading() {
+	for _ in $(seq 100); do
+		case $(wchan "$1") in *pipe_read) return 0 ;; esac
+		sleep 0.1
+	done
+	return 1
+}
+
+# torn_logged READER: READER said it skipped a line, quoting none of it
+torn_logged() {
+	run grep -F "$1: error: stdin: line " "$S/$1/log/main/current"
+	assert_output --regexp 'invalid JSON near byte [0-9]+: line skipped; taking up what waits in the journal$'
+	refute_output --partial 's6-torn'
+}
+
+@test "ferry-fetch killed mid-line leaves half an item in the FIFO: ferry-pack skips the torn line, the journal supplies both items" {
+	all_up "$S"
+	tear ferry-fetch FETCHED ferry-pack fetched s6-torn-a -q 'productId:P3'
+	wait "$sub"
+	grep -q '"correlationId":"s6-torn-a","status":"DONE"' s6-torn-a.out
+	# the first item the new ferry-fetch writes is glued to the fragment
+	run submit -q 'productId:P1' -c s6-torn-b
+	exec 7<&-
+	assert_success
+	assert_output --partial '"correlationId":"s6-torn-b","status":"DONE"'
+	torn_logged ferry-pack
+	[ "$(terminals s6-torn-a)" = 1 ]
+	[ "$(terminals s6-torn-b)" = 1 ]
+	# no restart did it
+	[ "$(s6-svstat -o pid "$S/ferry-pack")" = "$rpid" ]
+}
+
+@test "half a line left in .fifo/received by a killed writer: ferry-request-validate skips the torn line, the journal supplies the item glued to it" {
+	all_up "$S"
+	pid=$(s6-svstat -o pid "$S/ferry-request-validate")
+	# the bytes a writer killed mid-line leaves: 70,000 bytes of an item, no
+	# newline (ferry-amqp-ingest itself reprints at start what waits in
+	# RECEIVED, so its own first line after a kill is no new item)
+	pad=$(head -c 70000 /dev/zero | tr '\0' x)
+	sh -c 'printf %s "$1" >"$2"; kill -KILL $$' sh "{\"tenant\":\"p1\",\"pad\":\"$pad" \
+		"$S/.fifo/received" &
+	st=0
+	wait $! 2>/dev/null || st=$?
+	[ "$st" = 137 ]
+	reading "$pid"
+	run submit -q 'productId:P1' -c s6-torn-c
+	assert_success
+	assert_output --partial '"correlationId":"s6-torn-c","status":"DONE"'
+	torn_logged ferry-request-validate
+	[ "$(terminals s6-torn-c)" = 1 ]
+	# no restart did it
+	[ "$(s6-svstat -o pid "$S/ferry-request-validate")" = "$pid" ]
 }
 
 @test "every log line has an ISO 8601 timestamp; each stage logged its request" {

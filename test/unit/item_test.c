@@ -169,6 +169,83 @@ static void test_malformed_lines_are_bad_and_reading_goes_on(void)
 	close(fd);
 }
 
+/* a request item as the stages print it, with a body long enough to need
+ * several writes to a pipe (over PIPE_BUF, so a write is not atomic) */
+static char *torn_item(const char *cid, size_t pad)
+{
+	const char *fmt = "{\"tenant\":\"p1\",\"correlationId\":\"%s\",\"headers\":{},"
+	    "\"request\":{\"correlationId\":\"%s\",\"query\":\"q\\\"%s\\\\\"},"
+	    "\"files\":[{\"name\":\"a\",\"pad\":\"%*s\"}]}";
+	size_t len = strlen(fmt) + 3 * strlen(cid) + pad + 1;
+	char *s = malloc(len);
+	if (!s)
+		exit(2);
+	snprintf(s, len, fmt, cid, cid, cid, (int)pad, "");
+	return s;
+}
+
+/* A writer killed mid-line leaves a fragment with no newline in the pipe;
+ * the next writer's first line is glued to it. The reader sees one bad
+ * line, says so without quoting it, and goes on with the line after. */
+static void test_fragment_of_a_killed_writer_spoils_one_line_only(void)
+{
+	char *x = torn_item("gone", 100000), *y = torn_item("glued", 10), *z = torn_item("next", 10);
+	int p[2], st;
+	TU_CHECK(pipe(p) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		(void)util_write_all(p[1], x, 60000);   /* 60,000 of its 100,000 bytes */
+		kill(getpid(), SIGKILL);
+		_exit(1);
+	}
+	TU_CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	char *lines[] = { y, z };
+	TU_EQ_INT(item_write_lines(p[1], lines, 2), 0);
+	close(p[1]);
+	item_reader *r = item_reader_new(p[0]);
+	cJSON *j;
+	TU_EQ_INT(item_read(r, &j), ITEM_BAD);
+	const char *e = item_reader_error(r);
+	TU_CHECK(strncmp(e, "line 1: invalid JSON near byte ", 31) == 0);
+	TU_CHECK(strstr(e, "p1") == NULL && strlen(e) < 64);
+	TU_EQ_INT(item_read(r, &j), ITEM_OK);
+	TU_EQ_STR(item_str(j, "correlationId"), "next");
+	TU_EQ_INT(item_reader_line(r), 2);
+	cJSON_Delete(j);
+	TU_EQ_INT(item_read(r, &j), ITEM_EOF);
+	item_reader_free(r);
+	close(p[0]);
+	free(x);
+	free(y);
+	free(z);
+}
+
+/* Wherever the cut falls (even right before the newline), a fragment glued
+ * to a whole item is never read as an item: no torn line is mistaken for
+ * a request, with fields of two. Nor is the tail a killed reader leaves. */
+static void test_no_cut_of_an_item_reads_as_an_item(void)
+{
+	char *x = torn_item("x\\\"y", 0), *y = torn_item("y", 0), err[128];
+	size_t nx = strlen(x), ny = strlen(y);
+	char *line = malloc(nx + ny + 1);
+	int mistaken = 0;
+	TU_CHECK(line != NULL);
+	for (size_t k = 1; line && k <= nx; k++) {
+		memcpy(line, x, k);
+		memcpy(line + k, y, ny);
+		cJSON *glued = item_parse(line, k + ny, err, sizeof err);
+		cJSON *tail = k < nx ? item_parse(x + k, nx - k, err, sizeof err) : NULL;
+		if ((glued || tail) && mistaken++ == 0)
+			printf("# cut at byte %zu: %s read as an item\n", k, glued ? "glued" : "tail");
+		cJSON_Delete(glued);
+		cJSON_Delete(tail);
+	}
+	TU_EQ_INT(mistaken, 0);
+	free(line);
+	free(x);
+	free(y);
+}
+
 static void test_parse_rejects_nul_and_garbage(void)
 {
 	char err[128];
@@ -403,6 +480,8 @@ TU_MAIN(
 	TU(test_line_at_max_is_read_and_over_max_is_bad),
 	TU(test_long_line_over_max_is_skipped_across_reads),
 	TU(test_malformed_lines_are_bad_and_reading_goes_on),
+	TU(test_fragment_of_a_killed_writer_spoils_one_line_only),
+	TU(test_no_cut_of_an_item_reads_as_an_item),
 	TU(test_parse_rejects_nul_and_garbage),
 	TU(test_blank_lines_are_skipped),
 	TU(test_last_line_without_newline_is_read),
