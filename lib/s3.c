@@ -953,6 +953,7 @@ struct part {
 	int num;                       /* part number; 0: the slot is free */
 	int busy;                      /* its request is on the multi handle */
 	int attempts;
+	int digests;                   /* BadDigest answers to this part */
 	int64_t retry_at;              /* mono ms of its next try; 0: none waiting */
 	char md5[33];
 };
@@ -1071,6 +1072,7 @@ static enum s3_class mpu_send(struct mpu *p, struct part *s, struct s3_status *s
 	    .query = query, .body = s->buf, .len = s->len, .content_md5 = b64 };
 	req_close(&s->q);
 	s->attempts = 0;
+	s->digests = 0;
 	if (req_open(&s->q, u->srv, &sp) < 0) {
 		status_set(st, S3_PERMANENT, "%s: %s", op, strerror(errno));
 		return st->cls;
@@ -1186,6 +1188,14 @@ static enum s3_class mpu_reap(struct mpu *p, struct s3_status *st)
 		curl_multi_remove_handle(p->x->mh, s->q.h);
 		s->busy = 0;
 		enum s3_class c = req_finish(&s->q, cc, st);
+		/* the server saw other bytes than their Content-MD5 (read from
+		 * the part as it was filled): damaged on the way, send it again */
+		if (c == S3_MISMATCH && strcmp(st->code, "BadDigest") == 0 &&
+		    ++s->digests < SUM_ATTEMPTS) {
+			note(p->x, "%s; sending the part again (%d of %d)", st->message, s->digests + 1,
+			    SUM_ATTEMPTS);
+			c = S3_TEMPORARY;
+		}
 		if (c == S3_OK)
 			c = mpu_part_done(p, s, st);
 		else if (c == S3_TEMPORARY)
@@ -1322,7 +1332,7 @@ void s3_multipart_etag(const unsigned char (*md5s)[16], int nparts, char out[S3_
 static int aws_multipart_shape(const char *e)
 {
 	size_t n = strlen(e);
-	return n > 33 && util_is_hex(e, 32) && e[32] == '-' &&
+	return n > 33 && strspn(e, "0123456789abcdefABCDEF") == 32 && e[32] == '-' &&
 	    strspn(e + 33, "0123456789") == n - 33;
 }
 

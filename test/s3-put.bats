@@ -355,10 +355,20 @@ stop_s3() {
 	[ "$(s3_md5 c-term/P1_1.zip)" = "$MD5" ]
 }
 
-# etag_proxy ETAG: a proxy in front of S3 that answers every PUT with that
-# ETag header; sets PROXY_PORT, stopped by the test's end
+# aws_etag FILE N: AWS's ETag of FILE sent in N parts of 5 MiB, the md5 of
+# the parts' md5s and "-N"
+aws_etag() {
+	local i
+	for i in $(seq 0 $(($2 - 1))); do
+		dd if="$1" bs=5242880 skip="$i" count=1 2>/dev/null | md5sum | cut -c1-32
+	done | xxd -r -p | md5sum | sed "s/ .*/-$2/"
+}
+
+# etag_proxy ETAG [CORRUPT]: a proxy in front of S3 that answers every PUT
+# with that ETag header ("-": S3's own), and changes a byte of the first PUT
+# whose URL holds CORRUPT; sets PROXY_PORT
 etag_proxy() {
-	node "$BATS_TEST_DIRNAME/etag-proxy.js" "$FERRY_S3_PORT" "$1" >proxy.port &
+	node "$BATS_TEST_DIRNAME/etag-proxy.js" "$FERRY_S3_PORT" "$@" >proxy.port &
 	echo $! >proxy.pid
 	for _ in $(seq 50); do grep -q ready proxy.port && break; sleep 0.1; done
 	PROXY_PORT=$(cut -d' ' -f2 proxy.port)
@@ -396,4 +406,56 @@ stop_etag_proxy() {
 	run jq -r '.status + " " + .message' fd3
 	assert_output --partial "ERROR checksum mismatch for archive P1_1.zip: S3 answered an unusable ETag"
 	s3_absent c-sp/P1_1.zip
+}
+
+@test "a part damaged on the way is never stored: sent again (RGW: BadDigest), DONE with the right object" {
+	etag_proxy - 'partNumber=2&'
+	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
+	archive px c-dmg P1_1.zip $((12 * 1048576))
+	packed px c-dmg P1_1.zip >in
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	stop_etag_proxy
+	assert_success
+	grep -q '^corrupted .*partNumber=2&' proxy.port
+	if [ "$FERRY_S3_KIND" = rgw ]; then
+		# Content-MD5 refused the part: that part alone went again
+		assert_output --partial "UploadPart 2: 400 BadDigest"
+		assert_output --partial "sending the part again (2 of 3)"
+		refute_output --partial "uploading again"
+	else
+		# s3rver stored it: its ETag gave it away, the upload went again
+		assert_output --partial "UploadPart 2: S3 stored ETag"
+		assert_output --partial "uploading again (2 of 3)"
+	fi
+	run jq -r .status fd3
+	assert_output DONE
+	[ "$(s3_md5 c-dmg/P1_1.zip)" = "$MD5" ]
+}
+
+@test "a completed object whose ETag is not AWS's md5 of the part md5s is removed: ERROR, no object" {
+	etag_proxy - - 0123456789abcdef0123456789abcdef-3
+	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
+	archive px c-cet P1_1.zip $((12 * 1048576))
+	packed px c-cet P1_1.zip >in
+	want=$(aws_etag "$ARCHIVE" 3)
+	run bash -c 'ferry-s3-put -v <in 3>fd3'
+	stop_etag_proxy
+	assert_success
+	assert_output --partial "CompleteMultipartUpload: S3 stored ETag 0123456789abcdef0123456789abcdef-3, expected $want"
+	run jq -r '.status + " " + .errorType' fd3
+	assert_output "ERROR INTERNAL_ERROR"
+	s3_absent c-cet/P1_1.zip
+}
+
+@test "a multipart object's ETag is AWS's md5 of the part md5s where the server gives one (RGW)" {
+	[ "$FERRY_S3_KIND" = rgw ] || skip "s3rver gives the whole object's md5"
+	archive p1 c-aws P1_1.zip $((11 * 1048576))
+	packed p1 c-aws P1_1.zip >in
+	want=$(aws_etag "$ARCHIVE" 3)
+	ferry-s3-put <in 3>fd3
+	run jq -r .status fd3
+	assert_output DONE
+	run /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3api head-object --bucket deliveries \
+		--key c-aws/P1_1.zip --query ETag --output text
+	assert_output "\"$want\""
 }
