@@ -23,6 +23,7 @@
 #include "ordercmd.h"
 #include "rsorder.h"
 #include "util.h"
+#include "validate.h"
 
 static const char usage[] =
     "usage: ferry-order-bridge [-hv] [-j journal] [-t tenants] [-w workspace] [-T timeout]";
@@ -50,7 +51,7 @@ struct ctx {
 /* The files gathered for one request, and the limits they are held to. */
 struct order {
 	const tenant *t;
-	const catalog_filter *filter;
+	catalog_filter *filter;
 	cJSON *files;
 	uint64_t total, sub_bytes, sub_files, suborders;
 	int64_t nfiles;
@@ -91,14 +92,31 @@ static int over_limit(struct order *o)
 	return 0;
 }
 
+/* The filenameRegExp costs too much (the request is GRANTED already, so it
+ * ends ERROR; INVALID_CONTENT says that the request, not ferry, is at
+ * fault and that sending it again is no use). */
+static void regexp_refused(struct order *o, const char *name)
+{
+	int e = errno;
+	o->error_type = e == E2BIG || e == ETIME ? "INVALID_CONTENT" : "INTERNAL_ERROR";
+	if (e == E2BIG)
+		snprintf(o->why, sizeof o->why, "filenameRegExp is too costly: matching file name "
+		    "%s needs more than %d backtracking steps; simplify the expression", name,
+		    VALIDATE_MATCH_LIMIT);
+	else if (e == ETIME)
+		snprintf(o->why, sizeof o->why, "filenameRegExp is too costly: matching %" PRIu64
+		    " file names used up the %d s allowed a request; simplify the expression",
+		    catalog_filter_matched(o->filter), CATALOG_FILTER_BUDGET_MS / 1000);
+	else
+		snprintf(o->why, sizeof o->why, "filenameRegExp on %s: %s", name, strerror(e));
+}
+
 /* One candidate file: filter, count, keep. Non-zero stops the walk. */
 static int take(struct order *o, const struct catalog_file *f)
 {
 	int keep = catalog_filter_match(o->filter, f);
 	if (keep < 0) {
-		o->error_type = "INTERNAL_ERROR";
-		snprintf(o->why, sizeof o->why, "filenameRegExp on %s: %s", f->name,
-		    errno == E2BIG ? "the expression runs away" : strerror(errno));
+		regexp_refused(o, f->name);
 		return 1;
 	}
 	if (!keep)
