@@ -540,12 +540,14 @@ static void rso_send_request(struct ctx *c, const struct jorder *o)
 	const tenant *t = driver_tenant(c->d, o->tenant, &why);
 	cJSON *item = input_item(driver_journal(c->d), o->tenant, o->cid);
 	char *body = t && item ? rsorder_request_body(item, t, err, sizeof err) : NULL;
+	int unknown = item && !body && errno == EACCES;
 	cJSON_Delete(item);
 	if (!t)
 		rso_fail(c, o->tenant, o->cid, "FORBIDDEN", "[FORBIDDEN] Delivery is not configured "
 		    "for tenant %s", o->tenant);
 	else if (!body)
-		rso_fail(c, o->tenant, o->cid, "INTERNAL_ERROR", "%s", item ? err : strerror(ENOMEM));
+		rso_fail(c, o->tenant, o->cid, unknown ? "FORBIDDEN" : "INTERNAL_ERROR", "%s",
+		    item ? err : strerror(ENOMEM));
 	else if (rso_publish(&c->rso, c->rso.n.request_exchange, RSORDER_REQUEST_TYPE, o->tenant,
 	    body) == 0)
 		set_status(c, o->tenant, o->cid, "SENT", 0, 0, 0);
@@ -649,7 +651,7 @@ static void order_rsorder(struct ctx *ctx, struct driver_job *job, struct driver
 	char *body = rsorder_request_body(job->item, job->tenant, err, sizeof err);
 	free(body);
 	if (!body) {
-		driver_fail(r, "INTERNAL_ERROR", "%s", err);
+		driver_fail(r, errno == EACCES ? "FORBIDDEN" : "INTERNAL_ERROR", "%s", err);
 		return;
 	}
 	int rc = journal_order_wait(job->j, job->tenant_name, job->cid, "rs-order", "QUEUED");

@@ -13,7 +13,7 @@
 struct vcase {
 	const char *name;
 	const char *body;
-	const char *users;        /* NULL unusable tenant, "*" users absent, else "a,b" */
+	const char *users;        /* NULL unusable tenant, "-" users absent, "" [], "*" ["*"], else "a,b" */
 	const char *type;         /* NULL = GRANTED */
 	const char *has[5];       /* substrings of the message, in this order */
 	const char *hasnt;        /* a substring the message must not hold */
@@ -52,7 +52,10 @@ static const struct vcase cases[] = {
 	{ "java-style regexp", REGEXP("'^S1.*_(GRD|SLC)\\\\.zip$'"), ANA, NULL, { NULL }, NULL, 0 },
 	{ "java \\uXXXX and \\p{L} in regexp", REGEXP("'\\\\u00e9\\\\p{L}+\\\\.nc'"), ANA, NULL,
 	  { NULL }, NULL, 0 },
-	{ "any user when users absent", USER("'zoe'"), "*", NULL, { NULL }, NULL, 0 },
+	{ "any user when users is [\"*\"]", USER("'zoe'"), "*", NULL, { NULL }, NULL, 0 },
+	{ "nobody when users is absent", USER("'zoe'"), "-", FB,
+	  { "[FORBIDDEN] Unknown user : zoe at user: rejected value [zoe]." }, NULL, 1 },
+	{ "nobody when users is []", USER("'zoe'"), "", FB, { "Unknown user : zoe" }, NULL, 1 },
 	{ "listed user", USER("'bob'"), "ana@example.org,bob", NULL, { NULL }, NULL, 0 },
 	{ "255-char correlationId", CID("`a*255`"), ANA, NULL, { NULL }, NULL, 0 },
 	{ "255 e-acute correlationId", CID("`\xC3\xA9*255`"), ANA, NULL, { NULL }, NULL, 0 },
@@ -261,7 +264,7 @@ static int run_case(const struct vcase *c)
 {
 	char *users[4], *list = c->users ? strdup(c->users) : NULL, *save = NULL;
 	tenant t = { .name = "p1" };
-	if (list && strcmp(list, "*") != 0) {
+	if (list && strcmp(list, "-") != 0) {     /* "-": users absent */
 		t.users = users;
 		for (char *u = strtok_r(list, ",", &save); u && t.nusers < 4; u = strtok_r(NULL, ",", &save))
 			users[t.nusers++] = u;
