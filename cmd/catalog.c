@@ -383,8 +383,9 @@ static int print_file(void *arg, const struct catalog_file *f)
 	struct printer *p = arg;
 	int keep = catalog_filter_match(p->filter, f);
 	if (keep < 0)
-		err_die(EXIT_TEMP, "file %s of %s: filenameRegExp: %s", f->name, f->product_id,
-		    errno == E2BIG ? "match limit reached" : strerror(errno));
+		err_die(errno == ENOMEM ? EXIT_TEMP : EXIT_PERM, "file %s of %s: filenameRegExp: %s",
+		    f->name, f->product_id, errno == E2BIG ? "match limit reached" :
+		    errno == ETIME ? "time budget used up" : strerror(errno));
 	if (keep) {
 		cJSON *o = catalog_file_json(f);
 		write_item(o);

@@ -23,6 +23,7 @@
 #include "ordercmd.h"
 #include "rsorder.h"
 #include "util.h"
+#include "validate.h"
 
 static const char usage[] =
     "usage: ferry-order-bridge [-hv] [-j journal] [-t tenants] [-w workspace] [-T timeout]";
@@ -50,7 +51,7 @@ struct ctx {
 /* The files gathered for one request, and the limits they are held to. */
 struct order {
 	const tenant *t;
-	const catalog_filter *filter;
+	catalog_filter *filter;
 	cJSON *files;
 	uint64_t total, sub_bytes, sub_files, suborders;
 	int64_t nfiles;
@@ -91,14 +92,31 @@ static int over_limit(struct order *o)
 	return 0;
 }
 
+/* The filenameRegExp costs too much (the request is GRANTED already, so it
+ * ends ERROR; INVALID_CONTENT says that the request, not ferry, is at
+ * fault and that sending it again is no use). */
+static void regexp_refused(struct order *o, const char *name)
+{
+	int e = errno;
+	o->error_type = e == E2BIG || e == ETIME ? "INVALID_CONTENT" : "INTERNAL_ERROR";
+	if (e == E2BIG)
+		snprintf(o->why, sizeof o->why, "filenameRegExp is too costly: matching file name "
+		    "%s needs more than %d backtracking steps; simplify the expression", name,
+		    VALIDATE_MATCH_LIMIT);
+	else if (e == ETIME)
+		snprintf(o->why, sizeof o->why, "filenameRegExp is too costly: matching %" PRIu64
+		    " file names used up the %d s allowed a request; simplify the expression",
+		    catalog_filter_matched(o->filter), CATALOG_FILTER_BUDGET_MS / 1000);
+	else
+		snprintf(o->why, sizeof o->why, "filenameRegExp on %s: %s", name, strerror(e));
+}
+
 /* One candidate file: filter, count, keep. Non-zero stops the walk. */
 static int take(struct order *o, const struct catalog_file *f)
 {
 	int keep = catalog_filter_match(o->filter, f);
 	if (keep < 0) {
-		o->error_type = "INTERNAL_ERROR";
-		snprintf(o->why, sizeof o->why, "filenameRegExp on %s: %s", f->name,
-		    errno == E2BIG ? "the expression runs away" : strerror(errno));
+		regexp_refused(o, f->name);
 		return 1;
 	}
 	if (!keep)
@@ -522,12 +540,14 @@ static void rso_send_request(struct ctx *c, const struct jorder *o)
 	const tenant *t = driver_tenant(c->d, o->tenant, &why);
 	cJSON *item = input_item(driver_journal(c->d), o->tenant, o->cid);
 	char *body = t && item ? rsorder_request_body(item, t, err, sizeof err) : NULL;
+	int unknown = item && !body && errno == EACCES;
 	cJSON_Delete(item);
 	if (!t)
 		rso_fail(c, o->tenant, o->cid, "FORBIDDEN", "[FORBIDDEN] Delivery is not configured "
 		    "for tenant %s", o->tenant);
 	else if (!body)
-		rso_fail(c, o->tenant, o->cid, "INTERNAL_ERROR", "%s", item ? err : strerror(ENOMEM));
+		rso_fail(c, o->tenant, o->cid, unknown ? "FORBIDDEN" : "INTERNAL_ERROR", "%s",
+		    item ? err : strerror(ENOMEM));
 	else if (rso_publish(&c->rso, c->rso.n.request_exchange, RSORDER_REQUEST_TYPE, o->tenant,
 	    body) == 0)
 		set_status(c, o->tenant, o->cid, "SENT", 0, 0, 0);
@@ -631,7 +651,7 @@ static void order_rsorder(struct ctx *ctx, struct driver_job *job, struct driver
 	char *body = rsorder_request_body(job->item, job->tenant, err, sizeof err);
 	free(body);
 	if (!body) {
-		driver_fail(r, "INTERNAL_ERROR", "%s", err);
+		driver_fail(r, errno == EACCES ? "FORBIDDEN" : "INTERNAL_ERROR", "%s", err);
 		return;
 	}
 	int rc = journal_order_wait(job->j, job->tenant_name, job->cid, "rs-order", "QUEUED");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -1061,7 +1062,9 @@ cJSON *catalog_file_json(const struct catalog_file *f)
 struct catalog_filter {
 	char **types;
 	size_t ntypes;
-	pcre2_code *re;
+	validate_regexp *re;
+	int64_t budget_ns, spent_ns;   /* time matching names, this request */
+	uint64_t matched;
 };
 
 /* what a requested dataType selects beside itself */
@@ -1074,6 +1077,8 @@ int catalog_filter_new(const char *const *data_types, size_t ntypes, const char 
 {
 	catalog_filter *f = calloc(1, sizeof *f);
 	*out = NULL;
+	if (f)
+		catalog_filter_set_budget(f, CATALOG_FILTER_BUDGET_MS);
 	if (!f || (ntypes && !(f->types = calloc(ntypes, sizeof *f->types))))
 		goto nomem;
 	for (; f->ntypes < ntypes; f->ntypes++)
@@ -1145,8 +1150,18 @@ void catalog_filter_free(catalog_filter *f)
 	for (size_t i = 0; i < f->ntypes; i++)
 		free(f->types[i]);
 	free(f->types);
-	pcre2_code_free(f->re);
+	validate_regexp_free(f->re);
 	free(f);
+}
+
+void catalog_filter_set_budget(catalog_filter *f, int64_t ms)
+{
+	f->budget_ns = ms * 1000000;
+}
+
+uint64_t catalog_filter_matched(const catalog_filter *f)
+{
+	return f->matched;
 }
 
 /* 1 if a file of dataType have is selected by the requested type want */
@@ -1164,12 +1179,33 @@ static int type_selects(const char *want, const char *have)
 	return 0;
 }
 
-int catalog_filter_match(const catalog_filter *f, const struct catalog_file *file)
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* the whole name against the regexp, on the clock of the request */
+static int name_match(catalog_filter *f, const char *name)
+{
+	int64_t t0 = mono_ns();
+	int rc = validate_regexp_match(f->re, name);
+	f->spent_ns += mono_ns() - t0;
+	f->matched++;
+	if (rc >= 0 && f->spent_ns >= f->budget_ns) {
+		errno = ETIME;
+		return -1;
+	}
+	return rc;
+}
+
+int catalog_filter_match(catalog_filter *f, const struct catalog_file *file)
 {
 	int typed = f->ntypes == 0;
 	for (size_t i = 0; !typed && i < f->ntypes; i++)
 		typed = file->data_type && type_selects(f->types[i], file->data_type);
 	if (!typed)
 		return 0;
-	return f->re ? validate_regexp_match(f->re, file->name ? file->name : "") : 1;
+	return f->re ? name_match(f, file->name ? file->name : "") : 1;
 }

@@ -78,8 +78,11 @@ cJSON *catalog_file_json(const struct catalog_file *f);
  * a file is kept if its dataType is one of them, where QUICKLOOK stands
  * for QUICKLOOK_SD, QUICKLOOK_MD and QUICKLOOK_HD (and itself); regexp:
  * NULL = every name, else Java-style, matched against the whole name
- * (lib/validate). */
+ * (lib/validate), compiled once. A filter serves one request: it holds
+ * that request's budget of time spent matching names. */
 typedef struct catalog_filter catalog_filter;
+/* the budget a new filter gets (CPU a request may spend on its regexp) */
+enum { CATALOG_FILTER_BUDGET_MS = 5000 };
 /* 0 and *out, or -1 with the reason in err (errno EINVAL: bad regexp,
  * ENOMEM) */
 int catalog_filter_new(const char *const *data_types, size_t ntypes, const char *regexp,
@@ -88,9 +91,16 @@ int catalog_filter_new(const char *const *data_types, size_t ntypes, const char 
  * "filenameRegExp":"..."}); NULL or JSON null filters = keep everything */
 int catalog_filter_from_json(const cJSON *filters, catalog_filter **out,
     char *err, size_t errlen);
+/* set the budget to ms milliseconds of matching (0: the next match is the
+ * last) */
+void catalog_filter_set_budget(catalog_filter *f, int64_t ms);
 void catalog_filter_free(catalog_filter *f);
-/* 1 keep, 0 drop, -1 error (errno: ENOMEM, or E2BIG when the regexp ran
- * away on that name) */
-int catalog_filter_match(const catalog_filter *f, const struct catalog_file *file);
+/* 1 keep, 0 drop, -1 error, errno: ENOMEM; E2BIG when that one name
+ * needs more than the regexp's match limits (lib/validate); ETIME when
+ * the matches so far have used up the budget. Either error ends the
+ * request: the file list would otherwise be wrong or take too long. */
+int catalog_filter_match(catalog_filter *f, const struct catalog_file *file);
+/* the names matched so far (for a message) */
+uint64_t catalog_filter_matched(const catalog_filter *f);
 
 #endif

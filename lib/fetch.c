@@ -233,9 +233,10 @@ static int http_host(const char *url, char *host, size_t len)
 	return rc;
 }
 
+/* allowed_hosts absent or []: none; ["*"]: any */
 static int host_allowed(const tenant *t, const char *host)
 {
-	if (t->nallowed_hosts == 0)
+	if (tenant_any(t->allowed_hosts, t->nallowed_hosts))
 		return 1;
 	for (size_t i = 0; i < t->nallowed_hosts; i++) {
 		const char *a = t->allowed_hosts[i];
@@ -253,15 +254,16 @@ static int check_http(struct run *rn, struct src *s)
 	if (http_host(s->url, host, sizeof host) < 0)
 		return result(rn, FETCH_FAILED, "file %s/%s: bad URL", s->pid, s->name);
 	if (!host_allowed(rn->job->tenant, host))
-		return result(rn, FETCH_FORBIDDEN, "file %s/%s: host %s is not in the tenant's allowed_hosts",
-		    s->pid, s->name, host);
+		return result(rn, FETCH_FORBIDDEN, "file %s/%s: host %s is not in the tenant's "
+		    "allowed_hosts (\"*\" allows any host)", s->pid, s->name, host);
 	return 0;
 }
 
-/* source_buckets absent: any bucket the tenant's credentials can read */
+/* source_buckets absent or []: none; ["*"]: any the tenant's credentials
+ * can read */
 static int bucket_allowed(const tenant *t, const char *bucket)
 {
-	if (!t->source_buckets)
+	if (tenant_any(t->source_buckets, t->nsource_buckets))
 		return 1;
 	for (size_t i = 0; i < t->nsource_buckets; i++)
 		if (strcmp(t->source_buckets[i], bucket) == 0)
@@ -280,7 +282,7 @@ static int check_s3(struct run *rn, struct src *s)
 		    "source_s3_server nor s3_server", s->pid, s->name);
 	if (!bucket_allowed(rn->job->tenant, bucket))
 		return result(rn, FETCH_FORBIDDEN, "file %s/%s: bucket %s is not in the tenant's "
-		    "source_buckets", s->pid, s->name, bucket);
+		    "source_buckets (\"*\" allows any bucket)", s->pid, s->name, bucket);
 	if (util_dot_segment(key))
 		return result(rn, FETCH_FORBIDDEN, "file %s/%s: s3:// key with a \".\" or \"..\" "
 		    "segment", s->pid, s->name);
@@ -600,7 +602,7 @@ static void redirected(struct run *rn, struct slot *sl, long code)
 	}
 	if (http_host(loc, host, sizeof host) < 0 || !host_allowed(rn->job->tenant, host)) {
 		result(rn, FETCH_FORBIDDEN, "file %s/%s: redirected to a host not in the tenant's "
-		    "allowed_hosts", s->pid, s->name);
+		    "allowed_hosts (\"*\" allows any host)", s->pid, s->name);
 		return;
 	}
 	if (++sl->hops > MAX_HOPS) {

@@ -64,6 +64,11 @@ char *rsorder_request_body(const cJSON *item, const tenant *t, char *err, size_t
 		    "order.queries" : !user ? "order.user" : "correlationId");
 		return NULL;
 	}
+	if (!tenant_user_allowed(t, user)) {
+		snprintf(err, errlen, "Unknown user : %s", user);
+		errno = EACCES;
+		return NULL;
+	}
 	cJSON *b = cJSON_CreateObject();
 	cJSON *q = cJSON_Duplicate(queries, 1);
 	cJSON *f = filters && !cJSON_IsNull(filters) ? cJSON_Duplicate(filters, 1) : NULL;
@@ -157,10 +162,16 @@ const char *rsorder_error_type(const char *e)
 
 /* ---- REST ---- */
 
+/* No token is signed for a user the tenant does not list: rs-order would
+ * take it for that user's (tenant_parse refuses users "*" with rs_order) */
 static char *bearer(const tenant *t, const char *user)
 {
 	char *jwt, *h = NULL;
 	const struct tenant_rsorder *r = &t->rs_order;
+	if (!tenant_user_allowed(t, user)) {
+		errno = EACCES;
+		return NULL;
+	}
 	if (jwt_regards(r->jwt_secret, t->name, user, r->role,
 	    (int64_t)time(NULL) + r->token_ttl_seconds, &jwt) < 0)
 		return NULL;
@@ -332,7 +343,11 @@ int rsorder_list_files(const tenant *t, const char *user, int64_t order_id, cJSO
 	*files = cJSON_CreateArray();
 	*total = 0;
 	char *auth = bearer(t, user);
-	if (!*files || !auth) {
+	if (!auth && errno == EACCES) {
+		snprintf(err, errlen, "user %s is not in the tenant's users: no token is signed "
+		    "for it", user);
+		rc = RSORDER_PERMANENT;
+	} else if (!*files || !auth) {
 		snprintf(err, errlen, "%s", strerror(ENOMEM));
 		rc = RSORDER_TEMPORARY;
 	}

@@ -45,7 +45,8 @@ void rsorder_msg(struct rsorder_msg *m, const char *exchange, const char *type,
  * (AutoOrderRequestClient): queries and filters as given, correlationId the
  * request's, user the order's, sizeLimitInBytes the tenant's
  * order_size_limit_bytes (left out when 0). malloc'd; NULL with a reason in
- * err when the item has no order.queries or order.user. */
+ * err when the item has no order.queries or order.user, or (errno EACCES,
+ * "Unknown user : <user>") when the tenant's users do not list the user. */
 char *rsorder_request_body(const cJSON *item, const tenant *t, char *err, size_t errlen);
 /* {"correlationId":cid,"orderId":id}, malloc'd, NULL on ENOMEM */
 char *rsorder_cancel_body(const char *cid, int64_t order_id);
@@ -79,7 +80,8 @@ int rsorder_list_files(const tenant *t, const char *user, int64_t order_id, cJSO
 
 /* "Authorization: Bearer <JWT of user>" when url is under the tenant's
  * rs_order.url (ferry-fetch's downloads): 1 and *header (malloc'd, wipe
- * with jwt_free), 0 when it is not an rs-order URL, -1 (errno). */
+ * with jwt_free), 0 when it is not an rs-order URL, -1 (errno; EACCES:
+ * the tenant's users do not list user, no token is signed). */
 int rsorder_auth_header(const tenant *t, const char *url, const char *user, char **header);
 
 #endif

@@ -280,6 +280,23 @@ static int set_strv(const struct ctx *c, const struct rule *k, const cJSON *v, v
 	return 0;
 }
 
+/* An access list (users, allowed_hosts, source_buckets): absent or []
+ * allows nothing, ["*"] anything. A "*" among other entries could be read
+ * either way: refused. */
+static int set_access(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
+{
+	const cJSON *e = cJSON_IsArray(v) ? v->child : NULL;
+	int any = 0;
+	for (; e; e = e->next)
+		any |= cJSON_IsString(e) && strcmp(e->valuestring, TENANT_ANY) == 0;
+	if (any && cJSON_GetArraySize(v) > 1)
+		return fail(c, "%s: \"*\" (any) must be its only entry", k->key), -2;
+	struct rule r = *k;
+	if (any)
+		r.ok = any_string;
+	return set_strv(c, &r, v, dst);
+}
+
 static int set_compression(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
 {
 	static const struct { const char *name; enum tenant_compression val; } names[] = {
@@ -347,7 +364,7 @@ static const struct rule tenant_rules[] = {
 	{ "source_s3_server", set_s3, T(source_s3), 0, 0, 0, NULL, "an object", 0, 1 },
 	{ "delivery_bucket", set_str, T(delivery_bucket), 0, 0, 0, bucket_ok,
 	  "an S3 bucket name (3 to 63 of a-z, 0-9, '.', '-')", 0, 0 },
-	{ "users", set_strv, T(users), T(nusers), 0, 0, any_string,
+	{ "users", set_access, T(users), T(nusers), 0, 0, any_string,
 	  "an array of strings", 0, 0 },
 	{ "catalog", set_str_or_null, T(catalog), 0, 0, 0, nonempty,
 	  "a non-empty string or null", 0, 0 },
@@ -364,10 +381,10 @@ static const struct rule tenant_rules[] = {
 	  "an integer > 0", 0, 0 },
 	{ "file_roots", set_strv, T(file_roots), T(nfile_roots), 0, 0, absolute,
 	  "an array of absolute paths", 0, 0 },
-	{ "allowed_hosts", set_strv, T(allowed_hosts), T(nallowed_hosts), 0, 0, nonempty,
+	{ "allowed_hosts", set_access, T(allowed_hosts), T(nallowed_hosts), 0, 0, nonempty,
 	  "an array of non-empty strings", 0, 0 },
-	{ "source_buckets", set_strv, T(source_buckets), T(nsource_buckets), 0, 0, bucket_ok,
-	  "an array of S3 bucket names", 0, 0 },
+	{ "source_buckets", set_access, T(source_buckets), T(nsource_buckets), 0, 0, bucket_ok,
+	  "an array of S3 bucket names, or [\"*\"]", 0, 0 },
 	{ "compression", set_compression, T(compression), 0, 0, 0, NULL,
 	  "\"store\", \"deflate\" or \"auto\"", 0, 0 },
 	{ "multipart_part_size", set_u64, T(multipart_part_size), 0, 5242880, 5368709120, NULL,
@@ -599,6 +616,11 @@ static int check_tree(const struct ctx *c, const cJSON *j, unsigned mode, tenant
 	if (t->has_rs_order && (t->catalog || t->order_command))
 		return fail(c, "rs_order and %s are both set; a tenant has exactly one order backend",
 		    t->catalog ? "catalog" : "order_command");
+	/* rs-order acts for order.user and ferry signs its JWT: only for a
+	 * user named here (REGARDS' own user check is not available yet) */
+	if (t->has_rs_order && tenant_any(t->users, t->nusers))
+		return fail(c, "users: \"*\" cannot be used with rs_order: ferry signs rs-order "
+		    "tokens for the request's order.user, so users must list who may order");
 	const char *set = t->has_rs_order ? "rs-order" : t->catalog ? "catalog" :
 	    t->order_command ? "order_command" : NULL;
 	if (t->order_backend && (!set || strcmp(set, t->order_backend) != 0))
@@ -751,9 +773,14 @@ const struct tenant_s3 *tenant_source_s3(const tenant *t)
 	return t->has_s3 ? &t->s3 : NULL;
 }
 
+int tenant_any(char *const *list, size_t n)
+{
+	return n == 1 && strcmp(list[0], TENANT_ANY) == 0;
+}
+
 int tenant_user_allowed(const tenant *t, const char *user)
 {
-	if (!t->users)
+	if (tenant_any(t->users, t->nusers))
 		return 1;
 	for (size_t i = 0; user && i < t->nusers; i++)
 		if (strcmp(t->users[i], user) == 0)

@@ -38,7 +38,7 @@ typedef struct tenant {
 	int has_source_s3;                 /* source_s3_server given (s3:// sources) */
 	struct tenant_s3 source_s3;
 	char *delivery_bucket;             /* may be NULL when no s3_server */
-	char **users;                      /* NULL = every user allowed */
+	char **users;                      /* who may order: none = nobody, ["*"] = anyone */
 	size_t nusers;
 	char *catalog;                     /* order backends: at most one set */
 	char *order_command;
@@ -50,9 +50,9 @@ typedef struct tenant {
 	uint64_t suborder_max_files;       /* default 5000 */
 	char **file_roots;                 /* absolute paths */
 	size_t nfile_roots;
-	char **allowed_hosts;              /* empty = any host */
+	char **allowed_hosts;              /* http(s) sources: none = no host, ["*"] = any */
 	size_t nallowed_hosts;
-	char **source_buckets;             /* s3:// sources: NULL (absent) = any bucket */
+	char **source_buckets;             /* s3:// sources: none = no bucket, ["*"] = any */
 	size_t nsource_buckets;
 	enum tenant_compression compression;
 	uint64_t multipart_part_size;      /* >= 5 MiB; default 16 MiB */
@@ -100,7 +100,14 @@ void tenant_free(tenant *t);
  * s3_server, else NULL. */
 const struct tenant_s3 *tenant_source_s3(const tenant *t);
 
-/* 1 if user may order for this tenant (users absent = everybody) */
+/* The access lists (users, allowed_hosts, source_buckets): absent or []
+ * allows nothing, [TENANT_ANY] anything; TENANT_ANY among other entries
+ * makes the tenant unusable, and so does users [TENANT_ANY] with rs_order
+ * (ferry signs rs-order tokens only for users it knows). */
+#define TENANT_ANY "*"
+/* 1 if list (n entries) is [TENANT_ANY] */
+int tenant_any(char *const *list, size_t n);
+/* 1 if user may order for this tenant */
 int tenant_user_allowed(const tenant *t, const char *user);
 
 /* The i-th top-level key tenant_parse knows, in its table's order, or NULL

@@ -197,10 +197,10 @@ static void check_data_type(struct ctx *c, const cJSON *v, const char *path)
 
 static void check_regexp(struct ctx *c, const cJSON *v, const char *path)
 {
-	pcre2_code *re;
+	validate_regexp *re;
 	char err[160], text[200];
 	if (validate_regexp_compile(v->valuestring, &re, err, sizeof err) == 0) {
-		pcre2_code_free(re);
+		validate_regexp_free(re);
 		return;
 	}
 	if (errno == ENOMEM)
@@ -396,13 +396,48 @@ static pcre2_code *compile(const char *re, int *code, PCRE2_SIZE *off)
 	return out;
 }
 
-int validate_regexp_compile(const char *re, pcre2_code **out, char *err, size_t errlen)
+struct validate_regexp {
+	pcre2_code *code;
+	pcre2_match_context *mc;
+	pcre2_match_data *md;
+};
+
+void validate_regexp_free(validate_regexp *re)
+{
+	if (!re)
+		return;
+	pcre2_match_data_free(re->md);
+	pcre2_match_context_free(re->mc);
+	pcre2_code_free(re->code);
+	free(re);
+}
+
+/* the match context and data of a compiled pattern; 0, or -1 (ENOMEM) */
+static int match_setup(validate_regexp *re)
+{
+	re->mc = pcre2_match_context_create(NULL);
+	re->md = pcre2_match_data_create_from_pattern(re->code, NULL);
+	if (!re->mc || !re->md)
+		return -1;
+	pcre2_set_match_limit(re->mc, VALIDATE_MATCH_LIMIT);
+	pcre2_set_depth_limit(re->mc, VALIDATE_DEPTH_LIMIT);
+	pcre2_set_heap_limit(re->mc, VALIDATE_HEAP_LIMIT_KIB);
+	return 0;
+}
+
+int validate_regexp_compile(const char *str, validate_regexp **out, char *err, size_t errlen)
 {
 	int code = PCRE2_ERROR_HEAP_FAILED;
 	PCRE2_SIZE off = 0;
-	*out = compile(re, &code, &off);
-	if (*out)
+	validate_regexp *re = calloc(1, sizeof *re);
+	*out = NULL;
+	if (re && (re->code = compile(str, &code, &off)) && match_setup(re) == 0) {
+		*out = re;
 		return 0;
+	}
+	if (re && re->code)
+		code = PCRE2_ERROR_HEAP_FAILED;
+	validate_regexp_free(re);
 	PCRE2_UCHAR msg[120];
 	if (pcre2_get_error_message(code, msg, sizeof msg) < 0)
 		snprintf((char *)msg, sizeof msg, "error %d", code);
@@ -412,28 +447,27 @@ int validate_regexp_compile(const char *re, pcre2_code **out, char *err, size_t 
 	return -1;
 }
 
-int validate_regexp_match(const pcre2_code *re, const char *name)
+int validate_regexp_match(validate_regexp *re, const char *name)
 {
 	/* Java sees a name's invalid bytes as U+FFFD, which "." matches */
 	size_t n = strlen(name);
 	char *fixed = util_utf8_valid(name, n) ? NULL : malloc(3 * n + 1);
-	pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-	if (!md || (!fixed && !util_utf8_valid(name, n))) {
-		pcre2_match_data_free(md);
-		free(fixed);
+	if (!fixed && !util_utf8_valid(name, n)) {
 		errno = ENOMEM;
 		return -1;
 	}
 	if (fixed)
 		utf8_copy(name, fixed, 3 * n);
-	int rc = pcre2_match(re, (PCRE2_SPTR)(fixed ? fixed : name), PCRE2_ZERO_TERMINATED,
-	    0, 0, md, NULL);
-	pcre2_match_data_free(md);
+	int rc = pcre2_match(re->code, (PCRE2_SPTR)(fixed ? fixed : name), PCRE2_ZERO_TERMINATED,
+	    0, 0, re->md, re->mc);
 	free(fixed);
 	if (rc >= 0)
 		return 1;
 	if (rc == PCRE2_ERROR_NOMATCH)
 		return 0;
-	errno = rc == PCRE2_ERROR_NOMEMORY ? ENOMEM : E2BIG;
+	/* a limit reached: too costly, never taken for "no match" */
+	int limit = rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+	    rc == PCRE2_ERROR_HEAPLIMIT;
+	errno = limit ? E2BIG : rc == PCRE2_ERROR_NOMEMORY ? ENOMEM : EINVAL;
 	return -1;
 }

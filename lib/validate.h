@@ -44,14 +44,31 @@ size_t validate_java_length(const char *s);
  * empty or only characters <= U+0020) */
 int validate_blank(const char *s);
 
-/* Compile a filenameRegExp as Java's Pattern.compile would take it, for a
- * whole-name match (String.matches). 0 and *out (pcre2_code_free() it), or
- * -1 with "reason at offset N" in err (errno EINVAL, or ENOMEM). */
-int validate_regexp_compile(const char *re, pcre2_code **out, char *err, size_t errlen);
+/* Bounds on matching one name, in a match context made with the regexp:
+ * PCRE2's match limit (backtracking steps), depth limit and heap limit
+ * (KiB). A whole-name pattern a user means needs at most a few thousand
+ * steps on a file name; (.*){6}[^\s\S] on 34 characters needs 4.5 million
+ * (0.13 s with PCRE2's defaults): it stops at the limit, in about 3 ms. */
+enum {
+	VALIDATE_MATCH_LIMIT = 100000,
+	VALIDATE_DEPTH_LIMIT = 10000,
+	VALIDATE_HEAP_LIMIT_KIB = 8192,
+};
 
-/* 1 if the whole name matches, 0 if not, -1 on error (ENOMEM, or E2BIG when
- * PCRE2's match limit stopped a runaway backtrack). Invalid UTF-8 in name
- * is matched as U+FFFD, as Java would decode it. */
-int validate_regexp_match(const pcre2_code *re, const char *name);
+/* A filenameRegExp compiled once, with its match context and match data. */
+typedef struct validate_regexp validate_regexp;
+
+/* Compile a filenameRegExp as Java's Pattern.compile would take it, for a
+ * whole-name match (String.matches). 0 and *out (validate_regexp_free()
+ * it), or -1 with "reason at offset N" in err (errno EINVAL, or ENOMEM). */
+int validate_regexp_compile(const char *re, validate_regexp **out, char *err, size_t errlen);
+
+/* 1 if the whole name matches, 0 if not, -1 on error: ENOMEM, or E2BIG
+ * when the name needs more than the limits above (never a silent "no
+ * match"). Invalid UTF-8 in name is matched as U+FFFD, as Java would
+ * decode it. */
+int validate_regexp_match(validate_regexp *re, const char *name);
+
+void validate_regexp_free(validate_regexp *re);
 
 #endif

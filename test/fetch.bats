@@ -281,6 +281,20 @@ ws_of() { ls -d "$FERRY_WORKSPACE"/p1/* 2>/dev/null; }
 	[ ! -s "$BATS_FILE_TMPDIR/http.log" ]
 }
 
+@test "a tenant without allowed_hosts, or with [], fetches from no host: ERROR FORBIDDEN" {
+	local n=0 hosts
+	for hosts in '' ',"allowed_hosts":[]'; do
+		n=$((n + 1))
+		tenant_as_is p1 "{\"request_ttl\":1,\"users\":[\"*\"]$hosts}"
+		order "c-18-$n" "$(later)" "$(file s1.nc "$BASE/f/s1.nc" "$WWW/s1.nc")" >in
+		fetch
+		run cat fd3
+		assert_output --partial '"errorType":"FORBIDDEN"'
+		assert_output --partial "file P1/s1.nc: host 127.0.0.1 is not in the tenant's allowed_hosts (\\\"*\\\" allows any host)"
+	done
+	[ ! -s "$BATS_FILE_TMPDIR/http.log" ]
+}
+
 @test "a redirect to a host not allowed is ERROR FORBIDDEN; its target is never requested" {
 	tenant p1 '{"request_ttl":1,"allowed_hosts":["127.0.0.1"]}'
 	order c-16 "$(later)" "$(file s1.nc "$BASE/redirect?to=http://localhost:$PORT/f/s1.nc" "$WWW/s1.nc")" >in

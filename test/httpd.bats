@@ -20,7 +20,7 @@ setup_file() {
 	ferry-catalog -c cat.db init
 	ferry-catalog -c cat.db scan archive >/dev/null
 	rm archive/Coast42/obs.nc     # gone after it was catalogued: fetch fails
-	tenant p1 "{\"request_ttl\":1,\"catalog\":\"$D/cat.db\",\"file_roots\":[\"$D/archive\"],
+	tenant_as_is p1 "{\"request_ttl\":1,\"catalog\":\"$D/cat.db\",\"file_roots\":[\"$D/archive\"],
 		\"users\":[\"ana@example.org\"],\"delivery_bucket\":\"deliveries\",
 		\"s3_server\":{\"scheme\":\"http\",\"host\":\"127.0.0.1\",\"port\":9000,
 		\"region\":\"us-east-1\",\"key\":\"$KEY\",\"secret\":\"$SECRET\"}}"

@@ -145,3 +145,35 @@ touch tried; echo "catalog busy" >&2; exit 111'
 	granted c-15 '["*"]' | ferry-order-bridge 3>fd3 >/dev/null
 	grep -q 'no order backend' fd3
 }
+
+# (.*){6}[^\s\S] backtracks 4.5 million steps on a 34-character name and
+# never matches: 0.13 s a name with PCRE2's defaults, so a product of
+# many such names held the bridge, and every request behind it, for long.
+@test "a runaway filenameRegExp is ERROR INVALID_CONTENT at its first name; the next request is ORDERED" {
+	mkdir -p data/P9
+	for i in $(seq -w 1 60); do : >"data/P9/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa$i"; done
+	ferry-catalog -c cat.db scan -t coastline data >/dev/null
+	{ granted c-20 '["productId:P9"]' '{"filenameRegExp":"(.*){6}[^\\s\\S]"}'
+	  granted c-21 '["productId:P1"]' '{"filenameRegExp":".*\\.nc"}'; } >in
+	ferry-order-bridge <in 3>fd3 >out
+	run cat fd3
+	assert_output --partial '"correlationId":"c-20"'
+	assert_output --partial '"status":"ERROR"'
+	assert_output --partial '"errorType":"INVALID_CONTENT"'
+	# the walk stopped at the first name: the rest were never tried
+	assert_output --partial 'filenameRegExp is too costly: matching file name aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01 needs more than 100000 backtracking steps'
+	run jq_sql "$FERRY_JOURNAL" "select correlation_id, state, coalesce(error_type, '') from request order by correlation_id"
+	assert_output "c-20|ERROR|INVALID_CONTENT
+c-21|ORDERED|"
+	grep -q '"correlationId":"c-21".*"name":"a.nc"' out
+}
+
+@test "a runaway filenameRegExp on an order command's line ends the command and the request" {
+	cmd 'echo "{\"productId\":\"X\",\"version\":1,\"dataType\":\"RAWDATA\",\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"url\":\"file:///d/x\",\"size\":1,\"md5\":\"0123456789abcdef0123456789abcdef\"}"
+echo "{\"productId\":\"X\",\"version\":1,\"dataType\":\"RAWDATA\",\"name\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"url\":\"file:///d/y\",\"size\":1,\"md5\":\"0123456789abcdef0123456789abcdef\"}"'
+	granted c-22 '["x"]' '{"filenameRegExp":"(.*){6}[^\\s\\S]"}' | ferry-order-bridge 3>fd3 >out
+	run cat fd3
+	assert_output --partial '"errorType":"INVALID_CONTENT"'
+	assert_output --partial 'matching file name aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa needs more than'
+	[ ! -s out ]
+}

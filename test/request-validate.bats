@@ -91,6 +91,35 @@ body() { # body CID USER: a valid request body
 	grep -q '"correlationId":"c-10","status":"GRANTED"' fd3
 }
 
+@test "a tenant without users, or with users [], DENIES every user FORBIDDEN 'Unknown user'" {
+	tenant_as_is nousers '{"request_ttl":1}'
+	tenant_as_is emptyusers '{"request_ttl":1,"users":[]}'
+	tenant_as_is anyuser '{"request_ttl":1,"users":["*"]}'
+	{ item nousers c-30 "$(body c-30 ana@example.org)"
+	  item emptyusers c-31 "$(body c-31 ana@example.org)"
+	  item anyuser c-32 "$(body c-32 zoe@example.org)"; } >in
+	ferry-request-validate <in 3>fd3 >out
+	run cat fd3
+	assert_line '{"correlationId":"c-30","status":"DENIED","errorType":"FORBIDDEN","message":"[FORBIDDEN] Unknown user : ana@example.org at user: rejected value [ana@example.org]."}'
+	assert_line --partial '{"correlationId":"c-31","status":"DENIED","errorType":"FORBIDDEN","message":"[FORBIDDEN] Unknown user : ana@example.org'
+	assert_line '{"correlationId":"c-32","status":"GRANTED"}'
+	run grep -c '"correlationId"' out
+	assert_output 1
+}
+
+@test "users \"*\" with rs_order, or \"*\" beside names, makes the tenant unusable, naming file and key" {
+	tenant_as_is rso '{"users":["*"],"rs_order":{"url":"http://127.0.0.1:1","jwt_secret":"k"}}'
+	tenant_as_is mixed '{"users":["ana@example.org"],"allowed_hosts":["*","h"]}'
+	{ item rso c-33 "$(body c-33 ana@example.org)"; item mixed c-34 "$(body c-34 ana@example.org)"; } >in
+	run bash -c 'ferry-request-validate <in 3>fd3 >out'
+	assert_success
+	assert_output --partial "$FERRY_TENANTS/rso.json: users: \"*\" cannot be used with rs_order: ferry signs rs-order tokens for the request's order.user"
+	assert_output --partial "$FERRY_TENANTS/mixed.json: allowed_hosts: \"*\" (any) must be its only entry"
+	grep -q '"correlationId":"c-33","status":"DENIED","errorType":"FORBIDDEN"' fd3
+	grep -q '"correlationId":"c-34","status":"DENIED","errorType":"FORBIDDEN"' fd3
+	[ ! -s out ]
+}
+
 @test "a tenant file holding secrets readable by others makes the tenant unusable" {
 	tenant leaky '{"s3_server":{"host":"127.0.0.1","key":"k","secret":"s"}}'
 	chmod 644 "$FERRY_TENANTS/leaky.json"

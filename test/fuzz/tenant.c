@@ -57,7 +57,14 @@ static void check_tenant(const tenant *t)
 	FUZZ_CHECK(!t->users || !t->users[t->nusers]);
 	for (size_t i = 0; i < t->nusers; i++)
 		FUZZ_CHECK(tenant_user_allowed(t, t->users[i]));
-	FUZZ_CHECK(tenant_user_allowed(t, NULL) == (t->users == NULL));
+	/* access lists: nothing unless named, anything only as ["*"] alone */
+	FUZZ_CHECK(tenant_user_allowed(t, NULL) == tenant_any(t->users, t->nusers));
+	FUZZ_CHECK(!t->has_rs_order || !tenant_any(t->users, t->nusers));
+	char **lists[] = { t->users, t->allowed_hosts, t->source_buckets };
+	size_t ns[] = { t->nusers, t->nallowed_hosts, t->nsource_buckets };
+	for (size_t l = 0; l < 3; l++)
+		for (size_t i = 0; i < ns[l]; i++)
+			FUZZ_CHECK(strcmp(lists[l][i], TENANT_ANY) != 0 || ns[l] == 1);
 }
 
 static tenant *load(const uint8_t *data, size_t size, unsigned mode)

@@ -45,7 +45,7 @@ static void check_regexp(const cJSON *body)
 	const cJSON *f = cJSON_GetObjectItemCaseSensitive(
 	    cJSON_GetObjectItemCaseSensitive(body, "order"), "filters");
 	const char *re = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "filenameRegExp"));
-	pcre2_code *code;
+	validate_regexp *code;
 	char err[160];
 	if (!re)
 		return;
@@ -57,7 +57,7 @@ static void check_regexp(const cJSON *body)
 		int rc = validate_regexp_match(code, names[i]);
 		FUZZ_CHECK(rc == 0 || rc == 1 || (rc == -1 && errno == E2BIG));
 	}
-	pcre2_code_free(code);
+	validate_regexp_free(code);
 }
 
 /* what jsonstrict accepts has no raw control byte within quotes */

@@ -356,6 +356,34 @@ static void test_filters_from_a_request(void)
 	catalog_filter_free(f);
 }
 
+/* A filter serves one request: the name that passes the match limits is
+ * an error (E2BIG), and once the request's time budget is used up the
+ * next match is one (ETIME), not a silent "drop" that would go on. */
+static void test_a_costly_regexp_ends_the_request_not_the_file(void)
+{
+	static const struct catalog_file runaway = {
+		"P", 1, "RAWDATA", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "u", 1, MD5A
+	};
+	char err[256];
+	catalog_filter *f = NULL;
+	if (!TU_EQ_INT(catalog_filter_new(NULL, 0, "(.*){6}[^\\s\\S]", &f, err, sizeof err), 0))
+		return;
+	errno = 0;
+	TU_EQ_INT(catalog_filter_match(f, &runaway), -1);
+	TU_EQ_INT(errno, E2BIG);
+	catalog_filter_free(f);
+
+	TU_EQ_INT(catalog_filter_new(NULL, 0, ".*\\.nc", &f, err, sizeof err), 0);
+	TU_EQ_INT(catalog_filter_match(f, &filter_files[0]), 1);
+	TU_EQ_INT(catalog_filter_match(f, &filter_files[1]), 0);
+	catalog_filter_set_budget(f, 0);
+	errno = 0;
+	TU_EQ_INT(catalog_filter_match(f, &filter_files[0]), -1);
+	TU_EQ_INT(errno, ETIME);
+	TU_EQ_INT(catalog_filter_matched(f), 3);
+	catalog_filter_free(f);
+}
+
 static void test_order_command_lines_are_checked_like_catalog_files(void)
 {
 	struct catalog_file f;
@@ -488,6 +516,7 @@ TU_MAIN(
 	TU(test_open_refuses_what_is_not_a_usable_catalog),
 	TU(test_filters_keep_the_data_types_and_names_asked_for),
 	TU(test_filters_from_a_request),
+	TU(test_a_costly_regexp_ends_the_request_not_the_file),
 	TU(test_order_command_lines_are_checked_like_catalog_files),
 	TU(test_readers_see_a_batch_only_once_committed),
 	TU(test_20000_files_resolve_in_order)

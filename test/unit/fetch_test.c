@@ -173,6 +173,8 @@ static void on_progress(void *arg, int64_t done, int64_t total)
 		*s->stop_at_first = 1;
 }
 
+#define S3SRV "\"source_s3_server\":{\"host\":\"127.0.0.1\",\"key\":\"k\",\"secret\":\"s\"}"
+
 static tenant *t_new(const char *json)
 {
 	tenant *t;
@@ -207,7 +209,7 @@ static void test_ten_thousand_files_go_through_a_small_window(void)
 {
 	setup();
 	enum { N = 10000 };
-	tenant *t = t_new("{}");
+	tenant *t = t_new("{\"allowed_hosts\":[\"*\"]}");
 	struct fetch_opts o = { .parallel = 4 };
 	fetch *f = fetch_new(&o);
 	cJSON *files = order(N, "ok", NULL);
@@ -237,7 +239,7 @@ static void test_ten_thousand_files_go_through_a_small_window(void)
 static void test_a_wrong_checksum_fails_after_the_attempts(void)
 {
 	setup();
-	tenant *t = t_new("{}");
+	tenant *t = t_new("{\"allowed_hosts\":[\"*\"]}");
 	struct fetch_opts o = { .parallel = 2, .attempts = 2 };
 	fetch *f = fetch_new(&o);
 	cJSON *files = order(1, "bad", NULL);
@@ -268,7 +270,7 @@ static void test_a_wrong_checksum_fails_after_the_attempts(void)
 static void test_the_deadline_ends_the_retries(void)
 {
 	setup();
-	tenant *t = t_new("{}");
+	tenant *t = t_new("{\"allowed_hosts\":[\"*\"]}");
 	struct fetch_opts o = { .backoff_ms = 20, .backoff_max_ms = 40 };
 	fetch *f = fetch_new(&o);
 	cJSON *files = order(1, "ok", NULL);
@@ -297,7 +299,7 @@ static void test_the_deadline_ends_the_retries(void)
 static void test_a_stop_abandons_the_order(void)
 {
 	setup();
-	tenant *t = t_new("{}");
+	tenant *t = t_new("{\"allowed_hosts\":[\"*\"]}");
 	fetch *f = fetch_new(NULL);
 	cJSON *files = order(50, "ok", NULL);
 	volatile sig_atomic_t stop = 0;
@@ -334,17 +336,53 @@ static void test_one_forbidden_file_stops_every_download(void)
 	cJSON_SetValuestring(cJSON_GetObjectItem(files->child, "url"), "http://localhost:1/x");
 	TU_EQ_INT(fetch_files(f, &j, files, &r), -1);
 	TU_EQ_INT(r.status, FETCH_FORBIDDEN);
-	TU_EQ_STR(r.message, "file P1/f0.nc: host localhost is not in the tenant's allowed_hosts");
+	TU_EQ_STR(r.message, "file P1/f0.nc: host localhost is not in the tenant's allowed_hosts "
+	    "(\"*\" allows any host)");
 	cJSON_Delete(files);
 	fetch_free(f);
 	tenant_free(t);
 	server_stop();
 }
 
+/* allowed_hosts and source_buckets absent or [] allow nothing, ["*"]
+ * anything: a source outside them is FORBIDDEN before any request. */
+static void test_access_lists_absent_or_empty_allow_no_source(void)
+{
+	static const struct { const char *json, *url, *message; } cases[] = {
+		{ "{}", "http://127.0.0.1:1/x",
+		  "file P1/f0.nc: host 127.0.0.1 is not in the tenant's allowed_hosts (\"*\" allows any host)" },
+		{ "{\"allowed_hosts\":[]}", "http://127.0.0.1:1/x",
+		  "file P1/f0.nc: host 127.0.0.1 is not in the tenant's allowed_hosts (\"*\" allows any host)" },
+		{ "{" S3SRV "}", "s3://src/k",
+		  "file P1/f0.nc: bucket src is not in the tenant's source_buckets (\"*\" allows any bucket)" },
+		{ "{" S3SRV ",\"source_buckets\":[]}", "s3://src/k",
+		  "file P1/f0.nc: bucket src is not in the tenant's source_buckets (\"*\" allows any bucket)" },
+		{ "{" S3SRV ",\"source_buckets\":[\"other\"]}", "s3://src/k",
+		  "file P1/f0.nc: bucket src is not in the tenant's source_buckets (\"*\" allows any bucket)" },
+	};
+	util_strlcpy(tmp, tu_tmpdir(), sizeof tmp);
+	fetch *f = fetch_new(NULL);
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		tenant *t = t_new(cases[i].json);
+		cJSON *files = order(1, "ok", NULL);
+		cJSON_SetValuestring(cJSON_GetObjectItem(files->child, "url"), cases[i].url);
+		struct seen s = { 0 };
+		struct fetch_job j = job(t, &s, NULL);
+		struct fetch_result r;
+		TU_EQ_INT(fetch_files(f, &j, files, &r), -1);
+		TU_EQ_INT(r.status, FETCH_FORBIDDEN);
+		if (!TU_EQ_STR(r.message, cases[i].message))
+			printf("# %s\n", cases[i].json);
+		cJSON_Delete(files);
+		tenant_free(t);
+	}
+	fetch_free(f);
+}
+
 static void test_an_empty_order_is_fetched_at_once(void)
 {
 	util_strlcpy(tmp, tu_tmpdir(), sizeof tmp);
-	tenant *t = t_new("{}");
+	tenant *t = t_new("{\"allowed_hosts\":[\"*\"]}");
 	fetch *f = fetch_new(NULL);
 	cJSON *files = cJSON_CreateArray();
 	struct seen s = { 0 };
@@ -365,5 +403,6 @@ TU_MAIN(
 	TU(test_the_deadline_ends_the_retries),
 	TU(test_a_stop_abandons_the_order),
 	TU(test_one_forbidden_file_stops_every_download),
+	TU(test_access_lists_absent_or_empty_allow_no_source),
 	TU(test_an_empty_order_is_fetched_at_once)
 )

@@ -93,7 +93,7 @@ static void test_defaults_fill_what_is_absent(void)
 	TU_EQ_INT(t->multipart_part_size, 16777216);
 	TU_EQ_INT(t->upload_parallel, 4);
 	TU_EQ_INT(t->presign_ttl_seconds, 0);
-	TU_CHECK(tenant_user_allowed(t, "anyone"));
+	TU_CHECK(!tenant_user_allowed(t, "anyone"));     /* users absent: nobody */
 	tenant_free(t);
 
 	TU_EQ_INT(parse("{" S3 ",\"users\":[]}", 0100600, &t, err, sizeof err), 0);
@@ -170,6 +170,11 @@ static const struct { const char *json; const char *err; } bad[] = {
 	{ "{\"file_roots\":[\"data\"]}", "file_roots: must be an array of absolute paths, got [\"data\"]" },
 	{ "{\"file_roots\":\"/data\"}", "file_roots: must be an array of absolute paths" },
 	{ "{\"allowed_hosts\":[\"\"]}", "allowed_hosts: must be an array of non-empty strings" },
+	{ "{\"allowed_hosts\":[\"*\",\"h\"]}", "allowed_hosts: \"*\" (any) must be its only entry" },
+	{ "{\"users\":[\"ana\",\"*\"]}", "users: \"*\" (any) must be its only entry" },
+	{ "{\"source_buckets\":[\"b-1\",\"*\"]}", "source_buckets: \"*\" (any) must be its only entry" },
+	{ "{\"source_buckets\":[\"*\",\"*\"]}", "source_buckets: \"*\" (any) must be its only entry" },
+	{ "{\"source_buckets\":[\"B\"]}", "source_buckets: must be an array of S3 bucket names, or [\"*\"]" },
 	{ "{\"compression\":\"zstd\"}", "compression: must be \"store\", \"deflate\" or \"auto\", got \"zstd\"" },
 	{ "{\"compression\":null}", "compression: must be" },
 	{ "{\"multipart_part_size\":5242879}", "multipart_part_size: must be an integer from 5242880 to 5368709120" },
@@ -190,6 +195,60 @@ static const struct { const char *json; const char *err; } bad[] = {
 	{ "{} x", "invalid JSON near byte 4" },
 	{ "", "invalid JSON near byte 1" },
 };
+
+/* users, allowed_hosts, source_buckets: absent or [] allow nothing,
+ * ["*"] anything, a list what it names; "*" with other entries is refused */
+static void test_access_lists_absent_empty_any_or_named(void)
+{
+	static const struct { const char *json; int any_user, ana, any_host, any_bucket; } cases[] = {
+		{ "{}", 0, 0, 0, 0 },
+		{ "{\"users\":[],\"allowed_hosts\":[],\"source_buckets\":[]}", 0, 0, 0, 0 },
+		{ "{\"users\":[\"*\"],\"allowed_hosts\":[\"*\"],\"source_buckets\":[\"*\"]}",
+		  1, 1, 1, 1 },
+		{ "{\"users\":[\"ana\"],\"allowed_hosts\":[\"h\"],\"source_buckets\":[\"b-1\"]}",
+		  0, 1, 0, 0 },
+	};
+	char err[512];
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		tenant *t = NULL;
+		if (!TU_EQ_INT(parse(cases[i].json, 0100600, &t, err, sizeof err), 0)) {
+			printf("# %s: %s\n", cases[i].json, err);
+			continue;
+		}
+		TU_EQ_INT(tenant_user_allowed(t, "someone"), cases[i].any_user);
+		TU_EQ_INT(tenant_user_allowed(t, "ana"), cases[i].ana);
+		TU_EQ_INT(tenant_user_allowed(t, NULL), cases[i].any_user);
+		TU_EQ_INT(tenant_any(t->allowed_hosts, t->nallowed_hosts), cases[i].any_host);
+		TU_EQ_INT(tenant_any(t->source_buckets, t->nsource_buckets), cases[i].any_bucket);
+		tenant_free(t);
+	}
+}
+
+/* rs-order acts for order.user and ferry signs its token: users "*"
+ * there would let the publisher choose whom ferry speaks for */
+static void test_rs_order_with_users_any_is_refused(void)
+{
+	static const char rso[] = "\"rs_order\":{\"url\":\"http://h\",\"jwt_secret\":\"k\"}";
+	char json[256], err[512];
+	tenant *t = (tenant *)1;
+	snprintf(json, sizeof json, "{%s,\"users\":[\"*\"]}", rso);
+	TU_EQ_INT(parse(json, 0100600, &t, err, sizeof err), -1);
+	TU_CHECK(t == NULL);
+	TU_EQ_STR(err, "/etc/ferry/tenants/p1.json: users: \"*\" cannot be used with rs_order: "
+	    "ferry signs rs-order tokens for the request's order.user, so users must list who may order");
+	snprintf(json, sizeof json, "{%s,\"users\":[\"ana\"]}", rso);
+	TU_EQ_INT(parse(json, 0100600, &t, err, sizeof err), 0);
+	if (t) {
+		TU_CHECK(tenant_user_allowed(t, "ana") && !tenant_user_allowed(t, "bob"));
+		tenant_free(t);
+	}
+	snprintf(json, sizeof json, "{%s}", rso);
+	TU_EQ_INT(parse(json, 0100600, &t, err, sizeof err), 0);
+	if (t) {
+		TU_CHECK(!tenant_user_allowed(t, "ana"));
+		tenant_free(t);
+	}
+}
 
 static void test_bad_settings_name_file_and_key(void)
 {
@@ -476,6 +535,8 @@ TU_MAIN(
 	TU(test_good_files_load_with_their_values),
 	TU(test_defaults_fill_what_is_absent),
 	TU(test_presign_ttl_bounds_are_accepted),
+	TU(test_access_lists_absent_empty_any_or_named),
+	TU(test_rs_order_with_users_any_is_refused),
 	TU(test_bad_settings_name_file_and_key),
 	TU(test_long_rejected_values_are_cut),
 	TU(test_secrets_never_appear_in_messages),
