@@ -239,14 +239,10 @@ done_zip() {
 }
 
 @test "a correlationId holding a NUL escape is dead-lettered, never cut short and answered" {
-	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	before=$(dlq_count)
 	peek publish "$FERRY_AMQP_URL" "$RX" ta \
 		'{"correlationId":"nul\u0000x","targetDelivery":"s3","order":{"queries":["productId:P1"],"user":"ana"}}'
-	for _ in $(seq 100); do
-		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -gt "$before" ] && break
-		sleep 0.1
-	done
-	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 1)) ]
+	dlq_grew "$before" 1
 	run jq_sql "$FERRY_JOURNAL" "select count(*) from request where correlation_id like 'nul%'"
 	assert_output 0
 	grep -q 'body holds a NUL' "$D/run.log"
@@ -256,13 +252,9 @@ done_zip() {
 # bytes), it goes to regards.DLQ with WHY in the log, and no correlationId
 # starting with CID is journaled
 dead_lettered() {
-	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	before=$(dlq_count)
 	amqp-publish --url="$FERRY_AMQP_URL" -e "$RX" -H "regards.tenant: ta" <"$1"
-	for _ in $(seq 100); do
-		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -gt "$before" ] && break
-		sleep 0.1
-	done
-	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 1)) ]
+	dlq_grew "$before" 1
 	run jq_sql "$FERRY_JOURNAL" "select count(*) from request where correlation_id like '$3%'"
 	assert_output 0
 	grep -qF "$2" "$D/run.log"
@@ -317,16 +309,12 @@ dead_lettered() {
 
 @test "tenant headers ../x, empty and 65 characters are dead-lettered; nothing journaled or made for them" {
 	long=$(printf 't%.0s' $(seq 65))
-	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	before=$(dlq_count)
 	for t in '../x' '' "$long"; do
 		peek publish "$FERRY_AMQP_URL" "$RX" "$t" \
 			'{"correlationId":"th-'"${#t}"'","targetDelivery":"s3","order":{"queries":["productId:P1"],"user":"ana"}}'
 	done
-	for _ in $(seq 100); do
-		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -ge $((before + 3)) ] && break
-		sleep 0.1
-	done
-	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 3)) ]
+	dlq_grew "$before" 3
 	run jq_sql "$FERRY_JOURNAL" "select count(*) from request where correlation_id like 'th-%'"
 	assert_output 0
 	[ "$(grep -c 'regards.tenant header is not a tenant name' "$D/run.log")" -eq 3 ]

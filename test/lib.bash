@@ -70,6 +70,18 @@ publish() {
 		-H "regards.tenant: $tenant" -C application/json -b "$body" "$@"
 }
 
+# dlq_count: the messages in regards.DLQ now; dlq_grew BEFORE N: wait up
+# to 10 s for it to hold BEFORE + N, and then it holds exactly that
+dlq_count() { node "$BATS_TEST_DIRNAME/amqp-peek.js" count "$FERRY_AMQP_URL" regards.DLQ; }
+dlq_grew() {
+	local _
+	for _ in $(seq 100); do
+		[ "$(dlq_count)" -ge $(($1 + $2)) ] && break
+		sleep 0.1
+	done
+	[ "$(dlq_count)" -eq $(($1 + $2)) ]
+}
+
 # sqlite JOURNAL QUERY
 jq_sql() { sqlite3 -batch -noheader "$1" "$2"; }
 

@@ -366,13 +366,14 @@ aws_etag() {
 
 # etag_proxy ETAG [CORRUPT]: a proxy in front of S3 that answers every PUT
 # with that ETag header ("-": S3's own), and changes a byte of the first PUT
-# whose URL holds CORRUPT; sets PROXY_PORT
+# whose URL holds CORRUPT; sets PROXY_PORT, and tenant px to upload through it
 etag_proxy() {
 	node "$BATS_TEST_DIRNAME/etag-proxy.js" "$FERRY_S3_PORT" "$@" >proxy.port &
 	echo $! >proxy.pid
 	for _ in $(seq 50); do grep -q ready proxy.port && break; sleep 0.1; done
 	PROXY_PORT=$(cut -d' ' -f2 proxy.port)
 	[ -n "$PROXY_PORT" ]
+	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
 }
 
 stop_etag_proxy() {
@@ -382,7 +383,6 @@ stop_etag_proxy() {
 
 @test "parts answered with 79 '&' as ETag: refused as unusable, ERROR, no object, no Complete" {
 	etag_proxy "\"$(printf '&%.0s' $(seq 79))\""
-	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
 	archive px c-amp P1_1.zip $((12 * 1048576))
 	packed px c-amp P1_1.zip >in
 	run bash -c 'ferry-s3-put -v <in 3>fd3'
@@ -398,7 +398,6 @@ stop_etag_proxy() {
 
 @test "a single PUT answered with an ETag holding a space is refused as unusable: ERROR, no object" {
 	etag_proxy '"0123456789abcdef 0123456789abcdef"'
-	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
 	archive px c-sp P1_1.zip 1000
 	packed px c-sp P1_1.zip >in
 	ferry-s3-put <in 3>fd3 2>err || true
@@ -410,7 +409,6 @@ stop_etag_proxy() {
 
 @test "a part damaged on the way is never stored: sent again (RGW: BadDigest), DONE with the right object" {
 	etag_proxy - 'partNumber=2&'
-	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
 	archive px c-dmg P1_1.zip $((12 * 1048576))
 	packed px c-dmg P1_1.zip >in
 	run bash -c 'ferry-s3-put -v <in 3>fd3'
@@ -434,7 +432,6 @@ stop_etag_proxy() {
 
 @test "a completed object whose ETag is not AWS's md5 of the part md5s is removed: ERROR, no object" {
 	etag_proxy - - 0123456789abcdef0123456789abcdef-3
-	tenant px "$(s3_tenant "$FERRY_S3_SECRET" | sed "s/\"port\":$FERRY_S3_PORT/\"port\":$PROXY_PORT/")"
 	archive px c-cet P1_1.zip $((12 * 1048576))
 	packed px c-cet P1_1.zip >in
 	want=$(aws_etag "$ARCHIVE" 3)
