@@ -140,18 +140,17 @@ s3() { /usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3 "$@"; }
 }
 
 @test "a request signed with a wrong secret key is refused with SignatureDoesNotMatch" {
-	# curl signs as the aws CLI does (whose own report of RGW's answer is a
-	# Python error)
-	run curl -s -w ' %{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:wrong" \
-		-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
-		"$FERRY_S3_ENDPOINT/deliveries/"
-	assert_output --partial SignatureDoesNotMatch
-	assert_output --regexp ' 403$'
-	run curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 \
-		--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-		-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
-		"$FERRY_S3_ENDPOINT/deliveries/"
-	assert_output 200
+	if [ "$FERRY_S3_KIND" = rgw ]; then
+		# curl, as the aws CLI's own report of RGW's answer is a Python error
+		run curl -s -w ' %{http_code}' --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:wrong" \
+			-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+			"$FERRY_S3_ENDPOINT/deliveries/"
+		assert_output --regexp 'SignatureDoesNotMatch.* 403$'
+	else
+		AWS_SECRET_ACCESS_KEY=wrong run s3 ls s3://deliveries/
+		assert_failure
+		assert_output --partial SignatureDoesNotMatch
+	fi
 }
 
 @test "rabbitmq stopped and started alone keeps its port and a durable message" {
