@@ -66,6 +66,10 @@ static int fail(const struct ctx *c, const char *fmt, ...)
 		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
 		va_end(ap);
 	}
+	/* one line, whatever a quoted value holds (a path with a newline) */
+	for (char *p = c->err; c->errlen && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	errno = EINVAL;
 	return -1;
 }
