@@ -1,4 +1,4 @@
-/* db: SQLite helpers shared by lib/journal.c and lib/catalog.c (see db.h). */
+/* db: SQLite helpers shared by lib/journal*.c and lib/catalog.c (see db.h). */
 #include <stdlib.h>
 #include <string.h>
 

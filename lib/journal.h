@@ -1,7 +1,10 @@
 /* journal: the one SQLite file every stage shares (DESIGN §4). Only this
  * module touches SQLite. Requests move through states by claims (one guarded
  * UPDATE) and commits (state + event + outbox row in one transaction); the
- * event log is the audit trail and the replay source. */
+ * event log is the audit trail and the replay source. The module is
+ * journal.c (core), journal-stage.c (stage protocol, outbox),
+ * journal-report.c (reports, upkeep) and journal-order.c (order waits),
+ * sharing the private journal-int.h. */
 #ifndef FERRY_JOURNAL_H
 #define FERRY_JOURNAL_H
 
