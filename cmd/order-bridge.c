@@ -26,7 +26,7 @@
 #include "validate.h"
 
 static const char usage[] =
-    "usage: ferry-order-bridge [-hv] [-j journal] [-t tenants] [-w workspace] [-T timeout]";
+    "usage: ferry-order-bridge [-hv] [-c workers] [-j journal] [-t tenants] [-w workspace] [-T timeout]";
 
 /* The rs-order side: two connections, one publishing with confirms, one
  * consuming ferry's response queue (confirms would swallow deliveries on a
@@ -37,8 +37,8 @@ struct rso {
 	int64_t retry_ms;       /* monotonic: the next connection attempt */
 	int backoff;            /* seconds */
 	int down;               /* an outage was reported */
-	int wanted;             /* some order waits: connect */
-	int64_t next_scan_ms;
+	_Atomic int wanted;     /* some order waits: connect (set by workers too) */
+	_Atomic int64_t next_scan_ms;   /* 0: a worker placed an order, scan now */
 	int in_hand;            /* requests waiting on rs-order, as counted by the last scan */
 };
 
@@ -209,6 +209,11 @@ static void resolve_command(struct order *o, struct driver_job *job, struct ctx 
 		}
 		if (res.status == ORDERCMD_OK)
 			break;
+		if (util_now_ms() + pause * 1000 > job->hold_ms) {
+			r->verdict = DRIVER_RETRY;
+			snprintf(r->message, sizeof r->message, "order command: %s", res.message);
+			break;
+		}
 		err_log(ERR_WARNING, job->label, "order command: %s; again in %d s", res.message, pause);
 		for (int s = 0; s < pause * 10 && !*job->stop; s++)
 			usleep(100000);

@@ -24,7 +24,7 @@
 #include "zipplan.h"
 
 static const char usage[] =
-    "usage: ferry-pack [-hSv] [-j journal] [-t tenants] [-w workspace] [-l level]";
+    "usage: ferry-pack [-hSv] [-c workers] [-j journal] [-t tenants] [-w workspace] [-l level]";
 
 struct pack {
 	int level;                 /* deflate level */

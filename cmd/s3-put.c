@@ -28,7 +28,7 @@
 #include "zipplan.h"
 
 static const char usage[] =
-    "usage: ferry-s3-put [-hv] [-j journal] [-t tenants] [-w workspace]";
+    "usage: ferry-s3-put [-hv] [-c workers] [-j journal] [-t tenants] [-w workspace]";
 
 /* The DONE response's fields, alive until the driver commits. */
 struct put {
@@ -108,6 +108,12 @@ static void verdict(struct driver_job *job, const struct archive *a, const char 
 		err_log(ERR_WARNING, job->label, "upload of %s: %s", a->name, res->message);
 		util_iso8601(job->expires_ms, when);
 		driver_fail(r, "EXPIRED", "The request date has reached the expiration limit '%s'", when);
+		return;
+	case S3_TEMPORARY:
+		r->verdict = DRIVER_RETRY;
+		if (snprintf(r->message, sizeof r->message, "upload of %s: %s", a->name,
+		    res->message) < 0)
+			r->message[0] = '\0';
 		return;
 	case S3_MISMATCH:
 		driver_fail(r, "INTERNAL_ERROR", "checksum mismatch for archive %s: %s", a->name,
@@ -280,7 +286,7 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		.size = a.size, .md5 = a.md5, .part_size = t->multipart_part_size,
 		.threshold = t->multipart_threshold,
 		.parallel = t->upload_parallel,
-		.ctl = { .deadline_ms = job->expires_ms, .stop = job->stop },
+		.ctl = { .deadline_ms = job->expires_ms, .stop = job->stop, .hold_ms = job->hold_ms },
 		.progress = on_progress, .note = on_note, .arg = job,
 	};
 	int64_t t0 = util_mono_ms();
@@ -308,10 +314,16 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 	r->bytes = (int64_t)a.size;
 }
 
+/* each worker its own DONE fields */
+static void *put_new(void *ctx)
+{
+	(void)ctx;
+	return calloc(1, sizeof(struct put));
+}
+
 int main(int argc, char **argv)
 {
 	struct driver d;
-	struct put p;
 	int ch;
 	err_init("ferry-s3-put");
 	driver_init(&d, "ferry-s3-put", JSTAGE_S3PUT);
@@ -328,7 +340,8 @@ int main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		err_die(EXIT_TEMP, "unable to start libcurl");
 	d.work = put_work;
-	d.ctx = &p;
+	d.worker_new = put_new;
+	d.worker_free = free;
 	int rc = driver_run(&d);
 	curl_global_cleanup();
 	return rc;

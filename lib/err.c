@@ -19,6 +19,7 @@ static const char *const level_name[] = {
 
 void err_init(const char *progname) { prog = progname; }
 void err_verbose(int on) { verbose = on; }
+int err_is_verbose(void) { return verbose; }
 const char *err_prog(void) { return prog; }
 
 /* Append s to buf[*n..cap), escaping control characters as \xHH. */

@@ -13,6 +13,7 @@ enum { EXIT_DONE = 0, EXIT_NO = 1, EXIT_PERM = 100, EXIT_TEMP = 111 };
 
 void err_init(const char *progname);     /* "ferry-fetch" */
 void err_verbose(int on);                /* info lines need -v */
+int err_is_verbose(void);
 const char *err_prog(void);
 
 /* req may be NULL, else "tenant/correlationId" style context. */

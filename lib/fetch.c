@@ -572,6 +572,11 @@ static void retry_later(struct run *rn, struct slot *sl, const char *why)
 		wait *= 2;
 	if (wait > o->backoff_max_ms)
 		wait = o->backoff_max_ms;
+	if (rn->job->hold_ms && util_now_ms() + wait > rn->job->hold_ms) {
+		result(rn, FETCH_TEMPORARY, "unable to fetch %s/%s for now: %s", sl->src->pid,
+		    sl->src->name, why);
+		return;
+	}
 	sl->temp++;
 	if (sl->fd >= 0)
 		close(sl->fd);

@@ -34,6 +34,9 @@ struct fetch_job {
 	const char *workspace;       /* the request's directory; created if needed */
 	int64_t expires_ms;          /* wall-clock deadline; 0 = none */
 	volatile sig_atomic_t *stop; /* set by a signal: give up at once */
+	int64_t hold_ms;             /* wall clock: a temporary failure whose next try
+	                                would come later ends FETCH_TEMPORARY (the
+	                                request is set aside); 0 = until the deadline */
 	fetch_progress_fn *progress; /* may be NULL */
 	fetch_note_fn *note;         /* may be NULL */
 	void *arg;
@@ -45,6 +48,7 @@ enum fetch_status {
 	FETCH_FAILED,      /* permanent: ERROR INTERNAL_ERROR */
 	FETCH_EXPIRED,     /* the deadline passed: ERROR EXPIRED */
 	FETCH_STOPPED,     /* *stop was set: leave the request for later */
+	FETCH_TEMPORARY,   /* a source is unreachable for now (hold_ms): try later */
 };
 
 struct fetch_result {

@@ -25,9 +25,11 @@ extern const struct jstage_info jn_stages[JSTAGE_COUNT];
 #define BUSY "('VALIDATING','ORDERING','FETCHING','PACKING','UPLOADING')"
 #define LIVE "('RECEIVED','VALIDATING','GRANTED','ORDERING','ORDERED','FETCHING'," \
 	"'FETCHED','PACKING','PACKED','UPLOADING')"
+/* the stages' input states, where requests wait (the queue) */
+#define INPUT "('RECEIVED','GRANTED','ORDERED','FETCHED','PACKED')"
 #define REQUEST_COLS "id, tenant, correlation_id, fingerprint, state, claimed_by, error_type," \
 	" received_at, coalesce(expires_at, 0), updated_at, coalesce(claimed_at, 0)," \
-	" bytes_done, bytes_total"
+	" bytes_done, bytes_total, attempts, next_attempt_at, last_error"
 #define OUTBOX_COLS "o.id, r.tenant, r.correlation_id, o.body, o.headers, o.created_at," \
 	" coalesce(o.sent_at, 0), coalesce(o.set_aside_at, 0), o.set_aside_why"
 /* an outbox row still to publish: the condition of the partial index */
@@ -43,6 +45,8 @@ enum st {
 	ST_NEXT_EXPIRY,
 	ST_WAIT_PUT, ST_WAIT_UPDATE, ST_WAIT_CANCELLED, ST_WAIT_FORGET, ST_WAIT_GET, ST_WAIT_ALL,
 	ST_WAIT_REATTACH, ST_DATA_VERSION, ST_OUTBOX_SENT_RUN, ST_SET_ASIDE, ST_SET_ASIDE_COUNT,
+	ST_NEXT_TENANT, ST_TENANT_OLDEST, ST_CLAIM_ID, ST_ITEM_OF, ST_NEXT_DUE, ST_DEFER,
+	ST_COUNT_UP, ST_RETRY_NOW, ST_RETRIES, ST_WAITING_RETRY, ST_OLDEST_BY_STATE,
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_COUNT
 };

@@ -126,6 +126,8 @@ static const struct {
 	{ ST_SET_ASIDE_COUNT, offsetof(struct jtotals, outbox_set_aside), 0 },
 	{ ST_OLDEST_UNSENT, offsetof(struct jtotals, oldest_unsent_ms), 0 },
 	{ ST_DELIVERED, offsetof(struct jtotals, bytes_delivered), 0 },
+	{ ST_RETRIES, offsetof(struct jtotals, retries), 0 },
+	{ ST_WAITING_RETRY, offsetof(struct jtotals, waiting_retry), 0 },
 };
 
 int journal_totals(journal *j, int64_t now_ms, struct jtotals *t)
@@ -417,4 +419,20 @@ int journal_check(journal *j, journal_problem_fn *fn, void *arg)
 	if (rc == 0)
 		rc = check_owners(j, &r);
 	return rc < 0 ? -1 : r.found;
+}
+
+int journal_oldest_by_state(journal *j, journal_oldest_fn *fn, void *arg)
+{
+	sqlite3_stmt *s = jn_stmt(j, ST_OLDEST_BY_STATE);
+	if (!s)
+		return -1;
+	int n = 0, rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		n++;
+		if (fn(arg, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1),
+		    sqlite3_column_int64(s, 2)))
+			break;
+	}
+	db_done(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? n : jn_fail(j, rc, "oldest by state");
 }

@@ -407,6 +407,7 @@ void journal_request_clear(struct jrequest *r)
 	free(r->state);
 	free(r->claimed_by);
 	free(r->error_type);
+	free(r->last_error);
 	memset(r, 0, sizeof *r);
 }
 
@@ -459,6 +460,173 @@ char *journal_input_item(journal *j, enum jstage st, const char *tenant, const c
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		jn_fail(j, rc, "input item");
 	return item;
+}
+
+/* ---- the queue ---- */
+
+/* The first tenant after `after` with a request due; 1, 0 none, -1. */
+static int next_tenant(journal *j, const char *input, const char *after, int64_t now,
+    char **tenant)
+{
+	sqlite3_stmt *s = jn_stmt(j, ST_NEXT_TENANT);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, input);
+	db_bind_text(s, 2, after ? after : "");
+	sqlite3_bind_int64(s, 3, now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && !(*tenant = db_col_dup(s, 0)))
+		rc = SQLITE_NOMEM;
+	db_done(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : jn_fail(j, rc, "claim next");
+}
+
+/* The oldest due request of w->tenant into w; 1, 0 none, -1. */
+static int tenant_oldest(journal *j, const char *input, int64_t now, struct jwork *w)
+{
+	sqlite3_stmt *s = jn_stmt(j, ST_TENANT_OLDEST);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, input);
+	db_bind_text(s, 2, w->tenant);
+	sqlite3_bind_int64(s, 3, now);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		w->id = sqlite3_column_int64(s, 0);
+		w->attempts = sqlite3_column_int64(s, 2);
+		if (!(w->cid = db_col_dup(s, 1)))
+			rc = SQLITE_NOMEM;
+	}
+	db_done(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : jn_fail(j, rc, "claim next");
+}
+
+/* Claim w->id and read its input item; 1, 0 taken by another, -1. */
+static int claim_id(journal *j, const struct jstage_info *si, int64_t now, struct jwork *w)
+{
+	sqlite3_stmt *s = jn_stmt(j, ST_ITEM_OF);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, w->id);
+	db_bind_text(s, 2, si->input);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL &&
+	    !(w->item = db_col_dup(s, 0)))
+		rc = SQLITE_NOMEM;
+	db_done(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return jn_fail(j, rc, "claim next");
+	if (!(s = jn_stmt(j, ST_CLAIM_ID)))
+		return -1;
+	db_bind_text(s, 1, si->busy);
+	db_bind_text(s, 2, j->owner);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int64(s, 4, w->id);
+	db_bind_text(s, 5, si->input);
+	int n = jn_run(j, s, "claim next");
+	return n < 0 ? -1 : n > 0;
+}
+
+int journal_claim_next(journal *j, enum jstage st, const char *after, int64_t now_ms,
+    struct jwork *w)
+{
+	const struct jstage_info *si = journal_stage(st);
+	memset(w, 0, sizeof *w);
+	if (!si || !si->input)
+		return jn_failf(j, 0, "claim: stage %s takes no input", si ? si->name : "?");
+	if (jn_tx_begin(j) < 0)
+		return -1;
+	int rc = next_tenant(j, si->input, after, now_ms, &w->tenant);
+	if (rc == 0 && after && *after)
+		rc = next_tenant(j, si->input, "", now_ms, &w->tenant);   /* wrap round */
+	if (rc > 0)
+		rc = tenant_oldest(j, si->input, now_ms, w);
+	if (rc > 0)
+		rc = claim_id(j, si, now_ms, w);
+	if (rc < 0) {
+		jn_tx_rollback(j);
+		journal_work_clear(w);
+		return -1;
+	}
+	if (jn_tx_commit(j) < 0) {
+		journal_work_clear(w);
+		return -1;
+	}
+	if (rc == 0)
+		journal_work_clear(w);
+	return rc;
+}
+
+void journal_work_clear(struct jwork *w)
+{
+	free(w->tenant);
+	free(w->cid);
+	free(w->item);
+	memset(w, 0, sizeof *w);
+}
+
+int journal_next_due(journal *j, enum jstage st, int64_t *ms)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->input)
+		return 0;
+	sqlite3_stmt *s = jn_stmt(j, ST_NEXT_DUE);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, si->input);
+	int rc = sqlite3_step(s), any = 0;
+	if (rc == SQLITE_ROW) {
+		any = sqlite3_column_int64(s, 0) > 0;
+		*ms = sqlite3_column_int64(s, 1);
+	}
+	db_done(s);
+	return rc == SQLITE_ROW ? any : jn_fail(j, rc, "next due");
+}
+
+int journal_defer(journal *j, enum jstage st, const char *tenant, const char *cid,
+    const char *why, int64_t next_ms)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->busy)
+		return jn_failf(j, 0, "defer: stage %s takes no input", si ? si->name : "?");
+	if (jn_tx_begin(j) < 0)
+		return -1;
+	sqlite3_stmt *s = jn_stmt(j, ST_DEFER);
+	int n = -1;
+	if (s) {
+		db_bind_text(s, 1, si->input);
+		sqlite3_bind_int64(s, 2, util_now_ms());
+		db_bind_text(s, 3, why);
+		sqlite3_bind_int64(s, 4, next_ms);
+		db_bind_text(s, 5, tenant);
+		db_bind_text(s, 6, cid);
+		db_bind_text(s, 7, si->busy);
+		n = jn_run(j, s, "defer");
+	}
+	if (n > 0 && (s = jn_stmt(j, ST_COUNT_UP))) {
+		db_bind_text(s, 1, "retries");
+		if (jn_run(j, s, "defer") < 0)
+			n = -1;
+	} else if (n > 0) {
+		n = -1;
+	}
+	if (n < 0) {
+		jn_tx_rollback(j);
+		return -1;
+	}
+	return jn_tx_commit(j) < 0 ? -1 : n > 0;
+}
+
+int journal_retry_now(journal *j, const char *tenant, const char *cid)
+{
+	sqlite3_stmt *s = jn_stmt(j, ST_RETRY_NOW);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, tenant);
+	db_bind_text(s, 2, cid);
+	sqlite3_bind_int64(s, 3, util_now_ms());
+	int n = jn_run(j, s, "retry");
+	return n < 0 ? -1 : n > 0;
 }
 
 int journal_outbox_put(journal *j, const char *tenant, const char *cid,

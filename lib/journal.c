@@ -118,6 +118,15 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	"DROP INDEX outbox_unsent;"
 	"CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL AND set_aside_at IS NULL;"
 	"CREATE INDEX outbox_set_aside ON outbox(id) WHERE set_aside_at IS NOT NULL;",
+	/* 5 -> 6: the journal is the queue between stages: a request set aside
+	 * after a temporary failure waits in its input state until
+	 * next_attempt_at; workers take the oldest due request of each tenant
+	 * in turn (request_queue); counters that outlive pruning */
+	"ALTER TABLE request ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE request ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE request ADD COLUMN last_error TEXT;"
+	"CREATE INDEX request_queue ON request(state, tenant, id, next_attempt_at);"
+	"CREATE TABLE counter (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -137,6 +146,9 @@ static const char *const sql[ST_COUNT] = {
 	/* a commit looks its row up (ST_FIND), then changes it by id, in one
 	 * transaction: UPDATE … RETURNING costs SQLite a temporary table */
 	[ST_FINISH] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2,"
+	    " attempts = CASE WHEN ?1 IN " TERMINAL " THEN attempts ELSE 0 END,"
+	    " last_error = CASE WHEN ?1 IN " TERMINAL " THEN last_error ELSE NULL END,"
+	    " next_attempt_at = 0,"
 	    " error_type = coalesce(?3, error_type),"
 	    " expires_at = CASE WHEN ?4 > 0 THEN ?4 ELSE expires_at END,"
 	    " claimed_at = ?5 WHERE id = ?6",
@@ -223,6 +235,28 @@ static const char *const sql[ST_COUNT] = {
 	    " AND sent_at IS NULL",
 	[ST_SET_ASIDE] = "UPDATE outbox SET set_aside_at = ?2, set_aside_why = ?3"
 	    " WHERE id = ?1 AND " UNSENT,
+	[ST_NEXT_TENANT] = "SELECT tenant FROM request INDEXED BY request_queue"
+	    " WHERE state = ?1 AND tenant > ?2 AND next_attempt_at <= ?3 ORDER BY tenant, id LIMIT 1",
+	[ST_TENANT_OLDEST] = "SELECT id, correlation_id, attempts FROM request INDEXED BY request_queue"
+	    " WHERE state = ?1 AND tenant = ?2 AND next_attempt_at <= ?3 ORDER BY id LIMIT 1",
+	[ST_CLAIM_ID] = "UPDATE request SET state = ?1, claimed_by = ?2, claimed_at = ?3,"
+	    " updated_at = ?3, bytes_done = 0, bytes_total = 0 WHERE id = ?4 AND state = ?5",
+	[ST_ITEM_OF] = "SELECT item FROM event WHERE request_id = ?1 AND state = ?2"
+	    " AND item IS NOT NULL ORDER BY id DESC LIMIT 1",
+	[ST_NEXT_DUE] = "SELECT count(*), min(next_attempt_at) FROM request INDEXED BY request_queue"
+	    " WHERE state = ?1",
+	[ST_DEFER] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2,"
+	    " attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4"
+	    " WHERE tenant = ?5 AND correlation_id = ?6 AND state = ?7",
+	[ST_COUNT_UP] = "INSERT INTO counter (name, n) VALUES (?1, 1)"
+	    " ON CONFLICT (name) DO UPDATE SET n = n + 1",
+	[ST_RETRY_NOW] = "UPDATE request SET next_attempt_at = 0, updated_at = ?3"
+	    " WHERE tenant = ?1 AND correlation_id = ?2 AND state IN " INPUT,
+	[ST_RETRIES] = "SELECT coalesce((SELECT n FROM counter WHERE name = 'retries'), 0)",
+	[ST_WAITING_RETRY] = "SELECT count(*) FROM request INDEXED BY request_queue"
+	    " WHERE state IN " INPUT " AND next_attempt_at > ?1",
+	[ST_OLDEST_BY_STATE] = "SELECT state, min(received_at), min(updated_at) FROM request"
+	    " WHERE state IN " LIVE " GROUP BY state ORDER BY state",
 	[ST_STILL_CLAIMED] = "SELECT count(*) FROM request WHERE id = ?1 AND state = ?2"
 	    " AND claimed_by IS ?3",
 };
@@ -415,6 +449,9 @@ void jn_request_row(sqlite3_stmt *s, struct jrequest *r, char *(*str)(sqlite3_st
 	r->claimed_ms = sqlite3_column_int64(s, 10);
 	r->bytes_done = sqlite3_column_int64(s, 11);
 	r->bytes_total = sqlite3_column_int64(s, 12);
+	r->attempts = sqlite3_column_int64(s, 13);
+	r->next_attempt_ms = sqlite3_column_int64(s, 14);
+	r->last_error = str(s, 15);
 }
 
 

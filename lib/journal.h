@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_SCHEMA_VERSION 5
+#define JOURNAL_SCHEMA_VERSION 6
 
 typedef struct journal journal;
 
@@ -83,6 +83,34 @@ int journal_lookup(journal *j, const char *tenant, const char *cid, const char *
  * in one statement. 1 claimed, 0 not in the input state, -1 error. */
 int journal_claim(journal *j, enum jstage s, const char *tenant, const char *cid);
 
+/* ---- The queue: requests waiting in a stage's input state ----
+ * A request set aside after a temporary failure waits there too, until its
+ * next_attempt_at; attempts and last_error say how it went. */
+struct jwork {
+	int64_t id;
+	char *tenant, *cid;
+	char *item;                 /* the item the previous stage emitted; NULL if none */
+	int64_t attempts;           /* times set aside before this claim */
+};
+/* Claim the next request due (next_attempt_at <= now_ms) in the stage's
+ * input state, tenants in turn: the oldest of the first tenant after
+ * `after` (name order, wrapping round; "" or NULL: from the first) that has
+ * one. 1 and *w (journal_work_clear frees it), 0 none due, -1. */
+int journal_claim_next(journal *j, enum jstage s, const char *after, int64_t now_ms,
+    struct jwork *w);
+void journal_work_clear(struct jwork *w);
+/* Whether requests wait in the stage's input state: 1 and *ms the earliest
+ * next_attempt_at among them (0: one is due now), 0 none, -1. */
+int journal_next_due(journal *j, enum jstage s, int64_t *ms);
+/* Set a claimed request aside: from the stage's busy state back to its
+ * input state, attempts + 1, last_error why, next_attempt_at next_ms; the
+ * retries counter + 1. 1, 0 not in the busy state, -1. */
+int journal_defer(journal *j, enum jstage s, const char *tenant, const char *cid,
+    const char *why, int64_t next_ms);
+/* Operator: a request waiting in an input state is due now. 1, 0 it waits
+ * in no input state, -1. */
+int journal_retry_now(journal *j, const char *tenant, const char *cid);
+
 /* Commit a stage's result: new state, an event holding the emitted item, and
  * optionally one outbox row, in one transaction. Guard: the request must be
  * in the stage's busy state (any non-terminal state for JSTAGE_SWEEP).
@@ -132,6 +160,9 @@ struct jrequest {
 	char *tenant, *cid, *fingerprint, *state, *claimed_by, *error_type;
 	int64_t received_ms, expires_ms, updated_ms, claimed_ms;
 	int64_t bytes_done, bytes_total;
+	int64_t attempts;          /* set aside so far in this state's stage */
+	int64_t next_attempt_ms;   /* when it may be claimed again; 0 = now */
+	char *last_error;          /* the temporary failure that set it aside, or NULL */
 };
 int journal_get(journal *j, const char *tenant, const char *cid, struct jrequest *out); /* 1, 0 absent, -1 */
 void journal_request_clear(struct jrequest *r);
@@ -254,9 +285,18 @@ struct jtotals {
 	int64_t outbox_set_aside;
 	int64_t oldest_unsent_ms;              /* created_at of the oldest unsent; 0 = none */
 	int64_t bytes_delivered;               /* bytes of the s3-put DONE events */
+	int64_t retries;                       /* requests set aside, ever (a counter) */
+	int64_t waiting_retry;                 /* live requests whose next attempt is due later */
 	int64_t schema_version;
 };
 int journal_totals(journal *j, int64_t now_ms, struct jtotals *t);   /* 0 or -1 */
+
+/* The oldest live request of each non-terminal state: fn(arg, state,
+ * received_ms of the oldest, updated_ms of the least recently changed),
+ * states in key order. The number of states, or -1. */
+typedef int journal_oldest_fn(void *arg, const char *state, int64_t received_ms,
+    int64_t updated_ms);
+int journal_oldest_by_state(journal *j, journal_oldest_fn *fn, void *arg);
 
 /* How long each stage's work took (event started_at -> at), per stage, as
  * a cumulative histogram: le[i] counts the events that took at most

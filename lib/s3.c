@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -795,6 +797,12 @@ static int64_t temporary(struct up *x, const struct s3_status *st, int attempt)
 	return wait;
 }
 
+/* The next try, wait ms from now, would come after the hold: give up for now. */
+static int held(const struct s3_ctl *ctl, int64_t wait)
+{
+	return ctl->hold_ms && util_now_ms() + wait > ctl->hold_ms;
+}
+
 static enum s3_class stopped(struct up *x, enum s3_class c, struct s3_status *st)
 {
 	status_set(st, c, "%s%s%s", c == S3_STOPPED ? "stopped" : "deadline reached",
@@ -818,7 +826,10 @@ static enum s3_class up_retry(struct up *x, struct req *q, struct s3_status *st)
 			return S3_OK;
 		if (c != S3_TEMPORARY)
 			return c;
-		if ((c = ctl_sleep(&x->u->ctl, temporary(x, st, attempt))) != S3_OK)
+		int64_t wait = temporary(x, st, attempt);
+		if (held(&x->u->ctl, wait))
+			return S3_TEMPORARY;
+		if ((c = ctl_sleep(&x->u->ctl, wait)) != S3_OK)
 			return stopped(x, c, st);
 	}
 }
@@ -828,7 +839,7 @@ static enum s3_class up_retry(struct up *x, struct req *q, struct s3_status *st)
 static enum s3_class up_request(struct up *x, const struct spec *s, struct req *q, int retry,
     struct s3_status *st)
 {
-	static const struct s3_ctl brief = { 0, NULL };
+	static const struct s3_ctl brief = { 0, NULL, 0 };
 	if (req_open(q, x->u->srv, s) < 0) {
 		status_set(st, S3_PERMANENT, "%s: %s", s->op, strerror(errno));
 		return st->cls;
@@ -877,7 +888,7 @@ static void put_discard(struct up *x)
  * most; S3 itself never keeps a cut body). */
 static void put_discard_cut(struct up *x)
 {
-	struct s3_ctl brief = { util_now_ms() + 10000, NULL };
+	struct s3_ctl brief = { util_now_ms() + 10000, NULL, 0 };
 	for (int i = 0; i < 10 && util_now_ms() < brief.deadline_ms; i++) {
 		struct s3_status hs;
 		uint64_t size;
@@ -958,6 +969,55 @@ struct part {
 	char md5[33];
 };
 
+/* The part buffers of every upload of the process share S3_BUFFER_MAX
+ * (32 MiB): with the item of a 10,000-file order (some 10 MiB as a tree) and
+ * libcurl, s3-put peaked at 74 MiB with 48 MiB of buffers (bench small).
+ * An upload takes what is free, at least one part, up to its parallel
+ * parts, and waits while not even one part is free (a part bigger than the
+ * budget takes it whole). */
+enum { S3_BUFFER_MAX = 32 << 20 };
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t freed;
+	uint64_t used;
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+
+/* Parts of psize to hold, at most want, or 0 when stopped. */
+static int pool_take(const struct s3_ctl *ctl, uint64_t psize, int want)
+{
+	uint64_t need = psize < S3_BUFFER_MAX ? psize : S3_BUFFER_MAX;
+	int got = 0;
+	pthread_mutex_lock(&pool.mu);
+	while (S3_BUFFER_MAX - pool.used < need && ctl_check(ctl) == S3_OK) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += POLL_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&pool.freed, &pool.mu, &ts);
+	}
+	if (S3_BUFFER_MAX - pool.used >= need) {
+		uint64_t room = S3_BUFFER_MAX - pool.used;
+		got = psize >= S3_BUFFER_MAX ? 1 : (int)(room / psize);
+		if (got > want)
+			got = want;
+		pool.used += psize >= S3_BUFFER_MAX ? S3_BUFFER_MAX : (uint64_t)got * psize;
+	}
+	pthread_mutex_unlock(&pool.mu);
+	return got;
+}
+
+static void pool_give(uint64_t psize, int n)
+{
+	if (n <= 0)
+		return;
+	pthread_mutex_lock(&pool.mu);
+	pool.used -= psize >= S3_BUFFER_MAX ? S3_BUFFER_MAX : (uint64_t)n * psize;
+	pthread_cond_broadcast(&pool.freed);
+	pthread_mutex_unlock(&pool.mu);
+}
+
 struct mpu {
 	struct up *x;
 	char id[1024], qid[3072];      /* UploadId, and as a query value */
@@ -969,12 +1029,14 @@ struct mpu {
 	unsigned char (*md5s)[16];     /* each part's md5, for the object's ETag */
 	md5 *whole, *pm;
 	int64_t done;                  /* bytes of the parts completed */
+	int pooled;                    /* part buffers taken from the pool */
 };
 
 static void mpu_free(struct mpu *p)
 {
 	if (!p)
 		return;
+	pool_give(p->x->psize, p->pooled);
 	for (int i = 0; p->slots && i < p->nslots; i++) {
 		if (p->slots[i].busy)
 			curl_multi_remove_handle(p->x->mh, p->slots[i].q.h);
@@ -989,9 +1051,6 @@ static void mpu_free(struct mpu *p)
 	free(p);
 }
 
-/* 32 MiB: with the item of a 10,000-file order (some 10 MiB as a tree) and
- * libcurl, s3-put peaked at 74 MiB with 48 MiB of buffers (bench small) */
-enum { S3_BUFFER_MAX = 32 << 20 };
 
 static struct mpu *mpu_new(struct up *x)
 {
@@ -1001,12 +1060,15 @@ static struct mpu *mpu_new(struct up *x)
 	p->x = x;
 	p->nparts = (int)((x->u->size + x->psize - 1) / x->psize);
 	p->nslots = x->u->parallel < 1 ? 1 : x->u->parallel;
-	/* part buffers are the upload's memory: keep them under S3_BUFFER_MAX
-	 * (every program stays under 64 MiB RSS), fewer parts in flight if need be */
-	if ((uint64_t)p->nslots * x->psize > S3_BUFFER_MAX)
-		p->nslots = x->psize >= S3_BUFFER_MAX ? 1 : (int)(S3_BUFFER_MAX / x->psize);
 	if (p->nslots > p->nparts)
 		p->nslots = p->nparts;
+	/* part buffers are the upload's memory: from the pool (every program
+	 * stays under 64 MiB RSS), fewer parts in flight if need be */
+	if (!(p->nslots = pool_take(&x->u->ctl, x->psize, p->nslots))) {
+		free(p);
+		return NULL;
+	}
+	p->pooled = p->nslots;
 	p->next = 1;
 	p->filling = -1;
 	p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
@@ -1198,8 +1260,12 @@ static enum s3_class mpu_reap(struct mpu *p, struct s3_status *st)
 		}
 		if (c == S3_OK)
 			c = mpu_part_done(p, s, st);
-		else if (c == S3_TEMPORARY)
-			s->retry_at = util_mono_ms() + temporary(p->x, st, ++s->attempts), c = S3_OK;
+		else if (c == S3_TEMPORARY) {
+			int64_t wait = temporary(p->x, st, ++s->attempts);
+			if (held(&p->x->u->ctl, wait))
+				return S3_TEMPORARY;
+			s->retry_at = util_mono_ms() + wait, c = S3_OK;
+		}
 		if (c != S3_OK)
 			return c;
 	}
@@ -1414,6 +1480,8 @@ static enum s3_class put_multipart(struct up *x, struct s3_status *st)
 {
 	struct mpu *p = mpu_new(x);
 	enum s3_class c;
+	if (!p && (c = ctl_check(&x->u->ctl)) != S3_OK)
+		return stopped(x, c, st);
 	if (!p) {
 		status_set(st, S3_PERMANENT, "no memory for %d parts of %llu bytes", x->u->parallel,
 		    (unsigned long long)x->psize);

@@ -71,10 +71,13 @@ const char *s3_status_text(const struct s3_status *st, char *buf, size_t len);
 int64_t s3_backoff_ms(int attempt);
 
 /* When to give up: a wall-clock deadline (0 = none) and a stop flag (may be
- * NULL) set by a signal handler. */
+ * NULL) set by a signal handler; and hold_ms (wall clock, 0 = none): a
+ * temporary failure whose next try would start after it ends the upload
+ * S3_TEMPORARY, for the caller to try again later. */
 struct s3_ctl {
 	int64_t deadline_ms;
 	volatile sig_atomic_t *stop;
+	int64_t hold_ms;
 };
 
 /* GET bucket/key once (the caller retries S3_TEMPORARY), from byte `from`

@@ -429,7 +429,7 @@ ws_of() { ls -d "$FERRY_WORKSPACE"/p1/* 2>/dev/null; }
 @test "-h prints the usage; bad flags exit 100" {
 	run ferry-fetch -h
 	assert_success
-	assert_output 'usage: ferry-fetch [-hv] [-j journal] [-t tenants] [-w workspace] [-p parallel]'
+	assert_output 'usage: ferry-fetch [-hv] [-c workers] [-j journal] [-t tenants] [-w workspace] [-p parallel]'
 	run ferry-fetch -p 0 </dev/null
 	[ "$status" -eq 100 ]
 	run ferry-fetch -x </dev/null

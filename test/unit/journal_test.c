@@ -586,7 +586,10 @@ static void reg_at(journal *j, const char *tenant, const char *cid, const char *
 }
 
 /* What schema 5 changed, undone (to make an older journal) */
-#define UNDO_5 "DROP INDEX outbox_set_aside; DROP INDEX outbox_unsent;" \
+#define UNDO_6 "DROP INDEX request_queue; DROP TABLE counter;" \
+	" ALTER TABLE request DROP COLUMN last_error; ALTER TABLE request DROP COLUMN next_attempt_at;" \
+	" ALTER TABLE request DROP COLUMN attempts;"
+#define UNDO_5 UNDO_6 " DROP INDEX outbox_set_aside; DROP INDEX outbox_unsent;" \
 	" ALTER TABLE outbox DROP COLUMN set_aside_why; ALTER TABLE outbox DROP COLUMN set_aside_at;" \
 	" CREATE INDEX outbox_unsent ON outbox(id) WHERE sent_at IS NULL;"
 

@@ -288,7 +288,7 @@ static void test_get_and_head_report_one_attempt(void)
 {
 	int sock, port = refusing_port(&sock);
 	struct tenant_s3 srv = { "http", "127.0.0.1", port, "us-east-1", "key", "secret-value" };
-	struct s3_ctl ctl = { 0, NULL };
+	struct s3_ctl ctl = { 0, NULL, 0 };
 	struct s3_status st;
 	uint64_t size = 1;
 	char etag[80];
