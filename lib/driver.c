@@ -1,63 +1,28 @@
-/* driver: the main of the data-path stages: the reader of stdin, the
- * worker threads and the verdicts (see driver.h). It is the part of lib/
- * that logs and exits, through lib/err, because the log lines of the loop
- * (skips, recoveries, verdicts) and its fatal journal failures are the
- * same in every stage. Threads: main (stdin, tick, wake-ups, the cancel
- * watch), K workers (each with its own journal connection, tenant cache
- * and context) and lib/lineq's writer. */
+/* driver: the main of the stages (see driver.h): settings, the verdicts'
+ * commits, stdin registration, and driver_run, which opens what the run
+ * needs and hands it to the pool of workers (driver-pool.c) or to the
+ * batches (driver-batch.c). The driver is the part of lib/ that logs and
+ * exits, through lib/err, because the log lines of the loop (skips,
+ * recoveries, verdicts) and its fatal journal failures are the same in
+ * every stage. */
 #include <ctype.h>
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "driver.h"
+#include "driver-int.h"
 #include "err.h"
 #include "item.h"
-#include "lineq.h"
 #include "response.h"
 #include "stage.h"
-#include "tenants.h"
 #include "util.h"
 #include "workspace.h"
 
-static volatile sig_atomic_t stop;
-
-enum { WATCH_MS = 1000 };   /* journal changes and cancels looked at this often */
-
-struct run;
-
-struct worker {
-	struct run *rn;
-	pthread_t thread;
-	journal *j;
-	tenants *tenants;
-	void *ctx;
-	volatile sig_atomic_t stop;   /* its job's: stop asked, or the request ended */
-	/* under rn->mu: what it holds */
-	int claiming, busy, cancelled;
-	char *tenant, *cid;
-};
-
-struct run {
-	struct driver *d;
-	journal *j;                /* the main thread's */
-	tenants *tenants;          /* the main thread's */
-	lineq *out;
-	int nworkers;
-	struct worker *w;
-	pthread_mutex_t mu;
-	pthread_cond_t wake;
-	unsigned long seq;         /* bumped by every wake-up */
-	int quit;
-	char *cursor;              /* the tenant served last (round robin) */
-	unsigned long dropped;     /* stdout lines dropped, as last reported */
-};
+volatile sig_atomic_t drv_stop;
 
 void driver_init(struct driver *d, const char *prog, enum jstage stage)
 {
@@ -74,6 +39,8 @@ void driver_init(struct driver *d, const char *prog, enum jstage stage)
 	d->worker_free = NULL;
 	d->run = NULL;
 	d->workers = 0;
+	d->batch = 0;
+	d->ok_status = NULL;
 	d->retry_max_ms = 300000;
 	char var[64], *end;
 	const char *name = journal_stage(stage)->name, *v;
@@ -148,13 +115,13 @@ void driver_fail(struct driver_result *r, const char *error_type, const char *fm
 	va_end(ap);
 }
 
-static void warn_key(void *arg, const char *file, const char *key)
+void drv_warn_key(void *arg, const char *file, const char *key)
 {
 	(void)arg;
 	err_warn("%s: %s: unknown setting ignored", file, key);
 }
 
-static int64_t deadline(journal *j, const cJSON *item)
+int64_t drv_deadline(journal *j, const cJSON *item)
 {
 	int64_t ms;
 	const char *s = item_str(item, "expiresAt");
@@ -181,52 +148,76 @@ static char *done_body(const struct driver_job *job, const struct driver_result 
 
 /* Die on a journal failure: the requests claimed are taken back at the
  * next start (the supervisor's restart). */
-static void journal_fatal(journal *j, const char *label)
+void drv_journal_fatal(journal *j, const char *label)
 {
 	err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s%s%s", label ? label : "",
 	    label ? ": " : "", journal_error(j));
 }
 
-/* Commit the result; 1 done, 0 the claim was lost, -1 journal error. */
-static int commit(struct run *rn, journal *j, struct driver_job *job,
-    const struct driver_result *r)
+/* The response to a verdict, or NULL when it has none; *fail set when it
+ * should have one and none could be made. */
+static char *response_of(struct run *rn, const struct driver_job *job,
+    const struct driver_result *r, int *fail)
+{
+	char *body = NULL;
+	int want = 1;
+	if (r->verdict == DRIVER_ERROR)
+		body = response_body(job->cid, "ERROR", r->message, r->error_type, NULL, NULL);
+	else if (r->verdict == DRIVER_DENY)
+		body = response_body(job->cid, "DENIED", r->message, r->error_type, NULL, NULL);
+	else if (rn->d->stage == JSTAGE_S3PUT)
+		body = done_body(job, r);
+	else if (rn->d->ok_status)
+		body = response_body(job->cid, rn->d->ok_status, NULL, NULL, NULL, NULL);
+	else
+		want = 0;
+	*fail = want && !body;
+	return body;
+}
+
+int drv_commit(struct run *rn, journal *j, struct driver_job *job,
+    const struct driver_result *r, struct drv_batch *b)
 {
 	const struct jstage_info *si = journal_stage(rn->d->stage);
-	int ok = r->verdict == DRIVER_OK, last = rn->d->stage == JSTAGE_S3PUT;
-	const char *state = ok ? si->output : "ERROR";
-	char *body = NULL, *headers = NULL, *text = item_print(job->item);
-	if (!ok)
-		body = response_body(job->cid, "ERROR", r->message, r->error_type, NULL, NULL);
-	else if (last)
-		body = done_body(job, r);
+	int ok = r->verdict == DRIVER_OK, fail, last = rn->d->stage == JSTAGE_S3PUT;
+	const char *state = ok ? si->output : r->verdict == DRIVER_DENY ? "DENIED" : "ERROR";
+	char *body = response_of(rn, job, r, &fail), *headers = NULL, *text = item_print(job->item);
 	if (body)
 		headers = stage_headers(job->item);
 	struct jcommit c = {
 		.tenant = job->tenant_name, .cid = job->cid, .stage = rn->d->stage,
 		.state = state, .item = text, .response = body, .headers = headers,
 		.error_type = ok ? NULL : r->error_type, .bytes = r->bytes,
+		.expires_ms = r->expires_ms, .claim = b != NULL,
 	};
-	int rc = text && (body || (ok && !last)) ? journal_commit(j, &c) : -1;
-	if (rc < 0 && !text)
+	int rc = text && !fail && (!body || headers) ? journal_commit(j, &c) : -1;
+	if (rc < 0 && (!text || fail || !headers))
 		err_log(ERR_ERROR, job->label, "%s", strerror(ENOMEM));
 	else if (rc < 0)
 		err_log(ERR_ERROR, job->label, "%s", journal_error(j));
-	if (rc > 0) {
+	if (rc > 0 && ok)
+		err_log(ERR_INFO, job->label, "%s", state);
+	else if (rc > 0)
+		err_log(ERR_INFO, job->label, "%s %s: %s", state, r->error_type, r->message);
+	if (rc > 0 && b && body) {
+		b->responses[b->nresponses++] = body;
+		body = NULL;
+	} else if (rc > 0) {
 		stage_fd3(body);
-		if (ok)
-			err_log(ERR_INFO, job->label, "%s", state);
-		else
-			err_log(ERR_INFO, job->label, "ERROR %s: %s", r->error_type, r->message);
 	}
-	if (rc > 0 && ok && !last && lineq_put(rn->out, text) < 0)
+	if (rc > 0 && ok && !last && b) {
+		b->lines[b->nlines++] = text;
+		text = NULL;
+	} else if (rc > 0 && ok && !last && lineq_put(rn->out, text) < 0) {
 		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
+	}
 	free(body);
 	free(headers);
 	free(text);
 	return rc;
 }
 
-static void remove_workspace(const struct driver_job *job, const char *ws)
+void drv_remove_workspace(const struct driver_job *job, const char *ws)
 {
 	if (ws && workspace_remove(ws) < 0)
 		err_log(ERR_WARNING, job->label, "unable to remove %s: %s", ws, strerror(errno));
@@ -235,38 +226,17 @@ static void remove_workspace(const struct driver_job *job, const char *ws)
 /* Commit a verdict, then remove the workspace of an ended request (the
  * item of one that goes on is queued for stdout by commit): 1, 0 no longer
  * ours; fatal on a journal error. */
-static int conclude(struct run *rn, journal *j, struct driver_job *job,
+int drv_conclude(struct run *rn, journal *j, struct driver_job *job,
     const struct driver_result *r, const char *ws)
 {
-	int rc = commit(rn, j, job, r);
+	int rc = drv_commit(rn, j, job, r, NULL);
 	if (rc == 0)
 		err_log(ERR_WARNING, job->label, "no longer ours (expired or ended elsewhere); dropped");
 	if (rc < 0)
 		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s: giving up", job->label);
 	if (r->verdict != DRIVER_OK || rn->d->stage == JSTAGE_S3PUT || rc == 0)
-		remove_workspace(job, ws);
+		drv_remove_workspace(job, ws);
 	return rc;
-}
-
-/* Set the request aside until its backoff is due (never past its deadline,
- * where the sweeper, or the next claim, ends it EXPIRED). */
-static void defer(struct run *rn, journal *j, struct driver_job *job, const struct driver_result *r)
-{
-	char when[32];
-	int64_t now = util_now_ms(), next = now + driver_backoff_ms(job->attempts + 1,
-	    rn->d->retry_max_ms);
-	if (job->expires_ms && next > job->expires_ms)
-		next = job->expires_ms;
-	int rc = journal_defer(j, rn->d->stage, job->tenant_name, job->cid, r->message, next);
-	if (rc < 0)
-		journal_fatal(j, job->label);
-	if (rc == 0) {
-		err_log(ERR_WARNING, job->label, "no longer ours (expired or ended elsewhere); dropped");
-		return;
-	}
-	util_iso8601(next, when);
-	err_log(ERR_WARNING, job->label, "%s; set aside (attempt %lld), again at %s", r->message,
-	    (long long)job->attempts + 1, when);
 }
 
 journal *driver_journal(struct driver *d)
@@ -287,12 +257,12 @@ int driver_finish(struct driver *d, cJSON *item, struct driver_result *r)
 	item_label(item, label, sizeof label);
 	struct driver_job job = {
 		.item = item, .tenant_name = item_str(item, "tenant"),
-		.cid = item_str(item, "correlationId"), .label = label, .j = rn->j, .stop = &stop,
+		.cid = item_str(item, "correlationId"), .label = label, .j = rn->j, .stop = &drv_stop,
 	};
 	if (!job.tenant_name || !job.cid)
 		return -1;
 	int have_ws = workspace_path(d->workspace, job.tenant_name, job.cid, ws, sizeof ws) == 0;
-	return conclude(rn, rn->j, &job, r, have_ws ? ws : NULL);
+	return drv_conclude(rn, rn->j, &job, r, have_ws ? ws : NULL);
 }
 
 char **driver_source_roots(const struct driver_job *job, size_t *n)
@@ -309,172 +279,6 @@ char **driver_source_roots(const struct driver_job *job, size_t *n)
 	return v;
 }
 
-/* Work on a claimed request and act on its verdict. */
-static void work(struct worker *w, struct driver_job *job)
-{
-	struct run *rn = w->rn;
-	struct driver_result r = { .verdict = DRIVER_OK };
-	const char *why = NULL;
-	int fresh;
-	char ws[4096], when[32];
-	job->tenant = tenants_get(w->tenants, job->tenant_name, &why, &fresh);
-	job->expires_ms = deadline(w->j, job->item);
-	int have_ws = workspace_path(rn->d->workspace, job->tenant_name, job->cid, ws, sizeof ws) == 0;
-	job->workspace = have_ws ? ws : NULL;
-	if (!job->tenant) {
-		if (fresh)
-			err_log(ERR_ERROR, job->label, "tenant unusable: %s", why);
-		driver_fail(&r, "FORBIDDEN", "[FORBIDDEN] Delivery is not configured for tenant %s",
-		    job->tenant_name);
-	} else if (job->expires_ms && job->expires_ms <= util_now_ms()) {
-		util_iso8601(job->expires_ms, when);
-		driver_fail(&r, "EXPIRED", "The request date has reached the expiration limit '%s'", when);
-	} else if (!have_ws) {
-		driver_fail(&r, "INTERNAL_ERROR", "no workspace path: %s", strerror(errno));
-	} else {
-		rn->d->work(w->ctx, job, &r);
-	}
-	pthread_mutex_lock(&rn->mu);
-	int cancelled = w->cancelled;
-	pthread_mutex_unlock(&rn->mu);
-	if (cancelled && r.verdict != DRIVER_PENDING) {
-		err_log(ERR_INFO, job->label, "ended elsewhere (cancelled or expired); work stopped");
-		remove_workspace(job, have_ws ? ws : NULL);
-	} else if (r.verdict == DRIVER_ABANDON) {
-		err_log(ERR_INFO, job->label, "abandoned; taken back at the next start");
-	} else if (r.verdict == DRIVER_PENDING) {
-		err_log(ERR_INFO, job->label, "waiting");
-	} else if (r.verdict == DRIVER_RETRY) {
-		defer(rn, w->j, job, &r);
-	} else {
-		conclude(rn, w->j, job, &r, have_ws ? ws : NULL);
-	}
-}
-
-/* A claimed request whose journaled item cannot be read ends ERROR. */
-static void unreadable(struct worker *w, const struct jwork *jw, const char *why)
-{
-	char label[160];
-	snprintf(label, sizeof label, "%s/%s", jw->tenant, jw->cid);
-	err_log(ERR_ERROR, label, "journaled item unreadable: %s", why);
-	cJSON *item = cJSON_CreateObject();
-	if (!item || !cJSON_AddStringToObject(item, "tenant", jw->tenant) ||
-	    !cJSON_AddStringToObject(item, "correlationId", jw->cid))
-		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
-	struct driver_job job = {
-		.item = item, .tenant_name = jw->tenant, .cid = jw->cid, .label = label, .j = w->j,
-	};
-	struct driver_result r;
-	driver_fail(&r, "INTERNAL_ERROR", "the journaled item of the request is unreadable: %s", why);
-	conclude(w->rn, w->j, &job, &r, NULL);
-	cJSON_Delete(item);
-}
-
-static void run_job(struct worker *w, const struct jwork *jw)
-{
-	char err[128], label[160];
-	cJSON *item = jw->item ? item_parse(jw->item, strlen(jw->item), err, sizeof err) : NULL;
-	if (!item) {
-		unreadable(w, jw, jw->item ? err : "none");
-		return;
-	}
-	item_label(item, label, sizeof label);
-	struct driver_job job = {
-		.item = item, .tenant_name = jw->tenant, .cid = jw->cid, .label = label, .j = w->j,
-		.stop = &w->stop, .hold_ms = util_now_ms() + DRIVER_HOLD_MS, .attempts = jw->attempts,
-	};
-	work(w, &job);
-	cJSON_Delete(item);
-}
-
-/* ---- waking the workers ---- */
-
-static void wake(struct run *rn, int all)
-{
-	pthread_mutex_lock(&rn->mu);
-	rn->seq++;
-	if (all)
-		pthread_cond_broadcast(&rn->wake);
-	else
-		pthread_cond_signal(&rn->wake);
-	pthread_mutex_unlock(&rn->mu);
-}
-
-/* Nothing was due when seq was read: sleep until a wake-up, or until the
- * earliest request set aside is due. */
-static void idle(struct worker *w, unsigned long seq)
-{
-	struct run *rn = w->rn;
-	int64_t due = 0;
-	int rc = journal_next_due(w->j, rn->d->stage, &due);
-	if (rc < 0)
-		journal_fatal(w->j, NULL);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t wait = rc == 1 ? due - util_now_ms() : 3600 * 1000;
-	if (wait < 10)
-		wait = 10;
-	if (wait > 3600 * 1000)
-		wait = 3600 * 1000;
-	ts.tv_sec += wait / 1000;
-	ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&rn->mu);
-	w->claiming = 0;
-	if (rn->seq == seq && !rn->quit)
-		pthread_cond_timedwait(&rn->wake, &rn->mu, &ts);
-	pthread_mutex_unlock(&rn->mu);
-}
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct run *rn = w->rn;
-	for (;;) {
-		char cursor[128] = "";
-		pthread_mutex_lock(&rn->mu);
-		if (rn->quit) {
-			pthread_mutex_unlock(&rn->mu);
-			break;
-		}
-		unsigned long seq = rn->seq;
-		w->claiming = 1;
-		if (rn->cursor)
-			util_strlcpy(cursor, rn->cursor, sizeof cursor);
-		pthread_mutex_unlock(&rn->mu);
-		struct jwork jw;
-		int rc = journal_claim_next(w->j, rn->d->stage, cursor, util_now_ms(), &jw);
-		if (rc < 0)
-			journal_fatal(w->j, NULL);
-		if (rc == 0) {
-			idle(w, seq);
-			continue;
-		}
-		pthread_mutex_lock(&rn->mu);
-		free(rn->cursor);
-		rn->cursor = strdup(jw.tenant);
-		w->tenant = jw.tenant;
-		w->cid = jw.cid;
-		w->busy = 1;
-		w->claiming = 0;
-		w->cancelled = 0;
-		w->stop = stop || rn->quit;
-		pthread_mutex_unlock(&rn->mu);
-		run_job(w, &jw);
-		pthread_mutex_lock(&rn->mu);
-		w->busy = 0;
-		w->tenant = w->cid = NULL;
-		pthread_mutex_unlock(&rn->mu);
-		journal_work_clear(&jw);
-	}
-	return NULL;
-}
-
-/* ---- the main thread ---- */
-
 /* The journal failed before the item was ours. A temporary failure (the
  * journal locked longer than the busy timeout) ends the stage: the item is
  * in the journal if it was registered; the next start takes it up. */
@@ -485,108 +289,34 @@ static void journal_failed(struct run *rn, const char *label)
 	err_log(ERR_ERROR, label, "%s", journal_error(rn->j));
 }
 
-/* A line of stdin: register its request if unknown, answer a reused
- * correlationId, and wake a worker. The item of a request the journal
- * knows is the journal's (what the previous stage committed). */
-static void handle(struct run *rn, cJSON *item)
+int drv_register(struct run *rn, cJSON *item, const char *label, struct drv_batch *b)
 {
-	char label[160];
 	enum journal_reg reg;
 	const struct jstage_info *si = journal_stage(rn->d->stage);
-	item_label(item, label, sizeof label);
 	int rc = stage_register(rn->j, rn->d->stage, item, si->input, &reg);
 	if (rc == -2) {
 		err_error("stdin: item without tenant or correlationId: skipped");
-		return;
+		return 0;
 	}
 	if (rc < 0) {
 		journal_failed(rn, label);
-		return;
+		return 0;
 	}
 	if (reg == JREG_CONFLICT) {
 		char *resp = NULL;
 		if (stage_duplicate(rn->j, item, reg, 0, &resp) < 0)
 			err_log(ERR_ERROR, label, "%s", journal_error(rn->j));
-		stage_fd3(resp);
-		free(resp);
+		if (b && resp)
+			b->responses[b->nresponses++] = resp;
+		else
+			stage_fd3(resp), free(resp);
 		err_log(ERR_INFO, label, "DENIED: correlationId already used with another body");
-		return;
-	}
-	if (reg == JREG_SAME && err_is_verbose()) {
-		struct jrequest r;
-		if (journal_get(rn->j, item_str(item, "tenant"), item_str(item, "correlationId"), &r) == 1 &&
-		    strcmp(r.state, si->input) && strcmp(r.state, si->busy))
-			err_log(ERR_INFO, label, "not waiting for %s; skipped", si->name);
-		journal_request_clear(&r);
-	}
-	wake(rn, 0);
-}
-
-/* Wait up to ms for stdin (unless it ended) or the tick's descriptor:
- * 1 when stdin has something. */
-static int wait_input(struct driver *d, int eof, int ms)
-{
-	struct pollfd p[2] = { { .fd = eof ? -1 : 0, .events = POLLIN },
-		{ .fd = d->wait_fd ? d->wait_fd(d->ctx) : -1, .events = POLLIN } };
-	if (poll(p, 2, ms) <= 0)
 		return 0;
-	return !eof && (p[0].revents & (POLLIN | POLLHUP | POLLERR));
-}
-
-/* Stop the work of requests ended elsewhere (ferry-journal cancel, the
- * sweeper): a worker's request no longer in the stage's busy state. */
-static void watch_cancels(struct run *rn)
-{
-	const char *busy = journal_stage(rn->d->stage)->busy;
-	for (int i = 0; i < rn->nworkers; i++) {
-		struct worker *w = &rn->w[i];
-		char tenant[128], cid[1024];
-		pthread_mutex_lock(&rn->mu);
-		int held = w->busy && !w->cancelled;
-		if (held) {
-			util_strlcpy(tenant, w->tenant, sizeof tenant);
-			util_strlcpy(cid, w->cid, sizeof cid);
-		}
-		pthread_mutex_unlock(&rn->mu);
-		if (!held)
-			continue;
-		struct jrequest r;
-		int rc = journal_get(rn->j, tenant, cid, &r);
-		int gone = rc == 0 || (rc == 1 && strcmp(r.state, busy) != 0);
-		journal_request_clear(&r);
-		if (rc < 0)
-			journal_fatal(rn->j, NULL);
-		if (!gone)
-			continue;
-		pthread_mutex_lock(&rn->mu);
-		if (w->busy && w->cid && !strcmp(w->cid, cid) && !strcmp(w->tenant, tenant)) {
-			w->cancelled = 1;
-			w->stop = 1;
-		}
-		pthread_mutex_unlock(&rn->mu);
-		err_log(ERR_INFO, NULL, "%s/%s: ended elsewhere; stopping its work", tenant, cid);
 	}
+	return 1;
 }
 
-/* Once stdin ended: nothing waits in the input state and no worker holds
- * a request (nor is claiming one). */
-static int drained(struct run *rn)
-{
-	int64_t due;
-	pthread_mutex_lock(&rn->mu);
-	int held = 0;
-	for (int i = 0; i < rn->nworkers; i++)
-		held |= rn->w[i].busy || rn->w[i].claiming;
-	pthread_mutex_unlock(&rn->mu);
-	if (held)
-		return 0;
-	int rc = journal_next_due(rn->j, rn->d->stage, &due);
-	if (rc < 0)
-		journal_fatal(rn->j, NULL);
-	return rc == 0;
-}
-
-static void report_dropped(struct run *rn)
+void drv_report_dropped(struct run *rn)
 {
 	unsigned long n = lineq_dropped(rn->out);
 	if (n != rn->dropped)
@@ -598,83 +328,6 @@ static void report_dropped(struct run *rn)
 		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(e));
 }
 
-static void workers_start(struct run *rn)
-{
-	struct driver *d = rn->d;
-	char err[512];
-	int temp;
-	sigset_t all, old;
-	sigfillset(&all);
-	/* signals go to the main thread, whose poll they interrupt */
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (!(rn->out = lineq_new(1, 0)))
-		err_die(EXIT_TEMP, "unable to start the stdout writer: %s", strerror(errno));
-	for (int i = 0; i < rn->nworkers; i++) {
-		struct worker *w = &rn->w[i];
-		w->rn = rn;
-		if (journal_open(d->journal, JOURNAL_SYNC_NORMAL, &w->j, err, sizeof err, &temp) < 0)
-			err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
-		journal_set_owner(w->j, journal_stage(d->stage)->name);
-		if (!(w->tenants = tenants_new(d->tenants, warn_key, NULL)))
-			err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
-		w->ctx = d->worker_new ? d->worker_new(d->ctx) : d->ctx;
-		if (!w->ctx)
-			err_die(EXIT_TEMP, "unable to set up worker %d: %s", i + 1, strerror(errno));
-		int rc = pthread_create(&w->thread, NULL, worker_main, w);
-		if (rc)
-			err_die(EXIT_TEMP, "unable to start worker %d: %s", i + 1, strerror(rc));
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* Ask the workers to stop (their jobs abandoned when stop is set), wait. */
-static void workers_stop(struct run *rn)
-{
-	pthread_mutex_lock(&rn->mu);
-	rn->quit = 1;
-	for (int i = 0; i < rn->nworkers; i++)
-		if (stop)
-			rn->w[i].stop = 1;
-	pthread_cond_broadcast(&rn->wake);
-	pthread_mutex_unlock(&rn->mu);
-	for (int i = 0; i < rn->nworkers; i++) {
-		struct worker *w = &rn->w[i];
-		pthread_join(w->thread, NULL);
-		if (rn->d->worker_free && w->ctx)
-			rn->d->worker_free(w->ctx);
-		tenants_free(w->tenants);
-		journal_close(w->j);
-	}
-}
-
-/* Read what stdin has (one item, then those already buffered). 0, or 1 at EOF. */
-static int read_stdin(struct run *rn, item_reader *r)
-{
-	do {
-		cJSON *item;
-		int rc = item_read(r, &item);
-		if (rc == ITEM_EOF)
-			return 1;
-		if (rc == ITEM_BAD) {
-			/* most likely torn: a writer killed mid-line left a fragment
-			 * glued to the next line; both items were committed before
-			 * they were printed, so they wait in the journal */
-			err_error("stdin: %s: line skipped; taking up what waits in the journal",
-			    item_reader_error(r));
-			wake(rn, 1);
-			continue;
-		}
-		if (rc == ITEM_IOERR) {
-			if (errno == EINTR)
-				return 0;
-			err_die(EXIT_TEMP, "unable to read stdin: %s", strerror(errno));
-		}
-		handle(rn, item);
-		cJSON_Delete(item);
-	} while (!stop && item_buffered(r));
-	return 0;
-}
-
 int driver_run(struct driver *d)
 {
 	char err[512];
@@ -682,15 +335,15 @@ int driver_run(struct driver *d)
 	struct run rn = { .d = d };
 	if (stage_fd3_init() < 0)
 		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
-	util_signals(&stop);
+	util_signals(&drv_stop);
 	if (journal_open(d->journal, JOURNAL_SYNC_NORMAL, &rn.j, err, sizeof err, &temp) < 0)
 		err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
 	journal_set_owner(rn.j, journal_stage(d->stage)->name);
-	rn.tenants = tenants_new(d->tenants, warn_key, NULL);
-	item_reader *r = item_reader_new(0);
-	rn.nworkers = d->workers > 0 ? d->workers : driver_default_workers(d->stage);
-	rn.w = calloc((size_t)rn.nworkers, sizeof *rn.w);
-	if (!rn.tenants || !r || !rn.w)
+	rn.tenants = tenants_new(d->tenants, drv_warn_key, NULL);
+	rn.in = item_reader_new(0);
+	rn.nworkers = d->batch ? 0 : d->workers > 0 ? d->workers : driver_default_workers(d->stage);
+	rn.w = calloc((size_t)rn.nworkers + 1, sizeof *rn.w);
+	if (!rn.tenants || !rn.in || !rn.w)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	pthread_mutex_init(&rn.mu, NULL);
 	pthread_cond_init(&rn.wake, NULL);
@@ -699,37 +352,25 @@ int driver_run(struct driver *d)
 		err_die(EXIT_TEMP, "%s", journal_error(rn.j));
 	if (back > 0)
 		err_info("took back %d interrupted request%s", back, back == 1 ? "" : "s");
+	sigset_t all, old;
+	sigfillset(&all);
+	/* threads started from here on leave the signals to the main thread,
+	 * whose poll they interrupt */
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rn.out = lineq_new(1, 0);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!rn.out)
+		err_die(EXIT_TEMP, "unable to start the stdout writer: %s", strerror(errno));
 	d->run = &rn;
-	workers_start(&rn);
-	int in_hand = d->tick ? d->tick(d->ctx, d) : 0, eof = 0;
-	int64_t version = journal_data_version(rn.j), watched = util_mono_ms();
-	while (!stop) {
-		int ready = !eof && item_buffered(r);
-		if (!ready)
-			ready = wait_input(d, eof, eof ? 200 : WATCH_MS);
-		if (ready && read_stdin(&rn, r))
-			eof = 1;
-		if (d->tick)
-			in_hand = d->tick(d->ctx, d);
-		if (util_mono_ms() - watched >= WATCH_MS || eof) {
-			watched = util_mono_ms();
-			int64_t v = journal_data_version(rn.j);
-			if (v != version) {
-				version = v;
-				wake(&rn, 1);
-				watch_cancels(&rn);
-			}
-			report_dropped(&rn);
-		}
-		if (eof && in_hand <= 0 && drained(&rn))
-			break;
-	}
-	workers_stop(&rn);
-	report_dropped(&rn);
-	if (lineq_free(rn.out, stop ? 2000 : -1) < 0)
+	if (d->batch)
+		drv_batch_run(&rn);
+	else
+		drv_pool_run(&rn);
+	drv_report_dropped(&rn);
+	if (lineq_free(rn.out, drv_stop ? 2000 : -1) < 0)
 		err_warn("stdout: items left unprinted at exit; the next stage takes them from the journal");
 	d->run = NULL;
-	item_reader_free(r);
+	item_reader_free(rn.in);
 	tenants_free(rn.tenants);
 	journal_close(rn.j);
 	free(rn.cursor);

@@ -30,7 +30,8 @@
 /* One claimed request, handed to the work function. */
 struct driver_job {
 	cJSON *item;               /* add the stage's fields to it */
-	const tenant *tenant;
+	const tenant *tenant;      /* NULL only in batches: tenant_why says why */
+	const char *tenant_why;
 	const char *tenant_name, *cid;
 	const char *label;         /* "tenant/cid" for messages */
 	const char *workspace;     /* the request's directory (not created) */
@@ -50,6 +51,7 @@ enum driver_verdict {
 	                       print nothing; driver_finish ends it later */
 	DRIVER_RETRY,       /* a temporary failure (message says what): set aside,
 	                       tried again when its backoff is due */
+	DRIVER_DENY,        /* end the request DENIED with error_type + message */
 };
 
 struct driver_result {
@@ -57,6 +59,7 @@ struct driver_result {
 	const char *error_type;    /* DRIVER_ERROR: INTERNAL_ERROR, EMPTY_ORDER, ... */
 	char message[2048];        /* DRIVER_ERROR: the response message; DRIVER_RETRY: why */
 	int64_t bytes;             /* bytes this stage moved (history) */
+	int64_t expires_ms;        /* > 0: the request's deadline, set by this commit */
 	const char *url, *md5;     /* the last stage: the DONE response's fields */
 	const char *download_url;  /* and its downloadUrl, or NULL */
 };
@@ -92,6 +95,11 @@ struct driver {
 	void *(*worker_new)(void *ctx);
 	void (*worker_free)(void *wctx);
 	int workers;               /* K: -c, FERRY_<STAGE>_WORKERS, FERRY_WORKERS */
+	int batch;                 /* > 0: no workers; stdin judged on one thread in
+	                              batches of at most this many items, each one
+	                              transaction, work called for every item with
+	                              the tenant possibly NULL (ferry-request-validate) */
+	const char *ok_status;     /* the response to DRIVER_OK ("GRANTED"), or NULL */
 	int64_t retry_max_ms;      /* backoff cap: FERRY_RETRY_MAX (seconds) */
 	void *run;                 /* the driver's own, while driver_run runs */
 };
