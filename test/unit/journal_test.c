@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "journal.h"
+#include "util.h"
 #include "tu.h"
 
 static char path[512];
@@ -999,6 +1000,123 @@ static void test_check_stops_at_a_corrupt_file(void)
 	journal_close(j);
 }
 
+/* The queue: the oldest due request of each tenant in turn, wrapping round. */
+static void test_claim_next_takes_tenants_in_turn(void)
+{
+	fresh();
+	journal *j = jopen();
+	const char *order[][2] = { { "a", "a0" }, { "a", "a1" }, { "a", "a2" }, { "b", "b0" },
+		{ "a", "a3" }, { "c", "c0" } };
+	for (size_t i = 0; i < sizeof order / sizeof *order; i++)
+		reg_at(j, order[i][0], order[i][1], "GRANTED", 1000 + (int64_t)i);
+	reg_at(j, "b", "elsewhere", "ORDERED", 900);
+	const char *want[] = { "a/a0", "b/b0", "c/c0", "a/a1", "a/a2", "a/a3" };
+	char cursor[16] = "", got[32];
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		struct jwork w;
+		TU_EQ_INT(journal_claim_next(j, JSTAGE_ORDER, cursor, util_now_ms(), &w), 1);
+		snprintf(got, sizeof got, "%s/%s", w.tenant, w.cid);
+		TU_EQ_STR(got, want[i]);
+		TU_EQ_STR(w.item, "{}");
+		TU_EQ_INT(w.attempts, 0);
+		snprintf(cursor, sizeof cursor, "%s", w.tenant);
+		journal_work_clear(&w);
+	}
+	struct jwork w;
+	TU_EQ_INT(journal_claim_next(j, JSTAGE_ORDER, cursor, util_now_ms(), &w), 0);
+	TU_CHECK(w.tenant == NULL && w.cid == NULL);
+	int64_t due = -1;
+	TU_EQ_INT(journal_next_due(j, JSTAGE_ORDER, &due), 0);   /* all ORDERING now */
+	TU_EQ_INT(journal_next_due(j, JSTAGE_FETCH, &due), 1);
+	TU_EQ_INT(due, 0);
+	journal_close(j);
+}
+
+/* A temporary failure sets a request aside until its next attempt; the
+ * operator's retry makes it due now; a commit starts the next stage afresh. */
+static void test_defer_sets_a_request_aside_until_due(void)
+{
+	fresh();
+	journal *j = jopen();
+	reg_at(j, "p1", "c1", "PACKED", 1000);
+	struct jwork w;
+	int64_t now = util_now_ms(), due = 0;
+	TU_EQ_INT(journal_claim_next(j, JSTAGE_S3PUT, NULL, now, &w), 1);
+	journal_work_clear(&w);
+	TU_EQ_INT(journal_defer(j, JSTAGE_S3PUT, "p1", "c1", "S3 unreachable", now + 60000), 1);
+	TU_EQ_INT(journal_defer(j, JSTAGE_S3PUT, "p1", "c1", "again", now + 60000), 0);  /* not busy */
+	struct jrequest r;
+	TU_EQ_INT(journal_get(j, "p1", "c1", &r), 1);
+	TU_EQ_STR(r.state, "PACKED");
+	TU_EQ_INT(r.attempts, 1);
+	TU_EQ_INT(r.next_attempt_ms, now + 60000);
+	TU_EQ_STR(r.last_error, "S3 unreachable");
+	journal_request_clear(&r);
+	TU_EQ_INT(journal_claim_next(j, JSTAGE_S3PUT, NULL, now, &w), 0);
+	TU_EQ_INT(journal_next_due(j, JSTAGE_S3PUT, &due), 1);
+	TU_EQ_INT(due, now + 60000);
+	struct jtotals t;
+	TU_EQ_INT(journal_totals(j, now, &t), 0);
+	TU_EQ_INT(t.retries, 1);
+	TU_EQ_INT(t.waiting_retry, 1);
+	TU_EQ_INT(journal_retry_now(j, "p1", "c1"), 1);
+	TU_EQ_INT(journal_totals(j, now, &t), 0);
+	TU_EQ_INT(t.waiting_retry, 0);
+	TU_EQ_INT(journal_claim_next(j, JSTAGE_S3PUT, NULL, now, &w), 1);
+	TU_EQ_INT(w.attempts, 1);
+	journal_work_clear(&w);
+	TU_EQ_INT(journal_retry_now(j, "p1", "c1"), 0);        /* UPLOADING waits for nobody */
+	struct jcommit c = { .tenant = "p1", .cid = "c1", .stage = JSTAGE_S3PUT, .state = "ERROR",
+		.item = "{}", .response = "{}", .error_type = "EXPIRED" };
+	TU_EQ_INT(journal_commit(j, &c), 1);
+	TU_EQ_INT(journal_get(j, "p1", "c1", &r), 1);
+	TU_EQ_INT(r.attempts, 1);                              /* kept on a terminal state */
+	TU_EQ_STR(r.last_error, "S3 unreachable");
+	journal_request_clear(&r);
+	/* on a state that goes on, the next stage starts with none */
+	reg_at(j, "p1", "c2", "FETCHED", 1000);
+	TU_EQ_INT(journal_claim_next(j, JSTAGE_PACK, NULL, now, &w), 1);
+	journal_work_clear(&w);
+	TU_EQ_INT(journal_defer(j, JSTAGE_PACK, "p1", "c2", "busy", now), 1);
+	TU_EQ_INT(journal_claim_next(j, JSTAGE_PACK, NULL, now, &w), 1);
+	journal_work_clear(&w);
+	struct jcommit c2 = { .tenant = "p1", .cid = "c2", .stage = JSTAGE_PACK, .state = "PACKED",
+		.item = "{}" };
+	TU_EQ_INT(journal_commit(j, &c2), 1);
+	TU_EQ_INT(journal_get(j, "p1", "c2", &r), 1);
+	TU_EQ_INT(r.attempts, 0);
+	TU_CHECK(r.last_error == NULL);
+	journal_request_clear(&r);
+	TU_EQ_INT(journal_totals(j, now, &t), 0);
+	TU_EQ_INT(t.retries, 2);
+	journal_close(j);
+}
+
+struct oldest { int n; char v[4][64]; };
+static int collect_oldest(void *arg, const char *state, int64_t received, int64_t updated)
+{
+	struct oldest *o = arg;
+	(void)updated;
+	if (o->n < 4)
+		snprintf(o->v[o->n++], sizeof o->v[0], "%s %lld", state, (long long)received);
+	return 0;
+}
+
+static void test_oldest_live_request_of_each_state(void)
+{
+	fresh();
+	journal *j = jopen();
+	reg_at(j, "p1", "g2", "GRANTED", 2000);
+	reg_at(j, "p2", "g1", "GRANTED", 1500);
+	reg_at(j, "p1", "r1", "RECEIVED", 3000);
+	reg_at(j, "p1", "d1", "DONE", 100);
+	struct oldest o = { 0 };
+	TU_EQ_INT(journal_oldest_by_state(j, collect_oldest, &o), 2);
+	TU_EQ_STR(o.v[0], "GRANTED 1500");
+	TU_EQ_STR(o.v[1], "RECEIVED 3000");
+	journal_close(j);
+}
+
 TU_MAIN(
 	TU(test_open_creates_schema_in_wal_mode),
 	TU(test_concurrent_creation_of_a_new_journal),
@@ -1008,6 +1126,9 @@ TU_MAIN(
 	TU(test_claim_commit_and_outbox),
 	TU(test_outbox_in_order_and_marked_sent),
 	TU(test_a_row_set_aside_no_longer_waits_and_is_shown),
+	TU(test_claim_next_takes_tenants_in_turn),
+	TU(test_defer_sets_a_request_aside_until_due),
+	TU(test_oldest_live_request_of_each_state),
 	TU(test_takeback_and_pending_return_input_items),
 	TU(test_sweep_ends_any_non_terminal_request),
 	TU(test_batch_is_all_or_nothing_and_bad_calls_spoil_only_themselves),
