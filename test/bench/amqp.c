@@ -1,10 +1,12 @@
 /* bench-amqp: load tools for scripts/bench's intake cases.
  *   bench-amqp flood URL EXCHANGE TENANT N RATE PREFIX   publish N requests
- *   bench-amqp collect URL QUEUE N                        consume N responses
+ *   bench-amqp collect URL QUEUE N [STATUS]               consume N responses
  *   bench-amqp relay URL QUEUE EXCHANGE                   zero-work service
  *   bench-amqp listen URL QUEUE EXCHANGE                  declare QUEUE bound to EXCHANGE
  * flood puts its send time in each correlationId ("PREFIX-i-usec"), so
- * collect can report latencies from the responses alone. relay is the
+ * collect can report latencies from the responses alone; given a STATUS,
+ * collect counts only the responses of that status (acking the others:
+ * with the data path running, DONE and ERROR come too). relay is the
  * broker's own limit for any request/response service: consume a request,
  * publish one small response with confirms, ack — and nothing else
  * (BENCH_RELAY_BURN_US=n: and n microseconds of CPU a request, to measure
@@ -93,13 +95,17 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* send time in usec from "prefix-i-usec", or 0 */
-static int64_t sent_at(const char *body)
+/* send time in usec of a response whose correlationId is "prefix-i-usec",
+ * or 0; -1 if its status is not STATUS (when one is given) */
+static int64_t sent_at(const char *body, const char *status)
 {
 	cJSON *o = cJSON_Parse(body);
 	const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "correlationId");
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
 	int64_t t = 0;
-	if (cJSON_IsString(c)) {
+	if (status && !(cJSON_IsString(st) && strcmp(st->valuestring, status) == 0))
+		t = -1;
+	else if (cJSON_IsString(c)) {
 		const char *dash = strrchr(c->valuestring, '-');
 		if (dash)
 			t = strtoll(dash + 1, NULL, 10);
@@ -108,13 +114,13 @@ static int64_t sent_at(const char *body)
 	return t;
 }
 
-static int collect(const char *url, const char *queue, long n)
+static int collect(const char *url, const char *queue, long n, const char *status)
 {
 	bus *b = connect_or_die(url);
 	if (bus_consume(b, queue, 2000) < 0)
 		return fprintf(stderr, "bench-amqp: %s\n", bus_error(b)), 111;
 	int64_t *lat = calloc((size_t)n, sizeof *lat), first = 0, last = 0;
-	long got = 0, idle = 0;
+	long got = 0, idle = 0, other = 0;
 	while (got < n && idle < 120) {
 		struct bus_msg m;
 		int rc = bus_next(b, 1000, &m);
@@ -125,20 +131,24 @@ static int collect(const char *url, const char *queue, long n)
 			continue;
 		}
 		idle = 0;
-		int64_t t = now_us(), s = sent_at(m.body);
+		int64_t t = now_us(), s = sent_at(m.body, status);
+		bus_ack(b, m.tag, 0);
+		bus_msg_clear(&m);
+		if (s < 0) {
+			other++;
+			continue;
+		}
 		if (!first)
 			first = t;
 		last = t;
 		lat[got++] = s ? t - s : 0;
-		bus_ack(b, m.tag, 0);
-		bus_msg_clear(&m);
 	}
 	qsort(lat, (size_t)got, sizeof *lat, cmp_i64);
 	double secs = (last - first) / 1e6;
 	printf("{\"received\":%ld,\"seconds\":%.3f,\"rate\":%.1f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,"
-	    "\"max_ms\":%.2f,\"last_us\":%lld}\n", got, secs, secs > 0 ? got / secs : 0,
+	    "\"max_ms\":%.2f,\"last_us\":%lld,\"other\":%ld}\n", got, secs, secs > 0 ? got / secs : 0,
 	    got ? lat[got / 2] / 1e3 : 0, got ? lat[(got * 99) / 100] / 1e3 : 0,
-	    got ? lat[got - 1] / 1e3 : 0, (long long)last);
+	    got ? lat[got - 1] / 1e3 : 0, (long long)last, other);
 	free(lat);
 	bus_close(b);
 	return got == n ? 0 : 1;
@@ -197,8 +207,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 8 && strcmp(argv[1], "flood") == 0)
 		return flood(argv[2], argv[3], argv[4], atol(argv[5]), atof(argv[6]), argv[7]);
-	if (argc == 5 && strcmp(argv[1], "collect") == 0)
-		return collect(argv[2], argv[3], atol(argv[4]));
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "collect") == 0)
+		return collect(argv[2], argv[3], atol(argv[4]), argc == 6 ? argv[5] : NULL);
 	if (argc == 5 && strcmp(argv[1], "listen") == 0) {
 		char name[256];
 		bus *b = connect_or_die(argv[2]);
@@ -211,7 +221,7 @@ int main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[1], "relay") == 0)
 		return relay(argv[2], argv[3], argv[4]);
 	fprintf(stderr, "usage: bench-amqp flood URL EXCHANGE TENANT N RATE PREFIX\n"
-	    "       bench-amqp collect URL QUEUE N\n       bench-amqp relay URL QUEUE EXCHANGE\n"
+	    "       bench-amqp collect URL QUEUE N [STATUS]\n       bench-amqp relay URL QUEUE EXCHANGE\n"
 	    "       bench-amqp listen URL QUEUE EXCHANGE\n");
 	return 100;
 }
