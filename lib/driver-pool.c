@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -168,6 +170,11 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct run *rn = w->rn;
+	/* the data path yields the CPU to the intake (and the order commands
+	 * started from here inherit it); only this thread, not the process */
+	if (rn->d->worker_nice &&
+	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), rn->d->worker_nice) < 0)
+		err_warn("worker niceness %d not set: %s", rn->d->worker_nice, strerror(errno));
 	for (;;) {
 		char cursor[128] = "";
 		pthread_mutex_lock(&rn->mu);

@@ -58,6 +58,13 @@ void driver_init(struct driver *d, const char *prog, enum jstage stage)
 			    DRIVER_MAX_WORKERS, v);
 		d->workers = (int)k;
 	}
+	d->worker_nice = 10;
+	if ((v = getenv("FERRY_WORKER_NICE")) && *v) {
+		long n = strtol(v, &end, 10);
+		if (*end || n < 0 || n > 19)
+			err_die(EXIT_PERM, "FERRY_WORKER_NICE: not a niceness from 0 to 19: %s", v);
+		d->worker_nice = (int)n;
+	}
 	if ((v = getenv("FERRY_RETRY_MAX")) && *v) {
 		long sec = strtol(v, &end, 10);
 		if (*end || sec < 1 || sec > 86400)

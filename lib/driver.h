@@ -101,6 +101,7 @@ struct driver {
 	                              the tenant possibly NULL (ferry-request-validate) */
 	const char *ok_status;     /* the response to DRIVER_OK ("GRANTED"), or NULL */
 	int64_t retry_max_ms;      /* backoff cap: FERRY_RETRY_MAX (seconds) */
+	int worker_nice;           /* workers' niceness: FERRY_WORKER_NICE (0..19, 10) */
 	void *run;                 /* the driver's own, while driver_run runs */
 };
 

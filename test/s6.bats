@@ -236,8 +236,9 @@ check_zip() {
 	assert_output $'P1_1/a.nc\nP1_1/b.txt\nP2_1/c.nc'
 }
 
-# wchan PID: where in the kernel PID sleeps (anon_pipe_write, pipe_read, ...)
-wchan() { cat "/proc/$1/wchan" 2>/dev/null; }
+# wchan PID: where each thread of PID sleeps, on one line (a stage's stdout
+# is written by a thread of its own)
+wchan() { local t; for t in /proc/"$1"/task/*/wchan; do cat "$t" 2>/dev/null; echo -n ' '; done; }
 
 # terminals CID: how many terminal responses the outbox holds for CID
 terminals() {
@@ -264,10 +265,10 @@ tear() {
 	submit -c "$cid" "$@" >"$cid.out" 2>&1 &
 	sub=$!
 	for _ in $(seq 300); do
-		case $(wchan "$pid") in *pipe_write) break ;; esac
+		case $(wchan "$pid") in *pipe_write*) break ;; esac
 		sleep 0.1
 	done
-	case $(wchan "$pid") in *pipe_write) ;; *) false ;; esac
+	case $(wchan "$pid") in *pipe_write*) ;; *) false ;; esac
 	[ "$(jq_sql "$D/journal.db" "select max(length(e.item)) from event e join request r
 		on r.id = e.request_id where r.correlation_id = '$cid' and e.state = '$state'")" -gt 65536 ]
 	[ "$(jq_sql "$D/journal.db" "select state from request where correlation_id = '$cid'")" = "$state" ]
@@ -281,7 +282,7 @@ tear() {
 # reading PID: wait up to 10 s until PID sleeps reading a pipe
 reading() {
 	for _ in $(seq 100); do
-		case $(wchan "$1") in *pipe_read) return 0 ;; esac
+		case $(wchan "$1") in *pipe_read*) return 0 ;; esac
 		sleep 0.1
 	done
 	return 1
