@@ -356,10 +356,12 @@ static void show_json(struct ctx *c, const struct jrequest *r)
 static void show_text(struct ctx *c, const struct jrequest *r)
 {
 	static const char *const label[] = { "request", "state", "error type", "received",
-		"expires", "updated", "claimed by" };
-	char t[3][32];
+		"expires", "updated", "claimed by", "attempts", "last error", "next try" };
+	char t[4][32], n[24];
+	snprintf(n, sizeof n, "%lld", (long long)r->attempts);
 	const char *value[] = { NULL, r->state, r->error_type, iso(r->received_ms, t[0]),
-		iso(r->expires_ms, t[1]), iso(r->updated_ms, t[2]), r->claimed_by };
+		iso(r->expires_ms, t[1]), iso(r->updated_ms, t[2]), r->claimed_by, n,
+		r->last_error, iso(r->next_attempt_ms, t[3]) };
 	printf("%-11s ", label[0]);
 	put(r->tenant, 0);
 	putchar('/');
@@ -408,6 +410,25 @@ static void status_json(const struct ctx *c, const struct jrequest *r)
 	put_json(report_status(r, c->now));
 }
 
+/* the line under a request set aside: "set aside 2 times, next try
+ * 2026-11-23T10:00:25Z (in 25.0s): why" */
+static void status_retry(const struct ctx *c, const struct jrequest *r,
+    const struct report_progress *p)
+{
+	char t[32], in[32];
+	printf("%-11s set aside %lld time%s", "", (long long)r->attempts, r->attempts == 1 ? "" : "s");
+	if (!p->busy && r->next_attempt_ms > c->now)
+		printf(", next try %s (in %s)", when(r->next_attempt_ms, t),
+		    span(r->next_attempt_ms - c->now, in));
+	else if (!p->busy)
+		fputs(", next try now", stdout);
+	if (r->last_error) {
+		fputs(": ", stdout);
+		put(r->last_error, 0);
+	}
+	putchar('\n');
+}
+
 static void status_text(const struct ctx *c, const struct jrequest *r,
     const struct report_progress *p)
 {
@@ -427,6 +448,8 @@ static void status_text(const struct ctx *c, const struct jrequest *r,
 	putchar('/');
 	put(r->cid, 0);
 	putchar('\n');
+	if (r->attempts > 0 || r->last_error)
+		status_retry(c, r, p);
 }
 
 static int status_row(void *arg, const struct jrequest *r)

@@ -66,6 +66,16 @@ static int response_json(void *arg, const struct joutbox *o)
 	return 0;
 }
 
+/* how a request set aside after temporary failures stands; nothing when
+ * it never was */
+static void attempts_json(cJSON *o, const struct jrequest *r)
+{
+	if (r->attempts > 0)
+		cJSON_AddNumberToObject(o, "attempts", (double)r->attempts);
+	report_str(o, "lastError", r->last_error);
+	report_time(o, "nextAttemptAt", r->next_attempt_ms);
+}
+
 void report_request(cJSON *o, const struct jrequest *r)
 {
 	report_str(o, "tenant", r->tenant);
@@ -75,6 +85,7 @@ void report_request(cJSON *o, const struct jrequest *r)
 	report_time(o, "receivedAt", r->received_ms);
 	report_time(o, "expiresAt", r->expires_ms);
 	report_time(o, "updatedAt", r->updated_ms);
+	attempts_json(o, r);
 }
 
 cJSON *report_show(journal *j, const struct jrequest *r)
@@ -138,6 +149,10 @@ cJSON *report_status(const struct jrequest *r, int64_t now_ms)
 	if (r->expires_ms > 0)
 		cJSON_AddNumberToObject(o, "expiresInSeconds",
 		    (double)(r->expires_ms - now_ms) / 1000.0);
+	attempts_json(o, r);
+	if (r->next_attempt_ms > 0)
+		cJSON_AddNumberToObject(o, "nextAttemptInSeconds",
+		    (double)(r->next_attempt_ms - now_ms) / 1000.0);
 	return o;
 }
 

@@ -149,6 +149,42 @@ for l in open("out"):
 	assert_output $'c-3 fetch True 4000000 10000000 True True\nc-1 order False None None None True'
 }
 
+# set_aside CID: the request waits in ORDERED after 2 temporary failures,
+# its next attempt a minute from now, as ferry-fetch's worker leaves it
+set_aside() {
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET state = 'ORDERED', attempts = 2,
+		last_error = 'fetch: connection refused', next_attempt_at = $(($(date +%s%3N) + 60000))
+		WHERE correlation_id = '$1';
+		INSERT INTO counter (name, n) VALUES ('retries', 2)
+		ON CONFLICT (name) DO UPDATE SET n = n + 2"
+}
+
+@test "status and show name the attempts, last error and next try of a request set aside" {
+	build
+	set_aside c-1
+	run ferry-journal status
+	assert_success
+	assert_line --regexp '^ORDERED +fetch +- +- +.* +p1/c-1$'
+	assert_line --regexp '^ {12}set aside 2 times, next try 20..-..-..T..:..:..Z \(in [0-9.]+s\): fetch: connection refused$'
+	refute_line --regexp '^ +set aside .*p1/c-3'
+	[ "${#lines[@]}" -eq 4 ]
+	run ferry-journal show p1 c-1
+	assert_line 'attempts    2'
+	assert_line 'last error  fetch: connection refused'
+	assert_line --regexp '^next try    20..-..-..T..:..:..\....Z$'
+	run ferry-journal show p1 c-3
+	assert_line 'attempts    0'
+	assert_line 'last error  -'
+	assert_line 'next try    -'
+	ferry-journal -J status >out
+	run jq -c 'select(.correlationId == "c-1") | [.attempts, .lastError, (.nextAttemptAt | test("^20.*Z$")), (.nextAttemptInSeconds | 55 < . and . <= 60)]' out
+	assert_output '[2,"fetch: connection refused",true,true]'
+	run jq -c 'select(.correlationId == "c-3") | [.attempts, .lastError, .nextAttemptAt]' out
+	assert_output '[null,null,null]'
+	run bash -c 'ferry-journal -J show p1 c-1 | jq -c "[.attempts, .lastError, (.nextAttemptAt | test(\"^20.*Z\$\"))]"'
+	assert_output '[2,"fetch: connection refused",true]'
+}
+
 @test "item -s validate, replayed into ferry-request-validate on a scratch journal, gets the same verdict" {
 	build
 	for cid in c-1 c-2; do
