@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # ferry-journal on journals written by the real stages (ferry-request-validate
 # fed files of items, no RabbitMQ): every command's text and NDJSON output,
-# replay round trips, the expiry sweeper and its lateness, prune, metrics
-# checked by a strict exposition-format parser, check, and bad usage.
+# replay round trips, requests set aside and retried or cancelled by hand,
+# the expiry sweeper and its lateness, prune, metrics checked by a strict
+# exposition-format parser, check, and bad usage.
 
 load lib
 
@@ -183,6 +184,82 @@ set_aside() {
 	assert_output '[null,null,null]'
 	run bash -c 'ferry-journal -J show p1 c-1 | jq -c "[.attempts, .lastError, (.nextAttemptAt | test(\"^20.*Z\$\"))]"'
 	assert_output '[2,"fetch: connection refused",true]'
+}
+
+@test "retry makes a request set aside due now and exits 0; an ended, busy or unknown one exits 1" {
+	build
+	set_aside c-1
+	run ferry-journal retry p1 c-1
+	assert_success
+	assert_output 'p1/c-1: ORDERED: due now for fetch (set aside 2 times)'
+	run sqlite3 "$FERRY_JOURNAL" "select state, attempts, next_attempt_at, last_error from request where correlation_id = 'c-1'"
+	assert_output 'ORDERED|2|0|fetch: connection refused'
+	run ferry-journal status
+	assert_line --regexp '^ {12}set aside 2 times, next try now: fetch: connection refused$'
+	run ferry-journal -J retry p1 c-1
+	assert_success
+	echo "$output" | jq -e '.state == "ORDERED" and .stage == "fetch" and .attempts == 2 and has("nextAttemptAt") == false'
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET state = 'DONE' WHERE correlation_id = 'c-3'"
+	run ferry-journal retry p1 c-3
+	assert_failure 1
+	assert_output --partial 'p1/c-3: DONE: ended; nothing to try again'
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET state = 'FETCHING' WHERE correlation_id = 'c-1'"
+	run ferry-journal retry p1 c-1
+	assert_failure 1
+	assert_output --partial 'p1/c-1: FETCHING: a stage is working on it'
+	run ferry-journal retry p1 nope
+	assert_failure 1
+	assert_output --partial 'p1/nope: no such request'
+}
+
+@test "cancel ends a live request ERROR INTERNAL_ERROR: a REGARDS ERROR response with its headers, workspace removed" {
+	build
+	set_aside c-1
+	dir=$(python3 -c 'import hashlib; print(hashlib.blake2b(b"c-1", digest_size=16).hexdigest())')
+	mkdir -p "$FERRY_WORKSPACE/p1/$dir/sub" && touch "$FERRY_WORKSPACE/p1/$dir/sub/f"
+	mkdir -p "$FERRY_WORKSPACE/p1/other"
+	run bash -c 'ferry-journal cancel -m "the archive is being moved; send it again tomorrow" p1 c-1 3>fd3'
+	assert_success
+	assert_output 'p1/c-1: ERROR INTERNAL_ERROR (was ORDERED): the archive is being moved; send it again tomorrow'
+	[ ! -e "$FERRY_WORKSPACE/p1/$dir" ]
+	[ -d "$FERRY_WORKSPACE/p1/other" ]
+	run sqlite3 "$FERRY_JOURNAL" "select state, error_type from request where correlation_id = 'c-1'"
+	assert_output 'ERROR|INTERNAL_ERROR'
+	sqlite3 "$FERRY_JOURNAL" "select o.body from outbox o join request r on r.id = o.request_id where r.correlation_id = 'c-1' order by o.id desc limit 1" >body
+	jq -e '.correlationId == "c-1" and .status == "ERROR" and .errorType == "INTERNAL_ERROR" and
+		.message == "the archive is being moved; send it again tomorrow" and (keys | length) == 4' body
+	run jq -c 'keys_unsorted' body
+	assert_output '["correlationId","status","errorType","message"]'
+	cmp body fd3
+	run sqlite3 "$FERRY_JOURNAL" "select o.headers, o.sent_at is null from outbox o join request r on r.id = o.request_id where r.correlation_id = 'c-1' order by o.id desc limit 1"
+	assert_output '{"regards.tenant":"p1","priority":3,"app_id":"client"}|1'
+	run bash -c 'ferry-journal -J cancel p1 c-3 3>/dev/null'
+	assert_success
+	echo "$output" | jq -e '.state == "ERROR" and .errorType == "INTERNAL_ERROR" and
+		.message == "cancelled by an operator" and .previousState == "GRANTED"'
+	run ferry-journal show p1 c-3
+	assert_line --regexp '^20.* sweep +ERROR +- +-$'
+	assert_line --regexp 'unsent +\{"correlationId":"c-3","status":"ERROR","errorType":"INTERNAL_ERROR","message":"cancelled by an operator"\}$'
+	run ferry-journal check
+	assert_success
+}
+
+@test "cancel of an ended or unknown request exits 1 and changes nothing" {
+	build
+	before=$(sqlite3 "$FERRY_JOURNAL" "select count(*) from outbox")
+	run ferry-journal cancel p1 c-2
+	assert_failure 1
+	assert_output --partial 'p1/c-2: DENIED: ended already; nothing to cancel'
+	run ferry-journal cancel p1 nope
+	assert_failure 1
+	assert_output --partial 'p1/nope: no such request'
+	run sqlite3 "$FERRY_JOURNAL" "select count(*) from outbox"
+	assert_output "$before"
+	run ferry-journal cancel -m '' p1 c-1
+	assert_failure 100
+	assert_output --partial 'an empty message'
+	run sqlite3 "$FERRY_JOURNAL" "select state from request where correlation_id = 'c-1'"
+	assert_output GRANTED
 }
 
 @test "item -s validate, replayed into ferry-request-validate on a scratch journal, gets the same verdict" {
@@ -542,7 +619,7 @@ EOF
 	build
 	sqlite3 "$FERRY_JOURNAL" 'PRAGMA user_version = 42'
 	for cmd in list status stats metrics check "show p1 c-1" "item -s order p1 c-1" \
-	    "pending -s order" expire "prune -o 1d"; do
+	    "pending -s order" "retry p1 c-1" "cancel p1 c-1" expire "prune -o 1d"; do
 		# shellcheck disable=SC2086
 		run ferry-journal $cmd
 		assert_failure 100
@@ -573,7 +650,8 @@ EOF
 	assert_failure 100
 	for bad in "list -Z" "list extra" "show p1" "show p1 c-1 c-2" "item p1 c-1" \
 	    "item -s" "item -s ingest p1 c-1" "item -s nosuch p1 c-1" "pending" "pending -s sweep" \
-	    "status x" "stats x" "metrics x" "check x" "expire x" "list -n 0"; do
+	    "status x" "stats x" "metrics x" "check x" "expire x" "list -n 0" "retry p1" \
+	    "retry p1 c-1 c-2" "cancel p1" "cancel -m" "cancel -Z p1 c-1"; do
 		# shellcheck disable=SC2086
 		run ferry-journal $bad
 		assert_failure 100
@@ -582,7 +660,7 @@ EOF
 	run ferry-journal -h
 	assert_success
 	assert_line --index 0 'usage: ferry-journal [-hJv] [-j journal] command [args]'
-	for cmd in list show status item pending expire prune stats metrics check; do
+	for cmd in list show status item pending retry cancel expire prune stats metrics check; do
 		assert_line --regexp "^  $cmd( |\$)"
 	done
 	run ferry-journal prune -h
