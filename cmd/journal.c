@@ -921,6 +921,8 @@ static void stats_json(const struct ctx *c, const struct jtotals *t,
 	cJSON_AddNumberToObject(o, "receivedLastDay", (double)t->received_day);
 	cJSON_AddNumberToObject(o, "outboxUnsent", (double)t->outbox_unsent);
 	cJSON_AddNumberToObject(o, "outboxSetAside", (double)t->outbox_set_aside);
+	cJSON_AddNumberToObject(o, "retries", (double)t->retries);
+	cJSON_AddNumberToObject(o, "waitingRetry", (double)t->waiting_retry);
 	if (t->oldest_unsent_ms > 0)
 		cJSON_AddNumberToObject(o, "oldestUnsentSeconds",
 		    (double)(c->now - t->oldest_unsent_ms) / 1000.0);
@@ -948,6 +950,8 @@ static void stats_text(const struct ctx *c, const struct jtotals *t,
 	printf("%-20s %lld\n", "received last day", (long long)t->received_day);
 	printf("%-20s %lld\n", "outbox unsent", (long long)t->outbox_unsent);
 	printf("%-20s %lld\n", "outbox set aside", (long long)t->outbox_set_aside);
+	printf("%-20s %lld\n", "retries", (long long)t->retries);
+	printf("%-20s %lld\n", "waiting retry", (long long)t->waiting_retry);
 	printf("%-20s %s\n", "oldest unsent", t->oldest_unsent_ms > 0 ?
 	    span(c->now - t->oldest_unsent_ms, a) : "-");
 	printf("%-20s %s\n", "bytes delivered", size((double)t->bytes_delivered, b));

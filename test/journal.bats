@@ -562,6 +562,35 @@ EOF
 	assert_line 'ferry_journal_schema_version 6'
 }
 
+@test "metrics count the retries, the requests waiting for theirs and the age of the oldest request per state" {
+	build
+	set_aside c-1
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET received_at = $(($(date +%s%3N) - 600000)) WHERE correlation_id = 'c-1';
+		UPDATE request SET received_at = $(($(date +%s%3N) - 90000)) WHERE correlation_id = 'c-3'"
+	ferry-journal metrics >metrics
+	run prom_check metrics
+	assert_success
+	run cat metrics
+	assert_line '# TYPE ferry_retries_total counter'
+	assert_line 'ferry_retries_total 2'
+	assert_line '# TYPE ferry_requests_waiting_retry gauge'
+	assert_line 'ferry_requests_waiting_retry 1'
+	assert_line '# TYPE ferry_oldest_request_age_seconds gauge'
+	assert_line --regexp '^ferry_oldest_request_age_seconds\{state="ORDERED"\} 60[0-9]\.[0-9]{3}$'
+	assert_line --regexp '^ferry_oldest_request_age_seconds\{state="GRANTED"\} (9[0-9]|1[0-9][0-9])\.[0-9]{3}$'
+	[ "$(grep -c '^ferry_oldest_request_age_seconds{' metrics)" -eq 2 ]   # not DENIED
+	ferry-journal retry p1 c-1 >/dev/null
+	ferry-journal metrics >metrics
+	run cat metrics
+	assert_line 'ferry_retries_total 2'
+	assert_line 'ferry_requests_waiting_retry 0'
+	run ferry-journal stats
+	assert_line --regexp '^retries +2$'
+	assert_line --regexp '^waiting retry +0$'
+	run bash -c 'ferry-journal -J stats | jq -c "[.retries, .waitingRetry]"'
+	assert_output '[2,0]'
+}
+
 @test "metrics counts the bytes of s3-put DONE events and their durations" {
 	build
 	sqlite3 "$FERRY_JOURNAL" "INSERT INTO event (request_id, stage, state, started_at, at, bytes)
