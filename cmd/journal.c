@@ -1,5 +1,6 @@
 /* ferry-journal: the operator's tool for the journal — list, show, status,
- * replay items, pending, the expiry sweeper, prune, stats, metrics, check.
+ * replay items, pending, retry and cancel a request, the expiry sweeper,
+ * prune, stats, metrics, check.
  * The queries are lib/journal's; this file parses flags and prints. */
 #include <ctype.h>
 #include <errno.h>
@@ -31,6 +32,8 @@ static const char usage[] =
 	"  status\n"
 	"  item -s stage tenant correlationId\n"
 	"  pending -s stage\n"
+	"  retry tenant correlationId\n"
+	"  cancel [-m message] [-w workspace] tenant correlationId\n"
 	"  expire [-f] [-i interval] [-w workspace]\n"
 	"  prune -o age\n"
 	"  stats\n"
@@ -356,10 +359,12 @@ static void show_json(struct ctx *c, const struct jrequest *r)
 static void show_text(struct ctx *c, const struct jrequest *r)
 {
 	static const char *const label[] = { "request", "state", "error type", "received",
-		"expires", "updated", "claimed by" };
-	char t[3][32];
+		"expires", "updated", "claimed by", "attempts", "last error", "next try" };
+	char t[4][32], n[24];
+	snprintf(n, sizeof n, "%lld", (long long)r->attempts);
 	const char *value[] = { NULL, r->state, r->error_type, iso(r->received_ms, t[0]),
-		iso(r->expires_ms, t[1]), iso(r->updated_ms, t[2]), r->claimed_by };
+		iso(r->expires_ms, t[1]), iso(r->updated_ms, t[2]), r->claimed_by, n,
+		r->last_error, iso(r->next_attempt_ms, t[3]) };
 	printf("%-11s ", label[0]);
 	put(r->tenant, 0);
 	putchar('/');
@@ -408,6 +413,25 @@ static void status_json(const struct ctx *c, const struct jrequest *r)
 	put_json(report_status(r, c->now));
 }
 
+/* the line under a request set aside: "set aside 2 times, next try
+ * 2026-11-23T10:00:25Z (in 25.0s): why" */
+static void status_retry(const struct ctx *c, const struct jrequest *r,
+    const struct report_progress *p)
+{
+	char t[32], in[32];
+	printf("%-11s set aside %lld time%s", "", (long long)r->attempts, r->attempts == 1 ? "" : "s");
+	if (!p->busy && r->next_attempt_ms > c->now)
+		printf(", next try %s (in %s)", when(r->next_attempt_ms, t),
+		    span(r->next_attempt_ms - c->now, in));
+	else if (!p->busy)
+		fputs(", next try now", stdout);
+	if (r->last_error) {
+		fputs(": ", stdout);
+		put(r->last_error, 0);
+	}
+	putchar('\n');
+}
+
 static void status_text(const struct ctx *c, const struct jrequest *r,
     const struct report_progress *p)
 {
@@ -427,6 +451,8 @@ static void status_text(const struct ctx *c, const struct jrequest *r,
 	putchar('/');
 	put(r->cid, 0);
 	putchar('\n');
+	if (r->attempts > 0 || r->last_error)
+		status_retry(c, r, p);
 }
 
 static int status_row(void *arg, const struct jrequest *r)
@@ -517,6 +543,197 @@ static int cmd_pending(struct ctx *c, int argc, char **argv)
 	return 0;
 }
 
+/* ---- retry, cancel ---- */
+
+/* "tenant/correlationId", the label of a request's messages */
+static const char *who(const char *tenant, const char *cid, char out[600])
+{
+	snprintf(out, 600, "%s/%s", tenant, cid);
+	return out;
+}
+
+static void put_who(const char *tenant, const char *cid)
+{
+	put(tenant, 0);
+	putchar('/');
+	put(cid, 0);
+}
+
+/* why the command cannot act on tenant/cid (its row in r when got > 0) */
+static int refuse(const char *tenant, const char *cid, int got, const struct jrequest *r,
+    const char *why)
+{
+	char label[600];
+	if (got > 0)
+		err_log(ERR_ERROR, who(tenant, cid, label), "%s: %s", r->state, why);
+	else
+		err_log(ERR_ERROR, who(tenant, cid, label), "no such request");
+	return EXIT_NO;
+}
+
+static void retried_line(const struct ctx *c, const struct jrequest *r)
+{
+	struct report_progress p = report_progress(r, c->now);
+	if (c->json) {
+		cJSON *o = cJSON_CreateObject();
+		report_request(o, r);
+		report_str(o, "stage", p.stage);
+		put_json(o);
+		return;
+	}
+	put_who(r->tenant, r->cid);
+	printf(": %s: due now for %s", r->state, p.stage);
+	if (r->attempts > 0)
+		printf(" (set aside %lld time%s)", (long long)r->attempts, r->attempts == 1 ? "" : "s");
+	putchar('\n');
+}
+
+static int cmd_retry(struct ctx *c, int argc, char **argv)
+{
+	struct jrequest r = { 0 };
+	while (opt(c, argc, argv, "+:") != -1)
+		;
+	if (argc - optind != 2)
+		die_usage(c);
+	const char *tenant = argv[optind], *cid = argv[optind + 1];
+	open_journal(c, 0);
+	int due = journal_retry_now(c->j, tenant, cid);
+	int got = due < 0 ? -1 : journal_get(c->j, tenant, cid, &r), rc = 0;
+	if (got < 0)
+		die_journal(c);
+	if (due > 0 && got > 0)
+		retried_line(c, &r);
+	else
+		rc = refuse(tenant, cid, got, &r, got > 0 && journal_state_terminal(r.state) ?
+		    "ended; nothing to try again" : "a stage is working on it; not waiting");
+	journal_request_clear(&r);
+	return rc;
+}
+
+/* How an operator or the sweeper ends a request. */
+struct end {
+	struct ctx *c;
+	const char *workspace;
+	const char *error_type, *message;
+	const char *why;           /* of a failed end */
+	int temporary;             /* it may pass */
+};
+
+static void remove_workspace(const char *root, const char *tenant, const char *cid)
+{
+	char dir[4096], label[600];
+	who(tenant, cid, label);
+	if (workspace_path(root, tenant, cid, dir, sizeof dir) < 0)
+		err_log(ERR_WARNING, label, "no workspace path: %s", strerror(errno));
+	else if (workspace_remove(dir) < 0)
+		err_log(ERR_WARNING, label, "unable to remove %s: %s", dir, strerror(errno));
+}
+
+/* End the request ERROR e->error_type: its response, with the headers of
+ * its latest item (text), to the outbox and fd 3, then its workspace
+ * removed (a stage working on it stops, and removes it too). 1 ended, 0
+ * it ended meanwhile, -1 (e->why, e->temporary). */
+static int end_request(struct end *e, const char *tenant, const char *cid, const char *text)
+{
+	char err[64];
+	cJSON *item = text ? item_parse(text, strlen(text), err, sizeof err) : NULL;
+	char *headers = item ? stage_headers(item) : response_headers(tenant, NULL);
+	cJSON_Delete(item);
+	char *body = response_body(cid, "ERROR", e->message, e->error_type, NULL, NULL);
+	struct jcommit cm = {
+		.tenant = tenant, .cid = cid, .stage = JSTAGE_SWEEP, .state = "ERROR",
+		.response = body, .headers = headers, .error_type = e->error_type,
+	};
+	int rc = body && headers ? journal_commit(e->c->j, &cm) : -1;
+	if (rc < 0) {
+		e->why = body && headers ? journal_error(e->c->j) : strerror(ENOMEM);
+		e->temporary = !body || !headers || journal_temporary(e->c->j);
+	} else if (rc > 0) {
+		stage_fd3(body);
+		remove_workspace(e->workspace, tenant, cid);
+	}
+	free(body);
+	free(headers);
+	return rc;
+}
+
+struct cancel {
+	struct end e;
+	const char *was;           /* the state it was cancelled in */
+	int rc;                    /* end_request's */
+};
+
+static void cancelled_line(const struct ctx *c, const struct cancel *k, const char *tenant,
+    const char *cid)
+{
+	if (c->json) {
+		cJSON *o = cJSON_CreateObject();
+		report_str(o, "tenant", tenant);
+		report_str(o, "correlationId", cid);
+		report_str(o, "state", "ERROR");
+		report_str(o, "errorType", k->e.error_type);
+		report_str(o, "message", k->e.message);
+		report_str(o, "previousState", k->was);
+		report_time(o, "endedAt", util_now_ms());
+		put_json(o);
+		return;
+	}
+	put_who(tenant, cid);
+	printf(": ERROR %s (was %s): ", k->e.error_type, k->was);
+	put(k->e.message, 0);
+	putchar('\n');
+}
+
+static int cancel_one(void *arg, const char *tenant, const char *cid, const char *text)
+{
+	struct cancel *k = arg;
+	k->rc = end_request(&k->e, tenant, cid, text);
+	return 1;
+}
+
+static int cmd_cancel(struct ctx *c, int argc, char **argv)
+{
+	struct cancel k = { .e = { .c = c, .error_type = "INTERNAL_ERROR",
+		.message = "cancelled by an operator",
+		.workspace = util_env("FERRY_WORKSPACE", "/var/lib/ferry/workspace") } };
+	struct jrequest r;
+	char label[600];
+	int ch;
+	while ((ch = opt(c, argc, argv, "+:m:w:")) != -1) {
+		switch (ch) {
+		case 'm': k.e.message = optarg; break;
+		case 'w': k.e.workspace = optarg; break;
+		}
+	}
+	if (!*k.e.message)
+		err_error("-m: an empty message tells the client nothing");
+	if (argc - optind != 2 || !*k.e.message)
+		die_usage(c);
+	const char *tenant = argv[optind], *cid = argv[optind + 1];
+	open_journal(c, 0);
+	int got = journal_get(c->j, tenant, cid, &r);
+	if (got < 0)
+		die_journal(c);
+	k.was = got > 0 ? r.state : NULL;
+	if (got > 0 && !journal_state_terminal(r.state) &&
+	    journal_live_item(c->j, tenant, cid, cancel_one, &k) < 0)
+		die_journal(c);
+	if (k.rc < 0)
+		err_die(k.e.temporary ? EXIT_TEMP : EXIT_PERM, "%s: %s", who(tenant, cid, label),
+		    k.e.why);
+	if (k.rc > 0) {
+		err_log(ERR_INFO, who(tenant, cid, label), "cancelled in %s: ERROR %s", k.was,
+		    k.e.error_type);
+		cancelled_line(c, &k, tenant, cid);
+	} else if (got > 0 && !journal_state_terminal(r.state)) {
+		err_log(ERR_ERROR, who(tenant, cid, label), "ended meanwhile; not cancelled");
+	} else {
+		refuse(tenant, cid, got, &r, "ended already; nothing to cancel");
+	}
+	journal_request_clear(&r);
+	return k.rc > 0 ? 0 : EXIT_NO;
+}
+
 /* ---- expire ---- */
 
 struct sweep {
@@ -539,44 +756,19 @@ static void expired_line(const struct ctx *c, const char *tenant, const char *ci
 		cJSON_AddNumberToObject(o, "lateMs", (double)(ended - expires));
 		put_json(o);
 	} else {
-		put(tenant, 0);
-		putchar('/');
-		put(cid, 0);
+		put_who(tenant, cid);
 		util_iso8601(expires, t);
 		printf(": ERROR EXPIRED: expired at %s, ended %s late\n", t, span(ended - expires, late));
 	}
 	flush_out();
 }
 
-/* The response and headers of an EXPIRED end; NULL on ENOMEM. */
-static char *expired_response(const char *tenant, const char *cid, const char *text,
-    int64_t expires, char **headers)
-{
-	char t[32], msg[128], err[64];
-	cJSON *item = text ? item_parse(text, strlen(text), err, sizeof err) : NULL;
-	util_iso8601(expires, t);
-	snprintf(msg, sizeof msg, "The request date has reached the expiration limit '%s'", t);
-	*headers = item ? stage_headers(item) : response_headers(tenant, NULL);
-	cJSON_Delete(item);
-	return response_body(cid, "ERROR", msg, "EXPIRED", NULL, NULL);
-}
-
-static void remove_workspace(const struct sweep *sw, const char *tenant, const char *cid)
-{
-	char dir[4096], label[600];
-	snprintf(label, sizeof label, "%s/%s", tenant, cid);
-	if (workspace_path(sw->workspace, tenant, cid, dir, sizeof dir) < 0)
-		err_log(ERR_WARNING, label, "no workspace path: %s", strerror(errno));
-	else if (workspace_remove(dir) < 0)
-		err_log(ERR_WARNING, label, "unable to remove %s: %s", dir, strerror(errno));
-}
-
 static int expire_one(void *arg, const char *tenant, const char *cid, const char *text)
 {
 	struct sweep *sw = arg;
 	struct jrequest r;
-	char label[600], *headers = NULL;
-	snprintf(label, sizeof label, "%s/%s", tenant, cid);
+	char label[600], t[32], msg[128];
+	who(tenant, cid, label);
 	int got = journal_get(sw->c->j, tenant, cid, &r);
 	if (got < 0) {
 		err_log(ERR_ERROR, label, "%s", journal_error(sw->c->j));
@@ -589,29 +781,23 @@ static int expire_one(void *arg, const char *tenant, const char *cid, const char
 	}
 	int64_t expires = r.expires_ms;
 	journal_request_clear(&r);
-	char *body = expired_response(tenant, cid, text, expires, &headers);
-	struct jcommit cm = {
-		.tenant = tenant, .cid = cid, .stage = JSTAGE_SWEEP, .state = "ERROR",
-		.response = body, .headers = headers, .error_type = "EXPIRED",
-	};
-	int rc = body && headers ? journal_commit(sw->c->j, &cm) : -1;
+	util_iso8601(expires, t);
+	snprintf(msg, sizeof msg, "The request date has reached the expiration limit '%s'", t);
+	struct end e = { .c = sw->c, .workspace = sw->workspace, .error_type = "EXPIRED",
+		.message = msg };
+	int rc = end_request(&e, tenant, cid, text);
 	int64_t ended = util_now_ms();
 	if (rc < 0) {
-		err_log(ERR_ERROR, label, "%s", body && headers ? journal_error(sw->c->j)
-		    : strerror(ENOMEM));
+		err_log(ERR_ERROR, label, "%s", e.why);
 		sw->failed = 1;
-		sw->temporary |= !body || !headers || journal_temporary(sw->c->j);
+		sw->temporary |= e.temporary;
 	} else if (rc == 0) {
 		err_log(ERR_INFO, label, "ended meanwhile; not expired");
 	} else {
-		stage_fd3(body);
-		remove_workspace(sw, tenant, cid);
 		err_log(ERR_INFO, label, "ERROR EXPIRED, %lld ms after its expiry",
 		    (long long)(ended - expires));
 		expired_line(sw->c, tenant, cid, expires, ended);
 	}
-	free(body);
-	free(headers);
 	return stop;
 }
 
@@ -735,6 +921,8 @@ static void stats_json(const struct ctx *c, const struct jtotals *t,
 	cJSON_AddNumberToObject(o, "receivedLastDay", (double)t->received_day);
 	cJSON_AddNumberToObject(o, "outboxUnsent", (double)t->outbox_unsent);
 	cJSON_AddNumberToObject(o, "outboxSetAside", (double)t->outbox_set_aside);
+	cJSON_AddNumberToObject(o, "retries", (double)t->retries);
+	cJSON_AddNumberToObject(o, "waitingRetry", (double)t->waiting_retry);
 	if (t->oldest_unsent_ms > 0)
 		cJSON_AddNumberToObject(o, "oldestUnsentSeconds",
 		    (double)(c->now - t->oldest_unsent_ms) / 1000.0);
@@ -762,6 +950,8 @@ static void stats_text(const struct ctx *c, const struct jtotals *t,
 	printf("%-20s %lld\n", "received last day", (long long)t->received_day);
 	printf("%-20s %lld\n", "outbox unsent", (long long)t->outbox_unsent);
 	printf("%-20s %lld\n", "outbox set aside", (long long)t->outbox_set_aside);
+	printf("%-20s %lld\n", "retries", (long long)t->retries);
+	printf("%-20s %lld\n", "waiting retry", (long long)t->waiting_retry);
 	printf("%-20s %s\n", "oldest unsent", t->oldest_unsent_ms > 0 ?
 	    span(c->now - t->oldest_unsent_ms, a) : "-");
 	printf("%-20s %s\n", "bytes delivered", size((double)t->bytes_delivered, b));
@@ -848,6 +1038,8 @@ static const struct command commands[] = {
 	{ "status", cmd_status, "" },
 	{ "item", cmd_item, "-s stage tenant correlationId" },
 	{ "pending", cmd_pending, "-s stage" },
+	{ "retry", cmd_retry, "tenant correlationId" },
+	{ "cancel", cmd_cancel, "[-m message] [-w workspace] tenant correlationId" },
 	{ "expire", cmd_expire, "[-f] [-i interval] [-w workspace]" },
 	{ "prune", cmd_prune, "-o age" },
 	{ "stats", cmd_stats, "" },

@@ -363,6 +363,16 @@ int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg)
 	return rc;
 }
 
+int journal_live_item(journal *j, const char *tenant, const char *cid, journal_item_fn *fn,
+    void *arg)
+{
+	struct jrequest r;
+	int rc = journal_get(j, tenant, cid, &r);
+	int64_t id = r.id;
+	journal_request_clear(&r);
+	return rc <= 0 ? rc : walk(j, ST_LATEST_BY_ID, NULL, &id, 1, fn, arg);
+}
+
 int journal_next_expiry(journal *j, int64_t after_ms, int64_t *ms)
 {
 	sqlite3_stmt *s = jn_stmt(j, ST_NEXT_EXPIRY);

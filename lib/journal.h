@@ -149,6 +149,11 @@ int journal_pending(journal *j, enum jstage s, journal_item_fn *fn, void *arg);
 
 /* Non-terminal requests whose expires_at <= now_ms, with their latest item. */
 int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg);
+/* fn once with (tenant, cid) and its latest item, when the request is not
+ * terminal (for an operator ending it). 1, 0 when it is terminal or
+ * unknown, -1. */
+int journal_live_item(journal *j, const char *tenant, const char *cid, journal_item_fn *fn,
+    void *arg);
 /* The earliest expires_at later than after_ms of the non-terminal requests:
  * 1 and *ms, 0 when there is none, -1. For the sweeper, to wake when the
  * next one is due. */

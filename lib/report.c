@@ -66,6 +66,16 @@ static int response_json(void *arg, const struct joutbox *o)
 	return 0;
 }
 
+/* how a request set aside after temporary failures stands; nothing when
+ * it never was */
+static void attempts_json(cJSON *o, const struct jrequest *r)
+{
+	if (r->attempts > 0)
+		cJSON_AddNumberToObject(o, "attempts", (double)r->attempts);
+	report_str(o, "lastError", r->last_error);
+	report_time(o, "nextAttemptAt", r->next_attempt_ms);
+}
+
 void report_request(cJSON *o, const struct jrequest *r)
 {
 	report_str(o, "tenant", r->tenant);
@@ -75,6 +85,7 @@ void report_request(cJSON *o, const struct jrequest *r)
 	report_time(o, "receivedAt", r->received_ms);
 	report_time(o, "expiresAt", r->expires_ms);
 	report_time(o, "updatedAt", r->updated_ms);
+	attempts_json(o, r);
 }
 
 cJSON *report_show(journal *j, const struct jrequest *r)
@@ -138,6 +149,10 @@ cJSON *report_status(const struct jrequest *r, int64_t now_ms)
 	if (r->expires_ms > 0)
 		cJSON_AddNumberToObject(o, "expiresInSeconds",
 		    (double)(r->expires_ms - now_ms) / 1000.0);
+	attempts_json(o, r);
+	if (r->next_attempt_ms > 0)
+		cJSON_AddNumberToObject(o, "nextAttemptInSeconds",
+		    (double)(r->next_attempt_ms - now_ms) / 1000.0);
 	return o;
 }
 
@@ -268,16 +283,46 @@ static void hist_metric(FILE *out, const struct hist *h)
 	}
 }
 
+static int oldest_fn(void *arg, const char *state, int64_t received_ms, int64_t updated_ms)
+{
+	(void)updated_ms;
+	if (state)
+		tally_set(arg, state, received_ms);
+	return 0;
+}
+
+/* the retries, the requests waiting for theirs, and the age of the oldest
+ * live request of each state (those that have one) */
+static void retry_metrics(FILE *out, const struct jtotals *t, const struct report_tally *oldest,
+    int64_t now_ms)
+{
+	const char *age = "ferry_oldest_request_age_seconds";
+	help(out, "ferry_retries_total", "counter",
+	    "Times a request was set aside after a temporary failure, to be tried again.");
+	fprintf(out, "ferry_retries_total %lld\n", (long long)t->retries);
+	help(out, "ferry_requests_waiting_retry", "gauge",
+	    "Requests set aside whose next attempt is later.");
+	fprintf(out, "ferry_requests_waiting_retry %lld\n", (long long)t->waiting_retry);
+	help(out, age, "gauge",
+	    "Time since the oldest request in each non-terminal state was received.");
+	for (int i = 0; i < oldest->n; i++) {
+		fprintf(out, "%s{state=\"", age);
+		label(out, oldest->e[i].key);
+		fprintf(out, "\"} %.3f\n", (double)(now_ms - oldest->e[i].v) / 1000.0);
+	}
+}
+
 int report_metrics(journal *j, int64_t now_ms, FILE *out)
 {
-	struct report_tally states = { 0 }, errors = { 0 };
+	struct report_tally states = { 0 }, errors = { 0 }, oldest = { 0 };
 	struct hist h = { 0 };
 	struct jtotals t;
 	for (int i = JSTAGE_VALIDATE; i < JSTAGE_COUNT; i++)   /* ingest claims nothing */
 		util_strlcpy(h.e[h.n++].stage, journal_stage(i)->name, sizeof h.e[0].stage);
 	if (journal_totals(j, now_ms, &t) < 0 ||
 	    journal_durations(j, bounds, NBOUNDS, hist_fn, &h) < 0 ||
-	    report_counts(j, &states, &errors) < 0)
+	    report_counts(j, &states, &errors) < 0 ||
+	    journal_oldest_by_state(j, oldest_fn, &oldest) < 0)
 		return -1;
 	help(out, "ferry_requests", "gauge", "Requests in the journal, by state.");
 	tally_metric(out, "ferry_requests", "state", &states);
@@ -296,6 +341,7 @@ int report_metrics(journal *j, int64_t now_ms, FILE *out)
 	    "Age of the oldest response not yet published (0 when none).");
 	fprintf(out, "ferry_outbox_oldest_unsent_seconds %.3f\n", t.oldest_unsent_ms > 0 ?
 	    (double)(now_ms - t.oldest_unsent_ms) / 1000.0 : 0.0);
+	retry_metrics(out, &t, &oldest, now_ms);
 	hist_metric(out, &h);
 	help(out, "ferry_journal_schema_version", "gauge", "Schema version of the journal.");
 	fprintf(out, "ferry_journal_schema_version %lld\n", (long long)t.schema_version);

@@ -18,7 +18,9 @@
 void report_str(cJSON *o, const char *key, const char *v);
 void report_time(cJSON *o, const char *key, int64_t ms);
 /* a request's tenant, correlationId, state, errorType, receivedAt,
- * expiresAt and updatedAt (the absent ones left out) */
+ * expiresAt and updatedAt, and, for one set aside after a temporary
+ * failure, attempts, lastError and nextAttemptAt (the absent ones left
+ * out) */
 void report_request(cJSON *o, const struct jrequest *r);
 void report_raw(cJSON *o, const char *key, const char *text);
 
@@ -35,7 +37,9 @@ struct report_progress {
 	double rate;          /* bytes/s since the claim; < 0 unknown */
 };
 struct report_progress report_progress(const struct jrequest *r, int64_t now_ms);
-/* One line of `ferry-journal -J status`. NULL on ENOMEM. */
+/* One line of `ferry-journal -J status`, with the attempts, lastError,
+ * nextAttemptAt and nextAttemptInSeconds of a request set aside. NULL on
+ * ENOMEM. */
 cJSON *report_status(const struct jrequest *r, int64_t now_ms);
 
 /* A small key -> count table. */

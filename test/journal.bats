@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # ferry-journal on journals written by the real stages (ferry-request-validate
 # fed files of items, no RabbitMQ): every command's text and NDJSON output,
-# replay round trips, the expiry sweeper and its lateness, prune, metrics
-# checked by a strict exposition-format parser, check, and bad usage.
+# replay round trips, requests set aside and retried or cancelled by hand,
+# the expiry sweeper and its lateness, prune, metrics checked by a strict
+# exposition-format parser, check, and bad usage.
 
 load lib
 
@@ -147,6 +148,118 @@ for l in open("out"):
     print(o["correlationId"], o["stage"], o["busy"], o.get("bytesDone"), o.get("bytesTotal"),
           rate if rate is None else 500000 < rate <= 1000000, 7000 < o["expiresInSeconds"] <= 7200)'
 	assert_output $'c-3 fetch True 4000000 10000000 True True\nc-1 order False None None None True'
+}
+
+# set_aside CID: the request waits in ORDERED after 2 temporary failures,
+# its next attempt a minute from now, as ferry-fetch's worker leaves it
+set_aside() {
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET state = 'ORDERED', attempts = 2,
+		last_error = 'fetch: connection refused', next_attempt_at = $(($(date +%s%3N) + 60000))
+		WHERE correlation_id = '$1';
+		INSERT INTO counter (name, n) VALUES ('retries', 2)
+		ON CONFLICT (name) DO UPDATE SET n = n + 2"
+}
+
+@test "status and show name the attempts, last error and next try of a request set aside" {
+	build
+	set_aside c-1
+	run ferry-journal status
+	assert_success
+	assert_line --regexp '^ORDERED +fetch +- +- +.* +p1/c-1$'
+	assert_line --regexp '^ {12}set aside 2 times, next try 20..-..-..T..:..:..Z \(in [0-9.]+s\): fetch: connection refused$'
+	refute_line --regexp '^ +set aside .*p1/c-3'
+	[ "${#lines[@]}" -eq 4 ]
+	run ferry-journal show p1 c-1
+	assert_line 'attempts    2'
+	assert_line 'last error  fetch: connection refused'
+	assert_line --regexp '^next try    20..-..-..T..:..:..\....Z$'
+	run ferry-journal show p1 c-3
+	assert_line 'attempts    0'
+	assert_line 'last error  -'
+	assert_line 'next try    -'
+	ferry-journal -J status >out
+	run jq -c 'select(.correlationId == "c-1") | [.attempts, .lastError, (.nextAttemptAt | test("^20.*Z$")), (.nextAttemptInSeconds | 55 < . and . <= 60)]' out
+	assert_output '[2,"fetch: connection refused",true,true]'
+	run jq -c 'select(.correlationId == "c-3") | [.attempts, .lastError, .nextAttemptAt]' out
+	assert_output '[null,null,null]'
+	run bash -c 'ferry-journal -J show p1 c-1 | jq -c "[.attempts, .lastError, (.nextAttemptAt | test(\"^20.*Z\$\"))]"'
+	assert_output '[2,"fetch: connection refused",true]'
+}
+
+@test "retry makes a request set aside due now and exits 0; an ended, busy or unknown one exits 1" {
+	build
+	set_aside c-1
+	run ferry-journal retry p1 c-1
+	assert_success
+	assert_output 'p1/c-1: ORDERED: due now for fetch (set aside 2 times)'
+	run sqlite3 "$FERRY_JOURNAL" "select state, attempts, next_attempt_at, last_error from request where correlation_id = 'c-1'"
+	assert_output 'ORDERED|2|0|fetch: connection refused'
+	run ferry-journal status
+	assert_line --regexp '^ {12}set aside 2 times, next try now: fetch: connection refused$'
+	run ferry-journal -J retry p1 c-1
+	assert_success
+	echo "$output" | jq -e '.state == "ORDERED" and .stage == "fetch" and .attempts == 2 and has("nextAttemptAt") == false'
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET state = 'DONE' WHERE correlation_id = 'c-3'"
+	run ferry-journal retry p1 c-3
+	assert_failure 1
+	assert_output --partial 'p1/c-3: DONE: ended; nothing to try again'
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET state = 'FETCHING' WHERE correlation_id = 'c-1'"
+	run ferry-journal retry p1 c-1
+	assert_failure 1
+	assert_output --partial 'p1/c-1: FETCHING: a stage is working on it'
+	run ferry-journal retry p1 nope
+	assert_failure 1
+	assert_output --partial 'p1/nope: no such request'
+}
+
+@test "cancel ends a live request ERROR INTERNAL_ERROR: a REGARDS ERROR response with its headers, workspace removed" {
+	build
+	set_aside c-1
+	dir=$(python3 -c 'import hashlib; print(hashlib.blake2b(b"c-1", digest_size=16).hexdigest())')
+	mkdir -p "$FERRY_WORKSPACE/p1/$dir/sub" && touch "$FERRY_WORKSPACE/p1/$dir/sub/f"
+	mkdir -p "$FERRY_WORKSPACE/p1/other"
+	run bash -c 'ferry-journal cancel -m "the archive is being moved; send it again tomorrow" p1 c-1 3>fd3'
+	assert_success
+	assert_output 'p1/c-1: ERROR INTERNAL_ERROR (was ORDERED): the archive is being moved; send it again tomorrow'
+	[ ! -e "$FERRY_WORKSPACE/p1/$dir" ]
+	[ -d "$FERRY_WORKSPACE/p1/other" ]
+	run sqlite3 "$FERRY_JOURNAL" "select state, error_type from request where correlation_id = 'c-1'"
+	assert_output 'ERROR|INTERNAL_ERROR'
+	sqlite3 "$FERRY_JOURNAL" "select o.body from outbox o join request r on r.id = o.request_id where r.correlation_id = 'c-1' order by o.id desc limit 1" >body
+	jq -e '.correlationId == "c-1" and .status == "ERROR" and .errorType == "INTERNAL_ERROR" and
+		.message == "the archive is being moved; send it again tomorrow" and (keys | length) == 4' body
+	run jq -c 'keys_unsorted' body
+	assert_output '["correlationId","status","errorType","message"]'
+	cmp body fd3
+	run sqlite3 "$FERRY_JOURNAL" "select o.headers, o.sent_at is null from outbox o join request r on r.id = o.request_id where r.correlation_id = 'c-1' order by o.id desc limit 1"
+	assert_output '{"regards.tenant":"p1","priority":3,"app_id":"client"}|1'
+	run bash -c 'ferry-journal -J cancel p1 c-3 3>/dev/null'
+	assert_success
+	echo "$output" | jq -e '.state == "ERROR" and .errorType == "INTERNAL_ERROR" and
+		.message == "cancelled by an operator" and .previousState == "GRANTED"'
+	run ferry-journal show p1 c-3
+	assert_line --regexp '^20.* sweep +ERROR +- +-$'
+	assert_line --regexp 'unsent +\{"correlationId":"c-3","status":"ERROR","errorType":"INTERNAL_ERROR","message":"cancelled by an operator"\}$'
+	run ferry-journal check
+	assert_success
+}
+
+@test "cancel of an ended or unknown request exits 1 and changes nothing" {
+	build
+	before=$(sqlite3 "$FERRY_JOURNAL" "select count(*) from outbox")
+	run ferry-journal cancel p1 c-2
+	assert_failure 1
+	assert_output --partial 'p1/c-2: DENIED: ended already; nothing to cancel'
+	run ferry-journal cancel p1 nope
+	assert_failure 1
+	assert_output --partial 'p1/nope: no such request'
+	run sqlite3 "$FERRY_JOURNAL" "select count(*) from outbox"
+	assert_output "$before"
+	run ferry-journal cancel -m '' p1 c-1
+	assert_failure 100
+	assert_output --partial 'an empty message'
+	run sqlite3 "$FERRY_JOURNAL" "select state from request where correlation_id = 'c-1'"
+	assert_output GRANTED
 }
 
 @test "item -s validate, replayed into ferry-request-validate on a scratch journal, gets the same verdict" {
@@ -449,6 +562,35 @@ EOF
 	assert_line 'ferry_journal_schema_version 6'
 }
 
+@test "metrics count the retries, the requests waiting for theirs and the age of the oldest request per state" {
+	build
+	set_aside c-1
+	sqlite3 "$FERRY_JOURNAL" "UPDATE request SET received_at = $(($(date +%s%3N) - 600000)) WHERE correlation_id = 'c-1';
+		UPDATE request SET received_at = $(($(date +%s%3N) - 90000)) WHERE correlation_id = 'c-3'"
+	ferry-journal metrics >metrics
+	run prom_check metrics
+	assert_success
+	run cat metrics
+	assert_line '# TYPE ferry_retries_total counter'
+	assert_line 'ferry_retries_total 2'
+	assert_line '# TYPE ferry_requests_waiting_retry gauge'
+	assert_line 'ferry_requests_waiting_retry 1'
+	assert_line '# TYPE ferry_oldest_request_age_seconds gauge'
+	assert_line --regexp '^ferry_oldest_request_age_seconds\{state="ORDERED"\} 60[0-9]\.[0-9]{3}$'
+	assert_line --regexp '^ferry_oldest_request_age_seconds\{state="GRANTED"\} (9[0-9]|1[0-9][0-9])\.[0-9]{3}$'
+	[ "$(grep -c '^ferry_oldest_request_age_seconds{' metrics)" -eq 2 ]   # not DENIED
+	ferry-journal retry p1 c-1 >/dev/null
+	ferry-journal metrics >metrics
+	run cat metrics
+	assert_line 'ferry_retries_total 2'
+	assert_line 'ferry_requests_waiting_retry 0'
+	run ferry-journal stats
+	assert_line --regexp '^retries +2$'
+	assert_line --regexp '^waiting retry +0$'
+	run bash -c 'ferry-journal -J stats | jq -c "[.retries, .waitingRetry]"'
+	assert_output '[2,0]'
+}
+
 @test "metrics counts the bytes of s3-put DONE events and their durations" {
 	build
 	sqlite3 "$FERRY_JOURNAL" "INSERT INTO event (request_id, stage, state, started_at, at, bytes)
@@ -506,7 +648,7 @@ EOF
 	build
 	sqlite3 "$FERRY_JOURNAL" 'PRAGMA user_version = 42'
 	for cmd in list status stats metrics check "show p1 c-1" "item -s order p1 c-1" \
-	    "pending -s order" expire "prune -o 1d"; do
+	    "pending -s order" "retry p1 c-1" "cancel p1 c-1" expire "prune -o 1d"; do
 		# shellcheck disable=SC2086
 		run ferry-journal $cmd
 		assert_failure 100
@@ -537,7 +679,8 @@ EOF
 	assert_failure 100
 	for bad in "list -Z" "list extra" "show p1" "show p1 c-1 c-2" "item p1 c-1" \
 	    "item -s" "item -s ingest p1 c-1" "item -s nosuch p1 c-1" "pending" "pending -s sweep" \
-	    "status x" "stats x" "metrics x" "check x" "expire x" "list -n 0"; do
+	    "status x" "stats x" "metrics x" "check x" "expire x" "list -n 0" "retry p1" \
+	    "retry p1 c-1 c-2" "cancel p1" "cancel -m" "cancel -Z p1 c-1"; do
 		# shellcheck disable=SC2086
 		run ferry-journal $bad
 		assert_failure 100
@@ -546,7 +689,7 @@ EOF
 	run ferry-journal -h
 	assert_success
 	assert_line --index 0 'usage: ferry-journal [-hJv] [-j journal] command [args]'
-	for cmd in list show status item pending expire prune stats metrics check; do
+	for cmd in list show status item pending retry cancel expire prune stats metrics check; do
 		assert_line --regexp "^  $cmd( |\$)"
 	done
 	run ferry-journal prune -h

@@ -354,6 +354,32 @@ static void test_sweep_ends_any_non_terminal_request(void)
 	journal_close(j);
 }
 
+static void test_live_item_is_the_latest_item_of_a_request_not_ended(void)
+{
+	fresh();
+	journal *j = jopen();
+	enum journal_reg r;
+	struct jregister rg = {
+		.tenant = "p1", .cid = "a", .fingerprint = "fp", .state = "GRANTED",
+		.stage = JSTAGE_VALIDATE, .item = "{\"granted\":1}",
+	};
+	journal_register(j, &rg, &r);
+	TU_EQ_INT(journal_claim(j, JSTAGE_ORDER, "p1", "a"), 1);
+	struct jcommit c = { .tenant = "p1", .cid = "a", .stage = JSTAGE_ORDER, .state = "ORDERED",
+		.item = "{\"ordered\":1}" };
+	TU_EQ_INT(journal_commit(j, &c), 1);
+	struct pend p = { 0 };
+	TU_EQ_INT(journal_live_item(j, "p1", "a", collect_pending, &p), 1);
+	TU_EQ_STR(p.what[0], "p1/a {\"ordered\":1}");
+	TU_EQ_INT(journal_live_item(j, "p1", "nope", collect_pending, &p), 0);
+	struct jcommit end = { .tenant = "p1", .cid = "a", .stage = JSTAGE_SWEEP, .state = "ERROR",
+		.error_type = "INTERNAL_ERROR", .response = "{}" };
+	TU_EQ_INT(journal_commit(j, &end), 1);
+	TU_EQ_INT(journal_live_item(j, "p1", "a", collect_pending, &p), 0);
+	TU_EQ_INT(p.n, 1);
+	journal_close(j);
+}
+
 static void test_batch_is_all_or_nothing_and_bad_calls_spoil_only_themselves(void)
 {
 	fresh();
@@ -1131,6 +1157,7 @@ TU_MAIN(
 	TU(test_oldest_live_request_of_each_state),
 	TU(test_takeback_and_pending_return_input_items),
 	TU(test_sweep_ends_any_non_terminal_request),
+	TU(test_live_item_is_the_latest_item_of_a_request_not_ended),
 	TU(test_batch_is_all_or_nothing_and_bad_calls_spoil_only_themselves),
 	TU(test_a_call_failing_half_way_spoils_the_batch),
 	TU(test_commit_with_claim_guards_on_the_input_state),
