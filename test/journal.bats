@@ -306,7 +306,7 @@ for l in open("pending"): o = json.loads(l); print(o["correlationId"], "expiresA
 	assert_output ''
 	ferry-journal pending -s order | ferry-order-bridge -j scratch.db >ordered 3>/dev/null
 	run py 'import json
-for l in open("ordered"): o = json.loads(l); print(o["correlationId"], [f["name"] for f in o["files"]])'
+for l in sorted(open("ordered")): o = json.loads(l); print(o["correlationId"], [f["name"] for f in o["files"]])'
 	assert_output $'c-1 [\'a.nc\']\nc-3 [\'a.nc\']'
 }
 
