@@ -21,7 +21,9 @@ LDLIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS))
 # The intake stages (many small allocations a request: cJSON, SQLite) link
 # mimalloc ahead of libc: 10-15% less CPU than glibc's malloc in
 # ferry-request-validate (README "Performance"). make FAST_MALLOC= for libc's.
-FAST_MALLOC = -lmimalloc
+# --no-as-needed: a program whose own object calls no malloc (its work is in
+# libferry.a) would otherwise have the linker drop mimalloc unnoticed.
+FAST_MALLOC = -Wl,--no-as-needed -lmimalloc -Wl,--as-needed
 
 # make SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer build in build/san
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

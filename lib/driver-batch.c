@@ -67,11 +67,10 @@ static void run_batch(struct batch *b, int from_stdin)
 	tenants_hold(rn->tenants, 0);
 	if (journal_end(rn->j) < 0)
 		drv_journal_fatal(rn->j, NULL);
-	for (int i = 0; i < b->out.nlines; i++) {
-		if (lineq_put(rn->out, b->out.lines[i]) < 0)
-			err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
+	if (lineq_put_lines(rn->out, (const char *const *)b->out.lines, b->out.nlines) < 0)
+		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
+	for (int i = 0; i < b->out.nlines; i++)
 		free(b->out.lines[i]);
-	}
 	stage_fd3_lines(b->out.responses, b->out.nresponses);
 	for (int i = 0; i < b->out.nresponses; i++)
 		free(b->out.responses[i]);

@@ -198,6 +198,7 @@ static int finish(journal *j, const struct jcommit *c, int64_t now, int64_t *id,
 	if (*claimed)
 		sqlite3_bind_int64(s, 5, *claimed);
 	sqlite3_bind_int64(s, 6, *id);
+	sqlite3_bind_int(s, 7, journal_state_terminal(c->state));
 	return jn_run(j, s, "commit state") < 0 ? -1 : 1;
 }
 

@@ -146,8 +146,10 @@ static const char *const sql[ST_COUNT] = {
 	/* a commit looks its row up (ST_FIND), then changes it by id, in one
 	 * transaction: UPDATE … RETURNING costs SQLite a temporary table */
 	[ST_FINISH] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2,"
-	    " attempts = CASE WHEN ?1 IN " TERMINAL " THEN attempts ELSE 0 END,"
-	    " last_error = CASE WHEN ?1 IN " TERMINAL " THEN last_error ELSE NULL END,"
+	    /* ?7: the new state is terminal (an IN list here would cost SQLite
+	     * a temporary table at every commit) */
+	    " attempts = CASE WHEN ?7 THEN attempts ELSE 0 END,"
+	    " last_error = CASE WHEN ?7 THEN last_error ELSE NULL END,"
 	    " next_attempt_at = 0,"
 	    " error_type = coalesce(?3, error_type),"
 	    " expires_at = CASE WHEN ?4 > 0 THEN ?4 ELSE expires_at END,"

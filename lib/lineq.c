@@ -93,33 +93,48 @@ lineq *lineq_new(int fd, size_t budget)
 	return q;
 }
 
-int lineq_put(lineq *q, const char *line)
+/* Queue one line (the lock held): 1, 0 dropped, -1. */
+static int put_locked(lineq *q, const char *line)
 {
 	size_t len = strlen(line);
+	if (q->error) {
+		errno = q->error;
+		return -1;
+	}
+	if (q->bytes + len + 1 > q->budget && q->head) {
+		q->dropped++;
+		return 0;
+	}
+	struct line *l = malloc(sizeof *l + len + 1);
+	if (!l)
+		return -1;
+	memcpy(l->text, line, len + 1);
+	l->next = NULL;
+	if (q->tail)
+		q->tail->next = l;
+	else
+		q->head = l;
+	q->tail = l;
+	q->bytes += len + 1;
+	return 1;
+}
+
+int lineq_put(lineq *q, const char *line)
+{
+	return lineq_put_lines(q, &line, 1);
+}
+
+int lineq_put_lines(lineq *q, const char *const *lines, int n)
+{
 	int rc = 1;
 	pthread_mutex_lock(&q->mu);
-	if (q->error) {
-		rc = -1;
-		errno = q->error;
-	} else if (q->bytes + len + 1 > q->budget && q->head) {
-		q->dropped++;
-		rc = 0;
-	} else {
-		struct line *l = malloc(sizeof *l + len + 1);
-		if (!l) {
-			rc = -1;
-		} else {
-			memcpy(l->text, line, len + 1);
-			l->next = NULL;
-			if (q->tail)
-				q->tail->next = l;
-			else
-				q->head = l;
-			q->tail = l;
-			q->bytes += len + 1;
-			pthread_cond_signal(&q->more);
-		}
+	for (int i = 0; i < n && rc >= 0; i++) {
+		int r = put_locked(q, lines[i]);
+		if (r < rc)
+			rc = r;
 	}
+	if (n > 0)
+		pthread_cond_signal(&q->more);
 	pthread_mutex_unlock(&q->mu);
 	return rc;
 }

@@ -16,6 +16,8 @@ lineq *lineq_new(int fd, size_t budget);
 /* Queue a copy of line (without its newline); never blocks on fd.
  * 1 queued, 0 dropped (over budget), -1 ENOMEM or the writer failed. */
 int lineq_put(lineq *q, const char *line);
+/* The same for n lines, woken once: 1 all queued, 0 some dropped, -1. */
+int lineq_put_lines(lineq *q, const char *const *lines, int n);
 /* The writer's error (errno of the failed write), 0 while it writes. */
 int lineq_error(lineq *q);
 /* Lines dropped so far. */
