@@ -698,8 +698,16 @@ static int cmd_cancel(struct ctx *c, int argc, char **argv)
 		.workspace = util_env("FERRY_WORKSPACE", "/var/lib/ferry/workspace") } };
 	struct jrequest r;
 	char label[600];
-	int ch;
-	while ((ch = opt(c, argc, argv, "+:m:w:")) != -1) {
+	int ch, n = 0;
+	const char *operand[3] = { NULL, NULL, NULL };
+	/* options before or after the operands: cancel p1 c-42 -m "why" */
+	while (optind < argc) {
+		if ((ch = opt(c, argc, argv, "+:m:w:")) == -1) {
+			if (optind < argc && n < 3)
+				operand[n++] = argv[optind];
+			optind += optind < argc;
+			continue;
+		}
 		switch (ch) {
 		case 'm': k.e.message = optarg; break;
 		case 'w': k.e.workspace = optarg; break;
@@ -707,9 +715,9 @@ static int cmd_cancel(struct ctx *c, int argc, char **argv)
 	}
 	if (!*k.e.message)
 		err_error("-m: an empty message tells the client nothing");
-	if (argc - optind != 2 || !*k.e.message)
+	if (n != 2 || !*k.e.message)
 		die_usage(c);
-	const char *tenant = argv[optind], *cid = argv[optind + 1];
+	const char *tenant = operand[0], *cid = operand[1];
 	open_journal(c, 0);
 	int got = journal_get(c->j, tenant, cid, &r);
 	if (got < 0)
