@@ -42,6 +42,7 @@ void driver_init(struct driver *d, const char *prog, enum jstage stage)
 	d->batch = 0;
 	d->ok_status = NULL;
 	d->retry_max_ms = 300000;
+	d->worker_nice = 10;
 	char var[64], *end;
 	const char *name = journal_stage(stage)->name, *v;
 	size_t n = (size_t)snprintf(var, sizeof var, "FERRY_");
@@ -49,6 +50,8 @@ void driver_init(struct driver *d, const char *prog, enum jstage stage)
 		if (*name != '-')
 			var[n++] = (char)toupper((unsigned char)*name);
 	snprintf(var + n, sizeof var - n, "_WORKERS");
+	if (stage == JSTAGE_VALIDATE)   /* batches: no workers, no retries */
+		return;
 	if (!(v = getenv(var)) || !*v)
 		v = getenv("FERRY_WORKERS"), util_strlcpy(var, "FERRY_WORKERS", sizeof var);
 	if (v && *v) {
@@ -58,7 +61,6 @@ void driver_init(struct driver *d, const char *prog, enum jstage stage)
 			    DRIVER_MAX_WORKERS, v);
 		d->workers = (int)k;
 	}
-	d->worker_nice = 10;
 	if ((v = getenv("FERRY_WORKER_NICE")) && *v) {
 		long n = strtol(v, &end, 10);
 		if (*end || n < 0 || n > 19)
