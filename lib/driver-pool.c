@@ -147,18 +147,12 @@ static void idle(struct worker *w, unsigned long seq)
 	if (rc < 0)
 		drv_journal_fatal(w->j, NULL);
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t wait = rc == 1 ? due - util_now_ms() : 3600 * 1000;
 	if (wait < 10)
 		wait = 10;
 	if (wait > 3600 * 1000)
 		wait = 3600 * 1000;
-	ts.tv_sec += wait / 1000;
-	ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = util_abstime(wait);
 	pthread_mutex_lock(&rn->mu);
 	w->claiming = 0;
 	if (rn->seq == seq && !rn->quit)

@@ -7,6 +7,7 @@
 
 #include "item.h"
 #include "lineq.h"
+#include "util.h"
 
 enum { DEFAULT_BUDGET = 8 << 20, BATCH = 256 };
 
@@ -159,16 +160,7 @@ int lineq_free(lineq *q, int wait_ms)
 {
 	if (!q)
 		return 0;
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	if (wait_ms > 0) {
-		until.tv_sec += wait_ms / 1000;
-		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-	}
+	struct timespec until = util_abstime(wait_ms > 0 ? wait_ms : 0);
 	pthread_mutex_lock(&q->mu);
 	while ((q->head || q->writing) && !q->error && wait_ms != 0) {
 		if (wait_ms < 0)

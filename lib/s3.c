@@ -990,11 +990,7 @@ static int pool_take(const struct s3_ctl *ctl, uint64_t psize, int want)
 	int got = 0;
 	pthread_mutex_lock(&pool.mu);
 	while (S3_BUFFER_MAX - pool.used < need && ctl_check(ctl) == S3_OK) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += POLL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L)
-			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		struct timespec ts = util_abstime(POLL_MS);
 		pthread_cond_timedwait(&pool.freed, &pool.mu, &ts);
 	}
 	if (S3_BUFFER_MAX - pool.used >= need) {

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 /* write all of buf to fd, retrying on EINTR and short writes; 0 or -1/errno */
@@ -20,6 +21,8 @@ int util_dot_segment(const char *path);
 /* milliseconds since the epoch, wall clock; and monotonic milliseconds */
 int64_t util_now_ms(void);
 int64_t util_mono_ms(void);
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+struct timespec util_abstime(int64_t ms);
 
 /* "2026-11-23T10:00:00.000Z" (UTC, ms) into out (>= 25 bytes) */
 void util_iso8601(int64_t ms, char out[32]);
