@@ -386,8 +386,12 @@ ws_of() { ls -d "$FERRY_WORKSPACE"/p1/* 2>/dev/null; }
 	order c-25 "$(later)" "$(file slow.nc "$BASE/slow/slow.nc" "$WWW/slow.nc")" >in
 	ferry-fetch -v <in >out 3>fd3 2>err &
 	bg=$!
-	sleep 1.8
-	done_=$(jq_sql "$FERRY_JOURNAL" "select bytes_done || '/' || bytes_total from request")
+	# mid-download: some bytes journaled (up to 30 s on a loaded machine)
+	for _ in $(seq 300); do
+		done_=$(jq_sql "$FERRY_JOURNAL" "select bytes_done || '/' || bytes_total from request" 2>/dev/null || true)
+		[ "${done_%/*}" -gt 0 ] 2>/dev/null && break
+		sleep 0.1
+	done
 	kill -TERM "$bg"
 	rc=0
 	wait "$bg" || rc=$?
