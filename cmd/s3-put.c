@@ -24,6 +24,7 @@
 #include "presign.h"
 #include "response.h"
 #include "s3.h"
+#include "s3resume.h"
 #include "util.h"
 #include "zipplan.h"
 
@@ -83,9 +84,11 @@ static int get_archive(const cJSON *item, struct archive *a, struct driver_resul
 static void log_done(struct driver_job *job, const struct archive *a,
     const struct s3_upload_result *res, int64_t ms)
 {
-	char how[32];
+	char how[64];
 	double mb = (double)a->size / 1e6, s = ms > 0 ? (double)ms / 1000.0 : 0.001;
-	if (res->parts)
+	if (res->parts && res->resumed)
+		snprintf(how, sizeof how, "%d parts, %d resumed", res->parts, res->resumed);
+	else if (res->parts)
 		snprintf(how, sizeof how, "%d parts", res->parts);
 	else
 		snprintf(how, sizeof how, "single PUT");
@@ -289,8 +292,12 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		.ctl = { .deadline_ms = job->expires_ms, .stop = job->stop, .hold_ms = job->hold_ms },
 		.progress = on_progress, .note = on_note, .arg = job,
 	};
+	struct s3resume rsm;
+	u.resume = s3resume_open(&rsm, job->j, &t->s3, job->tenant_name, job->cid, job->label,
+	    t->delivery_bucket, key, a.size);
 	int64_t t0 = util_mono_ms();
 	int rc = s3_upload_file(&u, &res);
+	s3resume_close(&rsm);
 	prefetch_free(pl.pf);            /* its thread is done with the plan */
 	pl.pf = NULL;
 	if (rc < 0 && pl.zr && zplan_mismatch(pl.zr)) {
@@ -312,6 +319,28 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 	r->md5 = p->md5;
 	r->download_url = download_url(p, job, key);
 	r->bytes = (int64_t)a.size;
+}
+
+static const struct tenant_s3 *tenant_s3_of(void *arg, const char *name)
+{
+	const char *why;
+	const tenant *t = driver_tenant(arg, name, &why);
+	return t && t->has_s3 ? &t->s3 : NULL;
+}
+
+/* On the main thread, at start and every 5 s: abort the multipart uploads
+ * left by requests that no longer upload (cancelled, expired, sent back). */
+static int put_tick(void *ctx, struct driver *d)
+{
+	static int64_t next;
+	int64_t now = util_mono_ms();
+	(void)ctx;
+	if (now >= next) {
+		next = now + 5000;
+		if (s3resume_sweep(driver_journal(d), tenant_s3_of, d) < 0)
+			err_log(ERR_WARNING, NULL, "journal: %s", journal_error(driver_journal(d)));
+	}
+	return 0;
 }
 
 /* each worker its own DONE fields */
@@ -340,6 +369,7 @@ int main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		err_die(EXIT_TEMP, "unable to start libcurl");
 	d.work = put_work;
+	d.tick = put_tick;
 	d.worker_new = put_new;
 	d.worker_free = free;
 	int rc = driver_run(&d);

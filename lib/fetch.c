@@ -55,7 +55,9 @@ struct slot {
 	int64_t retry_at;         /* monotonic ms, when S_WAITING */
 	int fd;
 	md5 *md5;
-	int64_t got;              /* body bytes of this attempt */
+	int64_t got;              /* bytes of the file in the workspace so far */
+	int64_t from;             /* this attempt asks for the bytes from here on
+	                             (a Range): those before were kept */
 	int keep;                 /* -1 status unknown yet, 1 keep the body, 0 drop it */
 	int toobig, werr;
 	int temp, bad;            /* temporary failures, wrong contents */
@@ -330,6 +332,18 @@ static int on_xfer(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_
 	return stopped(sl->run->job) || expired(sl->run->job);
 }
 
+/* Back to an empty file (a server that sent the whole file to a Range). */
+static int restart_file(struct slot *sl)
+{
+	if (ftruncate(sl->fd, 0) < 0 || lseek(sl->fd, 0, SEEK_SET) < 0) {
+		sl->werr = errno;
+		return -1;
+	}
+	md5_reset(sl->md5);
+	sl->got = sl->from = 0;
+	return 0;
+}
+
 static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct slot *sl = arg;
@@ -338,6 +352,8 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *arg)
 		long code = 0;
 		curl_easy_getinfo(sl->h, CURLINFO_RESPONSE_CODE, &code);
 		sl->keep = code >= 200 && code < 300;
+		if (sl->keep && sl->from > 0 && code != 206 && restart_file(sl) < 0)
+			return 0;      /* the whole file came instead of the rest: start again */
 	}
 	if (!sl->keep) {
 		size_t n = len < EBODY - 1 - sl->elen ? len : EBODY - 1 - sl->elen;
@@ -412,6 +428,10 @@ static int request(struct run *rn, struct slot *sl)
 	sl->elen = 0;
 	sl->ebody[0] = '\0';
 	int rc = set_common(sl);
+	char range[32];
+	snprintf(range, sizeof range, "%" PRId64 "-", sl->from);
+	if (rc == 0 && sl->from > 0 && curl_easy_setopt(sl->h, CURLOPT_RANGE, range) != CURLE_OK)
+		rc = -1;
 	if (rc == 0 && sl->src->kind == K_S3) {
 		rc = s3_curl_auth(sl->h, tenant_source_s3(rn->job->tenant), NULL, &sl->hdrs);
 		if (rc == 0 && curl_easy_setopt(sl->h, CURLOPT_HTTPHEADER, sl->hdrs) != CURLE_OK)
@@ -445,17 +465,51 @@ static int source_url(struct run *rn, struct slot *sl)
 	return sl->url ? 0 : result(rn, FETCH_FAILED, "out of memory");
 }
 
-/* a new download of the slot's file, from its first URL */
-static int attempt(struct run *rn, struct slot *sl)
+/* The bytes of the file already in the workspace (a download cut, or a
+ * run interrupted during it), read into the slot's md5: how many, 0 when
+ * there is nothing to go on from. */
+static int64_t kept_bytes(struct slot *sl)
+{
+	struct stat st;
+	char buf[65536];
+	int64_t at = 0;
+	if (fstat(sl->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size >= sl->src->size)
+		return 0;
+	while (at < st.st_size) {
+		ssize_t n = pread(sl->fd, buf, sizeof buf, (off_t)at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		md5_update(sl->md5, buf, (size_t)n);
+		at += n;
+	}
+	if (at != st.st_size || lseek(sl->fd, (off_t)at, SEEK_SET) < 0) {
+		md5_reset(sl->md5);
+		return 0;
+	}
+	return at;
+}
+
+/* A new download of the slot's file, from its first URL: of the rest of
+ * it (a Range) when resume is set and part of it is in the workspace. */
+static int attempt(struct run *rn, struct slot *sl, int resume)
 {
 	if (sl->fd >= 0)
 		close(sl->fd);
-	sl->fd = open(sl->path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	sl->fd = open(sl->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (sl->fd < 0)
 		return result(rn, FETCH_FAILED, "file %s/%s: unable to create it in the workspace: %s",
 		    sl->src->pid, sl->src->name, strerror(errno));
 	md5_reset(sl->md5);
-	sl->got = 0;
+	sl->got = sl->from = resume ? kept_bytes(sl) : 0;
+	if (sl->from > 0)
+		note(rn, "%s/%s: %" PRId64 " of %" PRId64 " bytes already there; asking for the rest",
+		    sl->src->pid, sl->src->name, sl->from, sl->src->size);
+	else if (ftruncate(sl->fd, 0) < 0)
+		return result(rn, FETCH_FAILED, "file %s/%s: unable to write it in the workspace: %s",
+		    sl->src->pid, sl->src->name, strerror(errno));
 	sl->toobig = sl->werr = sl->hops = 0;
 	if (source_url(rn, sl) < 0)
 		return -1;
@@ -540,7 +594,7 @@ static void slot_take(struct run *rn, struct slot *sl)
 		slot_done(rn, sl, 0);
 		return;
 	}
-	attempt(rn, sl);
+	attempt(rn, sl, 1);
 }
 
 /* ---- the end of a transfer ---- */
@@ -640,7 +694,7 @@ static void check_body(struct run *rn, struct slot *sl)
 	if (++sl->bad < rn->f->o.attempts) {
 		note(rn, "%s/%s: %s; downloading it again", s->pid, s->name,
 		    hex[0] ? "checksum mismatch" : "size mismatch");
-		attempt(rn, sl);
+		attempt(rn, sl, 0);
 	} else if (hex[0]) {
 		result(rn, FETCH_FAILED, "checksum mismatch for %s/%s after %d attempts: expected %s, got %s",
 		    s->pid, s->name, sl->bad, s->md5, hex);
@@ -688,7 +742,11 @@ static void finished(struct run *rn, struct slot *sl, CURLcode c)
 		retry_later(rn, sl, curl_easy_strerror(c));
 	else if (c != CURLE_OK)
 		result(rn, FETCH_FAILED, "unable to fetch %s/%s: %s", s->pid, s->name, curl_easy_strerror(c));
-	else if (code == 202 && s->rsorder)
+	else if (code == 416 && sl->from > 0) {
+		note(rn, "%s/%s: the server cannot send the rest (HTTP 416); downloading it again",
+		    s->pid, s->name);
+		attempt(rn, sl, 0);
+	} else if (code == 202 && s->rsorder)
 		retry_later(rn, sl, "HTTP 202 (rs-order: not available yet)");
 	else if (code >= 200 && code < 300)
 		check_body(rn, sl);
@@ -724,7 +782,7 @@ static long schedule(struct run *rn)
 		while (sl->state == S_IDLE && rn->next < rn->n && !rn->over)
 			slot_take(rn, sl);
 		if (sl->state == S_WAITING && sl->retry_at <= now)
-			attempt(rn, sl);
+			attempt(rn, sl, 1);
 		else if (sl->state == S_WAITING && sl->retry_at - now < timeout)
 			timeout = (long)(sl->retry_at - now);
 	}

@@ -127,6 +127,23 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	"ALTER TABLE request ADD COLUMN last_error TEXT;"
 	"CREATE INDEX request_queue ON request(state, tenant, id, next_attempt_at);"
 	"CREATE TABLE counter (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;",
+	/* 6 -> 7: resumable uploads: a multipart upload's id and the parts S3
+	 * acknowledged, until it is completed or aborted (journal-upload.c) */
+	"CREATE TABLE upload ("
+	" request_id INTEGER PRIMARY KEY REFERENCES request(id) ON DELETE CASCADE,"
+	" upload_id TEXT NOT NULL,"
+	" bucket TEXT NOT NULL,"
+	" key TEXT NOT NULL,"
+	" part_size INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE upload_part ("
+	" request_id INTEGER NOT NULL REFERENCES upload(request_id) ON DELETE CASCADE,"
+	" num INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" md5 TEXT NOT NULL,"
+	" etag TEXT NOT NULL,"
+	" PRIMARY KEY (request_id, num)) WITHOUT ROWID;",
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -259,6 +276,24 @@ static const char *const sql[ST_COUNT] = {
 	    " WHERE state IN " INPUT " AND next_attempt_at > ?1",
 	[ST_OLDEST_BY_STATE] = "SELECT state, min(received_at), min(updated_at) FROM request"
 	    " WHERE state IN " LIVE " GROUP BY state ORDER BY state",
+	[ST_UPLOAD_PUT] = "INSERT OR REPLACE INTO upload (request_id, upload_id, bucket, key,"
+	    " part_size, size, created_at) SELECT id, ?3, ?4, ?5, ?6, ?7, ?8 FROM request"
+	    " WHERE tenant = ?1 AND correlation_id = ?2",
+	[ST_UPLOAD_PARTS_DROP] = "DELETE FROM upload_part WHERE request_id ="
+	    " (SELECT id FROM request WHERE tenant = ?1 AND correlation_id = ?2)",
+	[ST_UPLOAD_PART] = "INSERT OR REPLACE INTO upload_part (request_id, num, size, md5, etag)"
+	    " SELECT u.request_id, ?4, ?5, ?6, ?7 FROM upload u JOIN request r ON r.id = u.request_id"
+	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 AND u.upload_id = ?3",
+	[ST_UPLOAD_GET] = "SELECT u.request_id, u.upload_id, u.bucket, u.key, u.part_size, u.size,"
+	    " r.tenant, r.correlation_id FROM upload u JOIN request r ON r.id = u.request_id"
+	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2",
+	[ST_UPLOAD_PARTS] = "SELECT num, size, md5, etag FROM upload_part WHERE request_id = ?1"
+	    " ORDER BY num",
+	[ST_UPLOAD_FORGET] = "DELETE FROM upload WHERE upload_id = ?3 AND request_id ="
+	    " (SELECT id FROM request WHERE tenant = ?1 AND correlation_id = ?2)",
+	[ST_UPLOAD_ORPHANS] = "SELECT u.request_id, u.upload_id, u.bucket, u.key, u.part_size,"
+	    " u.size, r.tenant, r.correlation_id FROM upload u JOIN request r ON r.id = u.request_id"
+	    " WHERE r.state NOT IN ('PACKED','UPLOADING') ORDER BY u.request_id",
 	[ST_STILL_CLAIMED] = "SELECT count(*) FROM request WHERE id = ?1 AND state = ?2"
 	    " AND claimed_by IS ?3",
 };

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_SCHEMA_VERSION 6
+#define JOURNAL_SCHEMA_VERSION 7
 
 typedef struct journal journal;
 
@@ -336,5 +336,38 @@ struct jproblem {
 };
 typedef int journal_problem_fn(void *arg, const struct jproblem *p);
 int journal_check(journal *j, journal_problem_fn *fn, void *arg);
+
+/* Resumable uploads (journal-upload.c): a multipart upload's id and the
+ * parts S3 acknowledged, from its creation until it is completed or
+ * aborted, so that a restarted ferry-s3-put resumes it. */
+struct jupload_part {
+	int num;
+	int64_t size;
+	char md5[33];                /* hex, as sent in Content-MD5 */
+	char etag[80];               /* as S3 answered */
+};
+struct jupload {
+	char tenant[72], cid[1024];
+	char upload_id[1024], bucket[256], key[1200];
+	int64_t part_size, size;
+	int nparts;                  /* parts acknowledged, ascending numbers */
+	struct jupload_part *parts;
+};
+/* A new upload of the request (any earlier record and its parts go). */
+int journal_upload_begin(journal *j, const char *tenant, const char *cid, const char *bucket,
+    const char *key, const char *upload_id, int64_t part_size, int64_t size);
+/* A part S3 acknowledged, of the request's upload upload_id. */
+int journal_upload_part(journal *j, const char *tenant, const char *cid, const char *upload_id,
+    const struct jupload_part *part);
+/* The request's upload: 1 (u filled; journal_upload_clear it), 0 none, -1. */
+int journal_upload_get(journal *j, const char *tenant, const char *cid, struct jupload *u);
+void journal_upload_clear(struct jupload *u);
+/* The upload is completed or aborted: its record goes. */
+int journal_upload_forget(journal *j, const char *tenant, const char *cid, const char *upload_id);
+/* fn for each upload whose request is no longer PACKED or UPLOADING (ended,
+ * or sent back to an earlier stage): uploads nobody will complete.
+ * Stops when fn returns non-zero; 0 or -1. */
+typedef int journal_upload_fn(void *arg, const struct jupload *u);
+int journal_upload_orphans(journal *j, journal_upload_fn *fn, void *arg);
 
 #endif

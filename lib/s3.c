@@ -763,6 +763,7 @@ struct up {
 	/* asked when a retry fails: did an earlier try land, its answer lost? */
 	int (*landed)(void *arg);
 	void *landed_arg;
+	int resume_spent;              /* u->resume's upload was tried (once only) */
 };
 
 static void note(struct up *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -852,17 +853,22 @@ static enum s3_class up_request(struct up *x, const struct spec *s, struct req *
 	return req_run(x->mh, q, &ctl, st);
 }
 
-/* A request that tidies up after a failure; its own failure is a note. */
-static void up_cleanup(struct up *x, const struct spec *s)
+/* A request that tidies up after a failure; its own failure is a note.
+ * 0 if it succeeded. */
+static int up_cleanup(struct up *x, const struct spec *s)
 {
 	struct s3_status st;
 	struct req *q = malloc(sizeof *q);
+	int rc = -1;
 	if (!q)
-		return;
+		return -1;
 	if (up_request(x, s, q, 0, &st) != S3_OK)
 		note(x, "%s", st.message);
+	else
+		rc = 0;
 	req_close(q);
 	free(q);
+	return rc;
 }
 
 /* ---- single PUT ---- */
@@ -1026,6 +1032,8 @@ struct mpu {
 	md5 *whole, *pm;
 	int64_t done;                  /* bytes of the parts completed */
 	int pooled;                    /* part buffers taken from the pool */
+	int *have;                     /* resumed: index + 1 in resume->parts of
+	                                  each part S3 has already, 0: to send */
 };
 
 static void mpu_free(struct mpu *p)
@@ -1042,6 +1050,7 @@ static void mpu_free(struct mpu *p)
 	free(p->slots);
 	free(p->etags);
 	free(p->md5s);
+	free(p->have);
 	md5_free(p->whole);
 	md5_free(p->pm);
 	free(p);
@@ -1118,12 +1127,8 @@ static enum s3_class mpu_add(struct mpu *p, struct part *s, struct s3_status *st
 static enum s3_class mpu_send(struct mpu *p, struct part *s, struct s3_status *st)
 {
 	const struct s3_upload *u = p->x->u;
-	unsigned char raw[16];
 	char b64[25], query[3200], op[32];
-	md5_final_raw(p->pm, raw);
-	util_hex(raw, sizeof raw, s->md5);
-	memcpy(p->md5s[s->num - 1], raw, sizeof raw);
-	sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL);
+	sodium_bin2base64(b64, sizeof b64, p->md5s[s->num - 1], 16, sodium_base64_VARIANT_ORIGINAL);
 	snprintf(query, sizeof query, "partNumber=%d&uploadId=%s", s->num, p->qid);
 	snprintf(op, sizeof op, "UploadPart %d", s->num);
 	struct spec sp = { .op = op, .method = "PUT", .bucket = u->bucket, .key = u->key,
@@ -1173,6 +1178,28 @@ static enum s3_class mpu_check(struct mpu *p, struct s3_status *st)
 	return S3_MISMATCH;
 }
 
+/* A part an earlier attempt sent, S3 has, and whose bytes read now have
+ * the same md5: completed without sending it. 1 if so. */
+static int mpu_kept(struct mpu *p, struct part *s)
+{
+	const struct s3_resume *rs = p->x->u->resume;
+	int k = p->have ? p->have[s->num - 1] : 0;
+	if (!k)
+		return 0;
+	const struct s3_resume_part *jp = &rs->parts[k - 1];
+	if (!md5_equal(jp->md5, s->md5)) {
+		note(p->x, "UploadPart %d: the bytes read differ from those sent before; sending it again",
+		    s->num);
+		return 0;
+	}
+	util_strlcpy(p->etags[s->num - 1], jp->etag, sizeof p->etags[0]);
+	p->done += (int64_t)s->len;
+	p->completed++;
+	p->x->r->resumed++;
+	s->num = 0;
+	return 1;
+}
+
 /* Read the next step of the part being filled; send it once complete. The
  * parts are read one after the other, so the whole md5 sees them in order. */
 static enum s3_class mpu_fill(struct mpu *p, struct s3_status *st)
@@ -1203,8 +1230,12 @@ static enum s3_class mpu_fill(struct mpu *p, struct s3_status *st)
 	if (p->filled < s->len)
 		return S3_OK;
 	p->filling = -1;
+	md5_final_raw(p->pm, p->md5s[s->num - 1]);
+	util_hex(p->md5s[s->num - 1], 16, s->md5);
 	if (s->num == p->nparts && mpu_check(p, st) != S3_OK)
 		return st->cls;
+	if (mpu_kept(p, s))
+		return S3_OK;
 	return mpu_send(p, s, st);
 }
 
@@ -1227,6 +1258,14 @@ static enum s3_class mpu_part_done(struct mpu *p, struct part *s, struct s3_stat
 	util_strlcpy(p->etags[s->num - 1], s->q.etag, sizeof p->etags[0]);
 	p->done += (int64_t)s->len;
 	p->completed++;
+	const struct s3_resume *rs = p->x->u->resume;
+	if (rs && rs->part) {
+		struct s3_resume_part jp = { .num = s->num, .size = s->len };
+		util_strlcpy(jp.md5, s->md5, sizeof jp.md5);
+		util_strlcpy(jp.etag, s->q.etag, sizeof jp.etag);
+		if (rs->part(rs->arg, p->id, &jp) < 0)
+			note(p->x, "%s: unable to keep it for a resume", s->q.op);
+	}
 	req_close(&s->q);
 	s->num = 0;
 	return S3_OK;
@@ -1457,7 +1496,7 @@ static enum s3_class mpu_complete(struct mpu *p, struct s3_status *st)
 	return c;
 }
 
-static void mpu_abort(struct mpu *p)
+static int mpu_abort(struct mpu *p)
 {
 	const struct s3_upload *u = p->x->u;
 	char query[3100];
@@ -1469,7 +1508,116 @@ static void mpu_abort(struct mpu *p)
 			curl_multi_remove_handle(p->x->mh, p->slots[i].q.h);
 			p->slots[i].busy = 0;
 		}
-	up_cleanup(p->x, &s);
+	return up_cleanup(p->x, &s);
+}
+
+/* Abort the upload; the caller forgets it once aborted (else it is left
+ * for the janitor of the next attempt, s3resume_sweep). */
+static void mpu_drop(struct mpu *p)
+{
+	const struct s3_resume *rs = p->x->u->resume;
+	if (mpu_abort(p) == 0 && rs && rs->ended)
+		rs->ended(rs->arg, p->id);
+	p->id[0] = '\0';
+}
+
+/* One <Part> of a ListParts answer: mark it had when the earlier attempt
+ * journaled it with the same ETag and size. */
+static void mpu_listed(struct mpu *p, const char *part, size_t len)
+{
+	const struct s3_resume *rs = p->x->u->resume;
+	char num[16], size[24], etag[S3_ETAG_ROOM + 8];
+	if (s3_xml_value(part, len, "PartNumber", num, sizeof num) <= 0 ||
+	    s3_xml_value(part, len, "Size", size, sizeof size) <= 0 ||
+	    s3_xml_value(part, len, "ETag", etag, sizeof etag) <= 0)
+		return;
+	char *e = etag;
+	size_t n = strlen(e);
+	if (n >= 2 && e[0] == '"' && e[n - 1] == '"')
+		e[n - 1] = '\0', e++;
+	long k = strtol(num, NULL, 10);
+	for (int i = 0; k >= 1 && k <= p->nparts && i < rs->nparts; i++) {
+		const struct s3_resume_part *jp = &rs->parts[i];
+		if (jp->num == k && strcasecmp(jp->etag, e) == 0 &&
+		    strtoull(size, NULL, 10) == jp->size) {
+			p->have[k - 1] = i + 1;
+			return;
+		}
+	}
+}
+
+/* ListParts of p->id, a page of 50 at a time (they fit an answer's buffer). */
+static enum s3_class mpu_list(struct mpu *p, struct s3_status *st)
+{
+	const struct s3_upload *u = p->x->u;
+	char query[3300], marker[16] = "0";
+	for (;;) {
+		struct req *q = malloc(sizeof *q);
+		if (!q)
+			return status_set(st, S3_PERMANENT, "ListParts: %s", strerror(ENOMEM)), st->cls;
+		snprintf(query, sizeof query, "max-parts=50&part-number-marker=%s&uploadId=%s", marker,
+		    p->qid);
+		struct spec s = { .op = "ListParts", .method = "GET", .bucket = u->bucket,
+		    .key = u->key, .query = query };
+		enum s3_class c = up_request(p->x, &s, q, 1, st);
+		char more[8] = "";
+		if (c == S3_OK) {
+			const char *at = q->resp, *end = q->resp + q->resplen, *a, *b;
+			while ((a = find(at, (size_t)(end - at), "<Part>")) &&
+			    (b = find(a, (size_t)(end - a), "</Part>"))) {
+				mpu_listed(p, a, (size_t)(b - a));
+				at = b;
+			}
+			s3_xml_value(q->resp, q->resplen, "IsTruncated", more, sizeof more);
+			if (s3_xml_value(q->resp, q->resplen, "NextPartNumberMarker", marker,
+			    sizeof marker) <= 0 || strspn(marker, "0123456789") != strlen(marker))
+				more[0] = '\0';
+		}
+		req_close(q);
+		free(q);
+		if (c != S3_OK || strcmp(more, "true") != 0)
+			return c;
+	}
+}
+
+/* The earlier attempt's upload, when there is one to resume: p->id set,
+ * and p->have the parts S3 still has. Otherwise (none, another part size,
+ * or S3 does not know it any more) p->id stays empty. */
+static enum s3_class mpu_resume(struct mpu *p, struct s3_status *st)
+{
+	struct up *x = p->x;
+	const struct s3_resume *rs = x->u->resume;
+	if (!rs || !rs->upload_id || !*rs->upload_id || x->resume_spent)
+		return S3_OK;
+	x->resume_spent = 1;
+	if (util_strlcpy(p->id, rs->upload_id, sizeof p->id) >= sizeof p->id ||
+	    s3_query_encode(p->id, p->qid, sizeof p->qid) < 0) {
+		p->id[0] = '\0';
+		return S3_OK;
+	}
+	if (rs->part_size != x->psize) {
+		note(x, "upload %.64s has parts of %llu bytes, not %llu: starting again", p->id,
+		    (unsigned long long)rs->part_size, (unsigned long long)x->psize);
+		mpu_drop(p);
+		return S3_OK;
+	}
+	if (!(p->have = calloc((size_t)p->nparts, sizeof *p->have)))
+		return status_set(st, S3_PERMANENT, "ListParts: %s", strerror(ENOMEM)), st->cls;
+	enum s3_class c = mpu_list(p, st);
+	if (c == S3_TEMPORARY || c == S3_STOPPED || c == S3_EXPIRED)
+		return c;
+	if (c != S3_OK) {
+		note(x, "upload %.64s cannot be resumed (%s): starting again", p->id, st->message);
+		free(p->have);
+		p->have = NULL;
+		mpu_drop(p);
+		return S3_OK;
+	}
+	int had = 0;
+	for (int i = 0; i < p->nparts; i++)
+		had += p->have[i] != 0;
+	note(x, "resuming upload %.64s: %d of %d parts already there", p->id, had, p->nparts);
+	return S3_OK;
 }
 
 static enum s3_class put_multipart(struct up *x, struct s3_status *st)
@@ -1484,15 +1632,24 @@ static enum s3_class put_multipart(struct up *x, struct s3_status *st)
 		return st->cls;
 	}
 	x->r->parts = p->nparts;
-	c = mpu_create(p, st);
+	const struct s3_resume *rs = x->u->resume;
+	c = mpu_resume(p, st);
+	if (c == S3_OK && !*p->id && (c = mpu_create(p, st)) == S3_OK && rs && rs->created &&
+	    rs->created(rs->arg, p->id, x->psize) < 0)
+		note(x, "CreateMultipartUpload: unable to keep upload %.64s for a resume", p->id);
 	if (c == S3_OK && x->u->source && x->u->source->rewind(x->u->source->arg) < 0)
 		status_set(st, c = S3_PERMANENT, "%s", x->u->source->error(x->u->source->arg));
 	if (c == S3_OK)
 		c = mpu_parts(p, st);
+	char id[sizeof p->id];
+	util_strlcpy(id, p->id, sizeof id);
 	if (c == S3_OK)
 		c = mpu_complete(p, st);
-	if (c != S3_OK && *p->id)
-		mpu_abort(p);
+	if (c == S3_OK && rs && rs->ended)
+		rs->ended(rs->arg, id);
+	/* kept for the next attempt when stopped or given up for now */
+	else if (c != S3_OK && *p->id && !(rs && (c == S3_STOPPED || c == S3_TEMPORARY)))
+		mpu_drop(p);
 	mpu_free(p);
 	return c;
 }
@@ -1543,6 +1700,29 @@ static enum s3_class up_open(struct up *x, struct s3_status *st)
 	curl_multi_setopt(x->mh, CURLMOPT_MAX_HOST_CONNECTIONS, (long)u->parallel + 1);
 	x->psize = part_size(u);
 	return S3_OK;
+}
+
+int s3_abort_upload(const struct tenant_s3 *srv, const char *bucket, const char *key,
+    const char *upload_id, const struct s3_ctl *ctl, struct s3_status *st)
+{
+	char qid[3072], query[3100];
+	if (s3_query_encode(upload_id, qid, sizeof qid) < 0) {
+		status_set(st, S3_PERMANENT, "AbortMultipartUpload: upload id too long");
+		return -1;
+	}
+	snprintf(query, sizeof query, "uploadId=%s", qid);
+	struct spec s = { .op = "AbortMultipartUpload", .method = "DELETE", .bucket = bucket,
+	    .key = key, .query = query };
+	struct req *q = malloc(sizeof *q);
+	if (!q) {
+		status_set(st, S3_PERMANENT, "AbortMultipartUpload: %s", strerror(ENOMEM));
+		return -1;
+	}
+	one_shot(srv, &s, q, ctl, st);
+	free(q);
+	if (st->cls != S3_OK && strcmp(st->code, "NoSuchUpload") == 0)
+		st->cls = S3_OK;
+	return st->cls == S3_OK ? 0 : -1;
 }
 
 int s3_upload_file(const struct s3_upload *u, struct s3_upload_result *r)

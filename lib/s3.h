@@ -126,6 +126,31 @@ struct s3_source {
 	void *arg;
 };
 typedef void s3_note_fn(void *arg, const char *line);
+/* Resumable multipart uploads: the upload tells its caller (ferry-s3-put:
+ * the journal) the upload it created and each part S3 acknowledged, and the
+ * next attempt, given them back, resumes that upload: the parts S3 still
+ * lists (ListParts) with the same ETag and size are read again (for the
+ * whole md5, and to see that their bytes are the same) but not sent. An
+ * upload that fails for good, or expires, is aborted; one stopped or given
+ * up for now (S3_STOPPED, S3_TEMPORARY) is kept for the next attempt. */
+struct s3_resume_part {
+	int num;
+	uint64_t size;
+	char md5[33];                 /* hex, as sent in Content-MD5 */
+	char etag[S3_ETAG_ROOM];      /* as S3 answered, no quotes */
+};
+struct s3_resume {
+	const char *upload_id;        /* an earlier attempt's upload, or NULL */
+	uint64_t part_size;           /* its part size (another one: started anew) */
+	const struct s3_resume_part *parts;   /* the parts it had acknowledged */
+	int nparts;
+	/* hooks, each may be NULL; a failing hook is a warning, not a failure */
+	int (*created)(void *arg, const char *upload_id, uint64_t part_size);
+	int (*part)(void *arg, const char *upload_id, const struct s3_resume_part *part);
+	void (*ended)(void *arg, const char *upload_id);   /* completed or aborted */
+	void *arg;
+};
+
 struct s3_upload {
 	const struct tenant_s3 *srv;
 	const char *bucket, *key;
@@ -143,14 +168,20 @@ struct s3_upload {
 	s3_progress_fn *progress;     /* about once a second; may be NULL */
 	s3_note_fn *note;             /* a retry worth a warning; may be NULL */
 	void *arg;
+	const struct s3_resume *resume;   /* NULL: an upload is never resumed */
 };
 struct s3_upload_result {
 	enum s3_class cls;            /* S3_OK, or why not */
 	char md5[33];                 /* md5 of the bytes uploaded (S3_OK: == md5) */
 	int parts;                    /* 0: single PUT */
+	int resumed;                  /* parts of an earlier attempt not sent again */
 	int retries;                  /* requests sent again */
 	char message[1024];           /* when not S3_OK: the failed operation and why */
 };
+/* Abort a multipart upload (one left by an attempt that will not resume
+ * it); one S3 no longer knows counts as aborted. 0, or -1 and st says why. */
+int s3_abort_upload(const struct tenant_s3 *srv, const char *bucket, const char *key,
+    const char *upload_id, const struct s3_ctl *ctl, struct s3_status *st);
 /* 0, or -1 with r->cls and r->message. */
 int s3_upload_file(const struct s3_upload *u, struct s3_upload_result *r);
 

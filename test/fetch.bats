@@ -8,7 +8,9 @@ load lib
 
 # The test server: /f/NAME a file; /slow/NAME 64 KiB every 0.2 s; /bad/NAME
 # one byte changed; /cutonce/NAME half of it the first time; /flaky/N/NAME
-# 503 N times first; /status/CODE; /redirect?to=URL. Each GET is logged.
+# 503 N times first; /status/CODE; /redirect?to=URL; /rangecut/NAME half of
+# it the first time, and Range requests (206) answered. Each GET is logged,
+# with its Range header if any. The other kinds ignore Range (200, whole).
 server_py() {
 	cat <<'EOF'
 import os, sys, time, threading, urllib.parse
@@ -31,7 +33,8 @@ class H(BaseHTTPRequestHandler):
         u = urllib.parse.urlsplit(self.path)
         with lock:
             hits[u.path] = n = hits.get(u.path, 0) + 1
-            with open(log, "a") as f: f.write("GET %s\n" % self.path)
+            rng = self.headers.get("Range")
+            with open(log, "a") as f: f.write("GET %s%s\n" % (self.path, " Range: " + rng if rng else ""))
         parts = urllib.parse.unquote(u.path).split("/")[1:]
         kind, rest = parts[0], parts[1:]
         if kind == "status": return self.reply(int(rest[0]), b"<Error><Code>Nope</Code></Error>")
@@ -44,10 +47,15 @@ class H(BaseHTTPRequestHandler):
         if not os.path.isfile(path): return self.reply(404, b"not found")
         data = open(path, "rb").read()
         if kind == "bad": data = bytes([data[0] ^ 1]) + data[1:]
+        if kind == "rangecut" and rng and rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+            if start >= len(data): return self.reply(416, b"")
+            return self.reply(206, data[start:],
+                              [("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))])
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if kind == "cutonce" and n == 1:
+        if kind in ("cutonce", "rangecut") and n == 1:
             self.wfile.write(data[: len(data) // 2]); self.wfile.flush()
             self.close_connection = True
         elif kind == "slow":
@@ -217,6 +225,19 @@ ws_of() { ls -d "$FERRY_WORKSPACE"/p1/* 2>/dev/null; }
 	grep -q 'P1/ok.nc: 10 bytes, the order says 11' err     # the size found: in the log
 }
 
+@test "a download cut in the middle goes on with a Range request for the rest" {
+	order c-rng "$(later)" "$(file big.nc "$BASE/rangecut/big.nc" "$WWW/big.nc")" >in
+	run fetch
+	assert_success
+	[ "$(state c-rng)" = FETCHED ]
+	run grep -c 'GET /rangecut/big.nc' "$BATS_FILE_TMPDIR/http.log"
+	assert_output 2
+	from=$(sed -n 's|^GET /rangecut/big.nc Range: bytes=\([0-9]*\)-$|\1|p' "$BATS_FILE_TMPDIR/http.log")
+	[ "$from" -gt 0 ] && [ "$from" -lt 3000000 ]
+	grep -q "P1/big.nc: $from of 3000000 bytes already there; asking for the rest" err
+	cmp "$(ws_of)/files/0-big.nc" "$WWW/big.nc"
+}
+
 @test "a missing file:// source or a directory is ERROR INTERNAL_ERROR naming the file" {
 	head -c 10 /dev/urandom >data/ok.nc
 	mkdir data/dir.nc
@@ -336,12 +357,13 @@ ws_of() { ls -d "$FERRY_WORKSPACE"/p1/* 2>/dev/null; }
 	grep -q 'retry in 2 s' err
 }
 
-@test "a body cut short is downloaded again" {
+@test "a body cut short is downloaded again (a server that answers a Range with all of it: from the start)" {
 	order c-20 "$(later)" "$(file big.nc "$BASE/cutonce/big.nc" "$WWW/big.nc")" >in
 	run fetch
 	assert_success
 	[ "$(state c-20)" = FETCHED ]
 	[ "$(gets /cutonce/big.nc)" -eq 2 ]
+	grep -q '^GET /cutonce/big.nc Range: bytes=[0-9]*-$' "$BATS_FILE_TMPDIR/http.log"
 	cmp "$(ws_of)/files/0-big.nc" "$WWW/big.nc"
 }
 

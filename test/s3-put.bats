@@ -319,6 +319,87 @@ stop_s3() {
 	[ "$(s3_md5 c-mid/P1_1.zip)" = "$MD5" ]
 }
 
+# upload_parts CID: parts of the request's upload the journal holds
+upload_parts() {
+	jq_sql "$FERRY_JOURNAL" "select count(*) from upload_part p join request r on r.id = p.request_id
+		where r.correlation_id = '$1'" 2>/dev/null || echo 0
+}
+
+# killed_mid_upload CID: a 100 MiB multipart upload (20 parts) SIGKILLed
+# with S3 stopped once the journal holds a part; S3 started again
+killed_mid_upload() {
+	archive p1 "$1" P1_1.zip $((100 * 1048576))
+	packed p1 "$1" P1_1.zip >in
+	ferry-s3-put -v <in 3>fd3 2>err1 &
+	pid=$!
+	for _ in $(seq 400); do
+		[ "$(upload_parts "$1")" -ge 1 ] && break
+		sleep 0.05
+	done
+	stop_s3
+	kill -KILL "$pid"
+	wait "$pid" || true
+	ferry-sandbox start "$SANDBOX_DIR" s3 >/dev/null
+	rm "$BATS_TEST_TMPDIR/s3-stopped"
+	UPLOAD_ID=$(jq_sql "$FERRY_JOURNAL" "select upload_id from upload")
+	[ -n "$UPLOAD_ID" ]
+	[ "$(state_of "$1")" = UPLOADING ]
+}
+
+# uploads_in_progress: multipart uploads S3 lists in the bucket (RGW; s3rver
+# does not list them: -)
+uploads_in_progress() {
+	if [ "$FERRY_S3_KIND" = rgw ]; then
+		/usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3api list-multipart-uploads \
+			--bucket deliveries --query 'length(Uploads || `[]`)' --output text
+	else
+		echo -
+	fi
+}
+
+@test "SIGKILL in the middle of a multipart upload: the next run resumes the same upload, DONE" {
+	killed_mid_upload c-res
+	had=$(upload_parts c-res)
+	[ "$had" -ge 1 ] && [ "$had" -lt 20 ]
+	etag=$(aws_etag "$ARCHIVE" 20)   # (the workspace goes with DONE)
+	run ferry-s3-put -v </dev/null 3>fd3
+	assert_success
+	log=$output
+	run jq -r '.status + " " + .md5' fd3
+	assert_output "DONE $MD5"
+	[ "$(s3_md5 c-res/P1_1.zip)" = "$MD5" ]
+	output=$log
+	if [ "$FERRY_S3_KIND" = rgw ]; then
+		# the same upload, the parts S3 had not sent again
+		grep -q "resuming upload $UPLOAD_ID: [0-9]* of 20 parts already there" <<<"$output"
+		n=$(sed -n 's/.*resuming upload .*: \([0-9]*\) of 20 parts.*/\1/p' <<<"$output")
+		[ "$n" -ge "$had" ]
+		grep -q "20 parts, $n resumed" <<<"$output"
+		[ "$etag" = "$(/usr/bin/aws --endpoint-url "$FERRY_S3_ENDPOINT" s3api \
+			head-object --bucket deliveries --key c-res/P1_1.zip --query ETag --output text | tr -d '"')" ]
+	else
+		# s3rver lists no parts: the upload starts again, the old one aborted
+		grep -q "upload $UPLOAD_ID cannot be resumed" <<<"$output"
+	fi
+	[ "$(jq_sql "$FERRY_JOURNAL" "select count(*) from upload")" = 0 ]
+	[ "$(uploads_in_progress)" = 0 ] || [ "$(uploads_in_progress)" = - ]
+}
+
+@test "an upload left by a request cancelled meanwhile is aborted by the next run; none left in progress" {
+	killed_mid_upload c-orph
+	ferry-journal cancel p1 c-orph -m "no longer wanted" >/dev/null
+	run ferry-s3-put -v </dev/null 3>fd3
+	assert_success
+	if [ "$FERRY_S3_KIND" = rgw ]; then
+		assert_output --partial "aborted the upload left of s3://deliveries/c-orph/P1_1.zip"
+	else   # s3rver has no AbortMultipartUpload
+		assert_output --partial "the S3 server cannot abort the upload left of s3://deliveries/c-orph/P1_1.zip"
+	fi
+	[ "$(jq_sql "$FERRY_JOURNAL" "select count(*) from upload")" = 0 ]
+	[ "$(uploads_in_progress)" = 0 ] || [ "$(uploads_in_progress)" = - ]
+	s3_absent c-orph/P1_1.zip
+}
+
 @test "S3 down until the request expires: ERROR EXPIRED naming the expiration date" {
 	archive p1 c-exp P1_1.zip 1000
 	expires=$(date -u -d '+5 seconds' +%Y-%m-%dT%H:%M:%S.000Z)

@@ -613,7 +613,8 @@ static void reg_at(journal *j, const char *tenant, const char *cid, const char *
 }
 
 /* What schema 5 changed, undone (to make an older journal) */
-#define UNDO_6 "DROP INDEX request_queue; DROP TABLE counter;" \
+#define UNDO_7 "DROP TABLE upload_part; DROP TABLE upload; "
+#define UNDO_6 UNDO_7 "DROP INDEX request_queue; DROP TABLE counter;" \
 	" ALTER TABLE request DROP COLUMN last_error; ALTER TABLE request DROP COLUMN next_attempt_at;" \
 	" ALTER TABLE request DROP COLUMN attempts;"
 #define UNDO_5 UNDO_6 " DROP INDEX outbox_set_aside; DROP INDEX outbox_unsent;" \
@@ -1143,6 +1144,66 @@ static void test_oldest_live_request_of_each_state(void)
 	journal_close(j);
 }
 
+static int collect_orphan(void *arg, const struct jupload *u)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+	snprintf(out + n, 256 - n, "%s/%s %s %s;", u->tenant, u->cid, u->upload_id, u->key);
+	return 0;
+}
+
+/* A multipart upload's record: parts kept as acknowledged, read back in
+ * order, replaced by a new upload, an orphan once its request stops
+ * uploading, gone when forgotten or when the request is pruned. */
+static void test_upload_records_resume_and_orphans(void)
+{
+	fresh();
+	journal *j = jopen();
+	struct jupload u;
+	char orphans[256] = "";
+	reg_at(j, "p1", "c1", "UPLOADING", 1000);
+	reg_at(j, "p1", "c2", "PACKED", 1000);
+	TU_EQ_INT(journal_upload_get(j, "p1", "c1", &u), 0);
+	TU_EQ_INT(journal_upload_begin(j, "p1", "c1", "b", "c1/P.zip", "id-1", 5242880, 12000000), 0);
+	TU_CHECK(journal_upload_begin(j, "p1", "nope", "b", "k", "id-x", 5242880, 1) < 0);
+	struct jupload_part p2 = { 2, 5242880, "22222222222222222222222222222222", "e2" };
+	struct jupload_part p1 = { 1, 5242880, "11111111111111111111111111111111", "e1" };
+	TU_EQ_INT(journal_upload_part(j, "p1", "c1", "id-1", &p2), 0);
+	TU_EQ_INT(journal_upload_part(j, "p1", "c1", "id-1", &p1), 0);
+	TU_EQ_INT(journal_upload_part(j, "p1", "c1", "id-other", &p1), 0);   /* not that upload: nothing */
+	TU_EQ_INT(journal_upload_get(j, "p1", "c1", &u), 1);
+	TU_EQ_STR(u.upload_id, "id-1");
+	TU_EQ_STR(u.key, "c1/P.zip");
+	TU_EQ_INT(u.part_size, 5242880);
+	TU_EQ_INT(u.size, 12000000);
+	TU_EQ_INT(u.nparts, 2);
+	TU_EQ_INT(u.parts[0].num, 1);
+	TU_EQ_STR(u.parts[1].etag, "e2");
+	TU_EQ_STR(u.parts[1].md5, p2.md5);
+	journal_upload_clear(&u);
+	/* a new upload of the request: the old parts go */
+	TU_EQ_INT(journal_upload_begin(j, "p1", "c1", "b", "c1/P.zip", "id-2", 5242880, 12000000), 0);
+	TU_EQ_INT(journal_upload_get(j, "p1", "c1", &u), 1);
+	TU_EQ_STR(u.upload_id, "id-2");
+	TU_EQ_INT(u.nparts, 0);
+	journal_upload_clear(&u);
+	TU_EQ_INT(journal_upload_begin(j, "p1", "c2", "b", "c2/P.zip", "id-3", 5242880, 9), 0);
+	/* PACKED and UPLOADING requests will still complete theirs */
+	TU_EQ_INT(journal_upload_orphans(j, collect_orphan, orphans), 0);
+	TU_EQ_STR(orphans, "");
+	raw_exec("UPDATE request SET state = 'ERROR' WHERE correlation_id = 'c1'");
+	raw_exec("UPDATE request SET state = 'FETCHED' WHERE correlation_id = 'c2'");
+	TU_EQ_INT(journal_upload_orphans(j, collect_orphan, orphans), 0);
+	TU_EQ_STR(orphans, "p1/c1 id-2 c1/P.zip;p1/c2 id-3 c2/P.zip;");
+	TU_EQ_INT(journal_upload_forget(j, "p1", "c1", "id-other"), 0);   /* another id: kept */
+	TU_EQ_INT(journal_upload_forget(j, "p1", "c1", "id-2"), 0);
+	TU_EQ_INT(journal_upload_get(j, "p1", "c1", &u), 0);
+	raw_exec("UPDATE request SET state = 'DONE', updated_at = 1 WHERE correlation_id = 'c2'");
+	TU_EQ_INT(journal_prune(j, 2, 10), 1);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM upload"), 0);
+	journal_close(j);
+}
+
 TU_MAIN(
 	TU(test_open_creates_schema_in_wal_mode),
 	TU(test_concurrent_creation_of_a_new_journal),
@@ -1173,5 +1234,6 @@ TU_MAIN(
 	TU(test_sweep_records_a_duration_only_for_busy_requests),
 	TU(test_prune_deletes_old_ended_requests_whose_responses_are_sent),
 	TU(test_check_reports_each_kind_of_problem),
-	TU(test_check_stops_at_a_corrupt_file)
+	TU(test_check_stops_at_a_corrupt_file),
+	TU(test_upload_records_resume_and_orphans)
 )
