@@ -16,6 +16,7 @@
 #include "bus.h"
 #include "err.h"
 #include "journal.h"
+#include "response.h"
 #include "util.h"
 
 static const char usage[] =
@@ -32,6 +33,7 @@ struct opts {
 struct flight {
 	bus *b;
 	const struct bus_names *names;
+	const struct response_props *props;
 	int64_t *ids;            /* ring indexed by seq % (4 * window) */
 	int window;
 	int64_t last_id;         /* highest outbox id published on this connection */
@@ -77,19 +79,19 @@ static int publish_row(void *arg, const struct joutbox *o)
 {
 	struct flight *f = arg;
 	cJSON *h = o->headers ? cJSON_Parse(o->headers) : NULL;
-	const cJSON *prio = cJSON_GetObjectItemCaseSensitive(h, "priority");
 	const char *tenant = json_str(h, "regards.tenant");
-	const char *hn[] = { "regards.tenant" }, *hv[] = { tenant ? tenant : o->tenant };
+	int prio = response_priority(f->props, h);
+	const char *hn[] = { "regards.tenant", "regards.converter", "regards.type" };
+	const char *hv[] = { tenant ? tenant : o->tenant, RESPONSE_CONVERTER, RESPONSE_TYPE };
 	struct bus_pub p = {
 		.exchange = f->names->response_exchange,
 		.body = o->body, .len = strlen(o->body),
-		.correlation_id = o->cid,
-		.app_id = "ferry",   /* as rs-delivery names itself, not the client */
+		.app_id = f->props->app_id,
 		.content_type = "application/json", .content_encoding = "UTF-8",
 		.persistent = 1,
-		.has_priority = cJSON_IsNumber(prio), .priority = cJSON_IsNumber(prio) ? prio->valueint : 0,
+		.has_priority = prio >= 0, .priority = prio >= 0 ? prio : 0,
 		.timestamp = o->created_ms / 1000,
-		.hnames = hn, .hvalues = hv, .nheaders = 1,
+		.hnames = hn, .hvalues = hv, .nheaders = 3,
 	};
 	/* correlation_id is an AMQP shortstr: at most 255 bytes. Only an invalid
 	 * (over 255 characters) correlationId, already DENIED, is ever cut. */
@@ -97,7 +99,7 @@ static int publish_row(void *arg, const struct joutbox *o)
 	size_t cut = util_utf8_cut(o->cid, strlen(o->cid), 255);
 	memcpy(cid, o->cid, cut);
 	cid[cut] = '\0';
-	p.correlation_id = cid;
+	p.correlation_id = f->props->correlation_id ? cid : NULL;
 	uint64_t seq;
 	int rc = bus_publish(f->b, &p, &seq);
 	cJSON_Delete(h);
@@ -213,12 +215,15 @@ int main(int argc, char **argv)
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	bus_names_from_env(&names);
+	struct response_props props;
+	if (response_props_from_env(&props, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	if (bus_url_check(o.url, err, sizeof err) < 0)
 		err_die(EXIT_PERM, "%s", err);
 	if (journal_open(o.journal, JOURNAL_SYNC_NORMAL, &j, err, sizeof err, &temp) < 0)
 		err_die(temp ? EXIT_TEMP : EXIT_PERM, "%s", err);
 	journal_set_owner(j, "notify");
-	struct flight f = { .names = &names, .window = o.window };
+	struct flight f = { .names = &names, .props = &props, .window = o.window };
 	/* the ring is wider than the window: confirms may come out of order */
 	f.ids = calloc(4 * (size_t)o.window, sizeof *f.ids);
 	f.acked = calloc((size_t)o.window, sizeof *f.acked);

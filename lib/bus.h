@@ -18,7 +18,6 @@
 #define BUS_REQUEST_QUEUE "ferry.delivery.requests"
 #define BUS_DLX "regards.DLX"
 #define BUS_DLQ "regards.DLQ"
-#define BUS_RESPONSE_TYPE "fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent"
 /* Scale-out: the owner exchange (direct) is the request queue's name plus
  * this suffix, an instance's queue the request queue's name plus "." and
  * the instance name, bound with the instance name as its key. (".route",

@@ -2,6 +2,7 @@
  * written by hand, not by cJSON, so their size is known before writing and a
  * cut can land on a character boundary outside any escape. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,4 +243,50 @@ char *response_headers(const char *tenant, const cJSON *item_headers)
 	if (!out)
 		errno = ENOMEM;
 	return out;
+}
+
+int response_props_from_env(struct response_props *p, char *err, size_t errlen)
+{
+	const char *app = util_env("FERRY_APP_ID", RESPONSE_APP_ID);
+	const char *prio = util_env("FERRY_RESPONSE_PRIORITY", "1");
+	const char *cid = util_env("FERRY_RESPONSE_CORRELATION_ID", "1");
+	size_t n = strlen(app);
+	for (size_t i = 0; i < n; i++)
+		if (app[i] < 0x20 || app[i] > 0x7e)
+			n = 0;
+	if (n == 0 || n > 255) {
+		snprintf(err, errlen, "FERRY_APP_ID: not 1 to 255 printable ASCII characters");
+		return -1;
+	}
+	p->app_id = app;
+	if (strcmp(prio, "request") == 0) {
+		p->priority = -1;
+	} else {
+		char *end;
+		long v = strtol(prio, &end, 10);
+		if (*end || end == prio || v < 0 || v > 255 || prio[0] == '-' || prio[0] == '+' ||
+		    prio[0] == ' ') {
+			snprintf(err, errlen, "FERRY_RESPONSE_PRIORITY: %.40s is not 0 to 255 or \"request\"",
+			    prio);
+			return -1;
+		}
+		p->priority = (int)v;
+	}
+	if (strcmp(cid, "0") != 0 && strcmp(cid, "1") != 0) {
+		snprintf(err, errlen, "FERRY_RESPONSE_CORRELATION_ID: %.40s is not 0 or 1", cid);
+		return -1;
+	}
+	p->correlation_id = cid[0] == '1';
+	return 0;
+}
+
+int response_priority(const struct response_props *p, const cJSON *outbox_headers)
+{
+	if (p->priority >= 0)
+		return p->priority;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(outbox_headers, "priority");
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 255 ||
+	    v->valuedouble != (double)(int)v->valuedouble)
+		return -1;
+	return v->valueint;
 }

@@ -36,4 +36,32 @@ char *response_body_done(const char *cid, const char *url, const char *md5,
  * NULL on ENOMEM. */
 char *response_headers(const char *tenant, const cJSON *item_headers);
 
+/* How rs-delivery publishes a DeliveryResponseDtoEvent (the amqp-regards
+ * starter's AbstractPublisher, JsonMessageConverters and
+ * Gson2JsonMessageConverter): the headers regards.tenant, regards.converter
+ * RESPONSE_CONVERTER (the subscriber's converter picks its decoder by it)
+ * and regards.type RESPONSE_TYPE (the class it decodes into); app_id the
+ * instance name (regards.instance.name, "REGARDS" by default); priority 1
+ * (DEFAULT_PRIORITY, whatever the request's); content type
+ * application/json, encoding UTF-8, persistent, a timestamp. No
+ * correlation_id property: ferry adds one (REGARDS clients ignore it). */
+#define RESPONSE_CONVERTER "GSON"
+#define RESPONSE_TYPE "fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent"
+#define RESPONSE_APP_ID "REGARDS"
+struct response_props {
+	const char *app_id;       /* FERRY_APP_ID */
+	int priority;             /* FERRY_RESPONSE_PRIORITY: 0..255, or -1 for the request's */
+	int correlation_id;       /* FERRY_RESPONSE_CORRELATION_ID: 1 send it, 0 not */
+};
+/* The properties from the environment, REGARDS's where unset or empty:
+ * FERRY_APP_ID (1 to 255 printable ASCII bytes), FERRY_RESPONSE_PRIORITY
+ * (an integer 0..255, or "request": the request's own priority, none if it
+ * had none), FERRY_RESPONSE_CORRELATION_ID ("1" default, "0"). 0, or -1 and
+ * why in err (a bad value: a configuration error). */
+int response_props_from_env(struct response_props *p, char *err, size_t errlen);
+
+/* The priority to publish a response with: p's, or the one in its outbox
+ * headers (response_headers) when p says the request's. -1: none. */
+int response_priority(const struct response_props *p, const cJSON *outbox_headers);
+
 #endif

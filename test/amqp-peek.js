@@ -3,6 +3,14 @@
 //   node amqp-peek.js bind URL QUEUE EXCHANGE     declare durable QUEUE bound to EXCHANGE
 //   node amqp-peek.js get URL QUEUE N [SECONDS]   print N messages (acked) as JSON lines:
 //     {"body":..., "properties":{...}, "headers":{...}, "exchange":..., "redelivered":...}
+//   node amqp-peek.js decode URL QUEUE N CLASS [SECONDS]
+//     as get, but each message decoded the way a subscriber built on the
+//     REGARDS amqp-regards starter decodes it (JsonMessageConverters then
+//     Gson2JsonMessageConverter.fromMessage): the converter from the header
+//     regards.converter (or the older __ctype__), the class from __TypeId__,
+//     regards.type or __gson_wrapped_type__, which must be CLASS (the one
+//     the subscriber has); prints {"tenant","converter","type","event"};
+//     exits 1 with the starter's error text on a message it cannot decode
 //   node amqp-peek.js count URL QUEUE              print the number of ready messages
 //   node amqp-peek.js publish URL EXCHANGE TENANT BODY [PRIORITY] [APP_ID]
 //                                                  publish persistent, with those properties
@@ -51,6 +59,27 @@ async function stream(url, exchange, perSecond) {
   console.error(`amqp-peek: ${lines.length} published, ${reconnects} reconnects`);
 }
 
+// JsonMessageConverters.fromMessage and selectConverter, then
+// Gson2JsonMessageConverter.createTypeToken and fromMessage: throws what
+// they throw (MessageConversionException's text).
+function regardsDecode(m, cls) {
+  const h = m.properties.headers || {};
+  const str = (v) => (v === undefined || v === null ? undefined : String(v));
+  let conv = str(h['regards.converter']);
+  if (conv === undefined) conv = str(h.__ctype__);
+  if (conv === undefined) throw new Error('Cannot determine JSON converter type');
+  if (conv !== 'GSON' && conv !== 'JACKSON')
+    throw new Error(`Cannot determine JSON converter for type "${conv}"`);
+  if (conv === 'JACKSON') throw new Error('amqp-peek decodes the GSON path only');
+  let type = str(h.__TypeId__);
+  if (type === undefined) type = str(h['regards.type']);
+  if (type === undefined) type = str(h.__gson_wrapped_type__);
+  if (type === undefined || type !== cls)
+    throw new Error('Error converting message : JAVA event type no found');
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(m.content);
+  return { tenant: str(h['regards.tenant']), converter: conv, type, event: JSON.parse(text) };
+}
+
 async function main() {
   const [cmd, url, queue, arg, secs] = process.argv.slice(2);
   if (cmd === 'stream') {
@@ -80,13 +109,25 @@ async function main() {
   } else if (cmd === 'count') {
     const q = await ch.checkQueue(queue);
     console.log(q.messageCount);
-  } else if (cmd === 'get') {
+  } else if (cmd === 'get' || cmd === 'decode') {
     const want = Number(arg);
-    const deadline = Date.now() + 1000 * Number(secs || 20);
+    const cls = cmd === 'decode' ? secs : undefined;
+    const wait = cmd === 'decode' ? process.argv[7] : secs;
+    const deadline = Date.now() + 1000 * Number(wait || 20);
     let got = 0;
     while (got < want && Date.now() < deadline) {
       const m = await ch.get(queue, { noAck: true });
       if (!m) { await new Promise((r) => setTimeout(r, 50)); continue; }
+      if (cmd === 'decode') {
+        try {
+          console.log(JSON.stringify(regardsDecode(m, cls)));
+        } catch (e) {
+          console.error('amqp-peek: ' + e.message);
+          rc = 1;
+        }
+        got++;
+        continue;
+      }
       const p = Object.assign({}, m.properties);
       const headers = p.headers || {};
       delete p.headers;
@@ -96,7 +137,7 @@ async function main() {
       got++;
     }
     if (got < want) {
-      console.error(`amqp-peek: ${got} of ${want} messages within ${secs || 20} s`);
+      console.error(`amqp-peek: ${got} of ${want} messages within ${wait || 20} s`);
       rc = 1;
     }
   } else {

@@ -9,6 +9,7 @@ load lib
 RX=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.input.DeliveryRequestDtoEvent
 RESP=regards.broadcast.fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent
 ALIAS=regards.broadcast.fr.cnes.regards.modules.ltamanager.amqp.output.DeliveryResponseDtoEvent
+RESP_CLASS=fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent
 VHOST=regards.multitenant.manager
 
 peek() { node "$BATS_TEST_DIRNAME/amqp-peek.js" "$@"; }
@@ -75,12 +76,63 @@ body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":
 	assert_output --partial '"contentType":"application/json"'
 	assert_output --partial '"contentEncoding":"UTF-8"'
 	assert_output --partial '"deliveryMode":2'
-	assert_output --partial '"priority":3'
+	# rs-delivery's DEFAULT_PRIORITY and instance name, whatever the request's
+	assert_output --partial '"priority":1'
 	assert_output --partial '"correlationId":"i-1"'
-	assert_output --partial '"appId":"ferry"'
-	assert_output --partial '"headers":{"regards.tenant":"p1"}'
+	assert_output --partial '"appId":"REGARDS"'
+	assert_output --partial '"headers":{"regards.tenant":"p1","regards.converter":"GSON","regards.type":"fr.cnes.regards.modules.delivery.amqp.output.DeliveryResponseDtoEvent"}'
 	assert_output --regexp '"timestamp":[0-9]+'
 	drain_main
+}
+
+@test "a subscriber built on the REGARDS starter decodes every response (converter, type, tenant)" {
+	drain_main
+	publish p1 "$(body d-1 ana@example.org)"
+	publish p1 '{"correlationId":"d-2","targetDelivery":"s3","order":{"queries":["*"]}}'
+	run peek decode "$FERRY_AMQP_URL" test.main 2 "$RESP_CLASS"
+	assert_success
+	assert_line '{"tenant":"p1","converter":"GSON","type":"'"$RESP_CLASS"'","event":{"correlationId":"d-1","status":"GRANTED"}}'
+	assert_line --partial '{"tenant":"p1","converter":"GSON","type":"'"$RESP_CLASS"'","event":{"correlationId":"d-2","status":"DENIED","errorType":"FORBIDDEN"'
+	peek get "$FERRY_AMQP_URL" test.alias 2 >/dev/null
+}
+
+@test "the decoder fails as the starter does on a message without converter or type" {
+	# the check of the check: what ferry sent before it set the headers
+	peek bind "$FERRY_AMQP_URL" test.raw "$RESP"
+	node -e '
+	  const amqp = require(process.env.FERRY_NODE_DIR + "/node_modules/amqplib");
+	  (async () => { const c = await amqp.connect(process.argv[1]); const ch = await c.createConfirmChannel();
+	    ch.publish(process.argv[2], "", Buffer.from("{}"), { headers: { "regards.tenant": "p1" } });
+	    ch.publish(process.argv[2], "", Buffer.from("{}"), { headers: { "regards.tenant": "p1", "regards.converter": "GSON" } });
+	    await ch.waitForConfirms(); await c.close(); })();' "$FERRY_AMQP_URL" "$RESP"
+	run peek decode "$FERRY_AMQP_URL" test.raw 2 "$RESP_CLASS"
+	assert_failure 1
+	assert_line 'amqp-peek: Cannot determine JSON converter type'
+	assert_line 'amqp-peek: Error converting message : JAVA event type no found'
+	drain_main
+	peek get "$FERRY_AMQP_URL" test.alias 100000 1 >/dev/null || true
+}
+
+@test "FERRY_APP_ID, FERRY_RESPONSE_PRIORITY and FERRY_RESPONSE_CORRELATION_ID change the properties; bad values exit 100" {
+	drain_main
+	# a request fed to validate by hand, on a journal of its own
+	printf '{"tenant":"p1","correlationId":"o-1","receivedAt":"2026-01-01T00:00:00Z","headers":{"priority":7,"app_id":"client"},"request":{"correlationId":"o-1","targetDelivery":"s3","order":{"queries":["*"],"user":"ana@example.org"}}}\n' |
+		ferry-request-validate -j own.db >/dev/null
+	FERRY_APP_ID=ferry-a FERRY_RESPONSE_PRIORITY=request FERRY_RESPONSE_CORRELATION_ID=0 \
+		ferry-notify -1 -j own.db
+	run peek get "$FERRY_AMQP_URL" test.main 1
+	assert_success
+	assert_output --partial '"correlationId\":\"o-1\",\"status\":\"GRANTED\"'
+	assert_output --partial '"appId":"ferry-a"'
+	assert_output --partial '"priority":7'
+	refute_output --partial '"correlationId":"o-1"'
+	for bad in FERRY_APP_ID=$'a\tb' FERRY_RESPONSE_PRIORITY=256 FERRY_RESPONSE_PRIORITY=-1 \
+	    FERRY_RESPONSE_PRIORITY=high FERRY_RESPONSE_CORRELATION_ID=yes; do
+		run env "$bad" ferry-notify -1 -j own.db
+		assert_failure 100
+		assert_output --partial "${bad%%=*}"
+	done
+	peek get "$FERRY_AMQP_URL" test.alias 1 >/dev/null
 }
 
 @test "the response exchange and its ltamanager alias both carry every response" {

@@ -304,6 +304,69 @@ static void test_a_huge_invalid_tenant_is_cut_to_the_header_bound(void)
 	free(t);
 }
 
+/* props_env(app, prio, cid): response_props_from_env's result with those
+ * values set (NULL: unset) */
+static int props_env(const char *app, const char *prio, const char *cid,
+    struct response_props *p)
+{
+	const char *names[] = { "FERRY_APP_ID", "FERRY_RESPONSE_PRIORITY",
+		"FERRY_RESPONSE_CORRELATION_ID" };
+	const char *vals[] = { app, prio, cid };
+	for (int i = 0; i < 3; i++)
+		if (vals[i])
+			setenv(names[i], vals[i], 1);
+		else
+			unsetenv(names[i]);
+	char err[128];
+	return response_props_from_env(p, err, sizeof err);
+}
+
+static void test_properties_are_regards_by_default(void)
+{
+	struct response_props p;
+	TU_EQ_INT(props_env(NULL, NULL, NULL, &p), 0);
+	TU_EQ_STR(p.app_id, "REGARDS");
+	TU_EQ_INT(p.priority, 1);
+	TU_EQ_INT(p.correlation_id, 1);
+	TU_EQ_INT(props_env("", "", "", &p), 0);          /* empty means the default */
+	TU_EQ_STR(p.app_id, "REGARDS");
+	TU_EQ_INT(p.priority, 1);
+	cJSON *h = cJSON_Parse("{\"priority\":7}");
+	TU_EQ_INT(response_priority(&p, h), 1);           /* not the request's */
+	TU_EQ_INT(props_env("ferry-a", "request", "0", &p), 0);
+	TU_EQ_STR(p.app_id, "ferry-a");
+	TU_EQ_INT(p.correlation_id, 0);
+	TU_EQ_INT(response_priority(&p, h), 7);
+	TU_EQ_INT(response_priority(&p, NULL), -1);
+	cJSON_Delete(h);
+	h = cJSON_Parse("{\"priority\":1.5}");
+	TU_EQ_INT(response_priority(&p, h), -1);
+	cJSON_Delete(h);
+	TU_EQ_INT(props_env(NULL, "0", NULL, &p), 0);
+	TU_EQ_INT(p.priority, 0);
+	TU_EQ_INT(props_env(NULL, "255", NULL, &p), 0);
+	TU_EQ_INT(p.priority, 255);
+}
+
+static void test_bad_properties_are_refused(void)
+{
+	struct response_props p;
+	const char *prios[] = { "256", "-1", "+1", " 1", "1x", "high", "Request" };
+	for (size_t i = 0; i < sizeof prios / sizeof *prios; i++)
+		TU_EQ_INT(props_env(NULL, prios[i], NULL, &p), -1);
+	const char *cids[] = { "yes", "2", "00", "true" };
+	for (size_t i = 0; i < sizeof cids / sizeof *cids; i++)
+		TU_EQ_INT(props_env(NULL, NULL, cids[i], &p), -1);
+	char *long_app = repeat("", "a", 256);
+	TU_EQ_INT(props_env(long_app, NULL, NULL, &p), -1);
+	long_app[255] = '\0';
+	TU_EQ_INT(props_env(long_app, NULL, NULL, &p), 0);
+	free(long_app);
+	TU_EQ_INT(props_env("a\tb", NULL, NULL, &p), -1);
+	TU_EQ_INT(props_env("caf\xC3\xA9", NULL, NULL, &p), -1);
+	props_env(NULL, NULL, NULL, &p);
+}
+
 TU_MAIN(TU(test_fields_in_regards_order_and_nulls_omitted),
     TU(test_strings_are_escaped_and_made_valid_utf8),
     TU(test_long_messages_cut_on_a_character_boundary),
@@ -314,4 +377,6 @@ TU_MAIN(TU(test_fields_in_regards_order_and_nulls_omitted),
     TU(test_a_download_url_that_does_not_fit_is_left_out),
     TU(test_headers_carry_tenant_priority_and_app_id),
     TU(test_app_id_cut_to_an_amqp_shortstr),
-    TU(test_a_huge_invalid_tenant_is_cut_to_the_header_bound))
+    TU(test_a_huge_invalid_tenant_is_cut_to_the_header_bound),
+    TU(test_properties_are_regards_by_default),
+    TU(test_bad_properties_are_refused))
