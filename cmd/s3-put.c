@@ -33,7 +33,7 @@ static const char usage[] =
 
 /* The DONE response's fields, alive until the driver commits. */
 struct put {
-	char url[4200];
+	char url[8192];             /* response_s3_url of a 2047-byte key */
 	char md5[33];
 	char download_url[RESPONSE_MAX + 1];   /* longer would never fit a response */
 };
@@ -276,7 +276,10 @@ static void put_work(void *arg, struct driver_job *job, struct driver_result *r)
 		driver_fail(r, "FORBIDDEN", "object key %s has a \".\" or \"..\" segment", key);
 		return;
 	}
-	snprintf(p->url, sizeof p->url, "s3://%s/%s", t->delivery_bucket, key);
+	if (response_s3_url(t->delivery_bucket, key, p->url, sizeof p->url) < 0) {
+		driver_fail(r, "INTERNAL_ERROR", "the url of object key %.200s is too long", key);
+		return;
+	}
 	struct plan pl = { NULL, NULL, NULL, NULL };
 	struct s3_source src;
 	if (a.plan && open_plan(job, &a, &pl, &src, r) < 0) {

@@ -290,3 +290,60 @@ int response_priority(const struct response_props *p, const cJSON *outbox_header
 		return -1;
 	return v->valueint;
 }
+
+/* java.net.URI's L_PATH/H_PATH: the ASCII a path keeps as it is */
+static int path_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    (c && strchr("-_.!~*'(),;:$&+=@/", c) != NULL);
+}
+
+/* Character.isSpaceChar or isISOControl, for a code point over 0x7f */
+static int java_quoted(unsigned long cp)
+{
+	return cp <= 0x9f || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+	    cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
+int response_s3_url(const char *bucket, const char *key, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int n = snprintf(out, outlen, "s3://%s/", bucket);
+	if (n < 0 || (size_t)n >= outlen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	size_t o = (size_t)n;
+	const unsigned char *k = (const unsigned char *)key;
+	size_t len = strlen(key);
+	for (size_t i = 0; i < len;) {
+		size_t seq = k[i] < 0x80 ? 1 : utf8_seq(k + i, len - i);
+		int quote;
+		if (seq == 0) {
+			quote = 1, seq = 1;
+		} else if (seq == 1) {
+			quote = !path_char(k[i]);
+		} else {
+			unsigned long cp = k[i] & (0x7f >> seq);
+			for (size_t b = 1; b < seq; b++)
+				cp = cp << 6 | (k[i + b] & 0x3f);
+			quote = java_quoted(cp);
+		}
+		if (o + (quote ? 3 * seq : seq) >= outlen) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		for (size_t b = 0; b < seq; b++) {
+			if (quote) {
+				out[o++] = '%';
+				out[o++] = hex[k[i + b] >> 4];
+				out[o++] = hex[k[i + b] & 15];
+			} else {
+				out[o++] = (char)k[i + b];
+			}
+		}
+		i += seq;
+	}
+	out[o] = '\0';
+	return 0;
+}

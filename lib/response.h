@@ -36,6 +36,16 @@ char *response_body_done(const char *cid, const char *url, const char *md5,
  * NULL on ENOMEM. */
 char *response_headers(const char *tenant, const cJSON *item_headers);
 
+/* The url of a DONE, as rs-delivery builds it (DeliveryZipUploadService:
+ * new URI("s3", bucket, "/" + key, null).toString()): "s3://" bucket "/"
+ * key with java.net.URI's quoting of a path: ASCII letters, digits and
+ * -_.!~*'() ,;:$&+= @ / kept, every other ASCII byte (space, %, ?, #, ...)
+ * as %XX; a non-ASCII character kept as is unless it is a space character
+ * (Unicode Zs, Zl, Zp) or a C1 control, then its UTF-8 bytes as %XX;
+ * invalid UTF-8 bytes as %XX. Hex digits upper case. 0, or -1 with errno
+ * ENAMETOOLONG when it does not fit in outlen bytes. */
+int response_s3_url(const char *bucket, const char *key, char *out, size_t outlen);
+
 /* How rs-delivery publishes a DeliveryResponseDtoEvent (the amqp-regards
  * starter's AbstractPublisher, JsonMessageConverters and
  * Gson2JsonMessageConverter): the headers regards.tenant, regards.converter

@@ -226,7 +226,7 @@ zip_ok() {
 	b=$(body "$1" DONE | head -n 1)
 	url=$(jq -r .url <<<"$b") md5=$(jq -r .md5 <<<"$b")
 	if [ -z "$url" ] || [ "$url" = null ]; then echo "$1: no DONE url"; return 1; fi
-	aws s3 cp --quiet "$url" "$BATS_TEST_TMPDIR/$1.zip"
+	aws s3 cp --quiet "$(s3_unquote "$url")" "$BATS_TEST_TMPDIR/$1.zip"
 	[ "$(md5sum <"$BATS_TEST_TMPDIR/$1.zip" | cut -d' ' -f1)" = "$md5" ] || { echo "$1: md5 differs"; return 1; }
 	unzip -tq "$BATS_TEST_TMPDIR/$1.zip" >/dev/null
 }

@@ -440,6 +440,7 @@ check() {
 		svc "$n"
 		while read -r body; do
 			url=$(jq -r .url <<<"$body") md5=$(jq -r .md5 <<<"$body")
+			url=$(s3_unquote "$url")
 			f="$BATS_TEST_TMPDIR/s3/${url#s3://deliveries/}"
 			[ "$(md5sum <"$f" | cut -d' ' -f1)" = "$md5" ] || { echo "$url: md5 differs"; false; }
 			unzip -tq "$f" >/dev/null

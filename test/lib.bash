@@ -83,6 +83,10 @@ dlq_grew() {
 }
 
 # sqlite JOURNAL QUERY
+# s3_unquote URL: a DONE url (java.net.URI quoting, %XX) as the s3://bucket/key
+# the aws CLI takes (it decodes nothing)
+s3_unquote() { printf '%b' "${1//%/\\x}"; }
+
 jq_sql() { sqlite3 -batch -noheader "$1" "$2"; }
 
 # ferry_procs: "PID NAME" of each ferry program that runs on this file's

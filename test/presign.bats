@@ -111,7 +111,7 @@ resign() {
 @test "correlationIds with spaces, unicode and '+' make downloadUrls that work" {
 	cid='pré sign+1 ✓~'
 	deliver pre "$cid"
-	[ "$(field url)" = "s3://deliveries/$cid/P1_1.zip" ]
+	[ "$(field url)" = "s3://deliveries/pré%20sign+1%20✓~/P1_1.zip" ]
 	url=$(field downloadUrl)
 	[[ "$url" == *"/deliveries/pr%C3%A9%20sign%2B1%20%E2%9C%93~/P1_1.zip?"* ]]
 	curl -sf -o got.zip "$url"

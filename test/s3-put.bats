@@ -150,7 +150,9 @@ stop_s3() {
 	run bash -c 'ferry-s3-put <in 3>fd3'
 	assert_success
 	run jq -r '.status + " " + .url' fd3
-	assert_output "DONE s3://deliveries/$cid/P1 1+ä.zip"
+	# the url quoted as rs-delivery's java.net.URI quotes it
+	assert_output "DONE s3://deliveries/c%201+é/ü~%25/P1%201+ä.zip"
+	[ "$(s3_unquote "${output#DONE }")" = "s3://deliveries/$cid/P1 1+ä.zip" ]
 	[ "$(s3_md5 "$cid/P1 1+ä.zip")" = "$MD5" ]
 }
 

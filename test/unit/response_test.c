@@ -367,6 +367,45 @@ static void test_bad_properties_are_refused(void)
 	props_env(NULL, NULL, NULL, &p);
 }
 
+/* Each expected url printed by OpenJDK 17's
+ * new java.net.URI("s3", "deliveries", "/" + key, null).toString(),
+ * as rs-delivery's DeliveryZipUploadService builds it. */
+static void test_s3_url_quoted_as_java_uri(void)
+{
+	static const char *const table[][2] = {
+		{ "c 1+\xC3\xA9/\xC3\xBC~%/P1 1+\xC3\xA4.zip",
+		  "s3://deliveries/c%201+\xC3\xA9/\xC3\xBC~%25/P1%201+\xC3\xA4.zip" },
+		{ "a/b.zip", "s3://deliveries/a/b.zip" },
+		{ "x!$&'()*+,;=:@-._~/y.zip", "s3://deliveries/x!$&'()*+,;=:@-._~/y.zip" },
+		{ "q?r#s[t]u{v}w|x\\y^z`\"<>.zip",
+		  "s3://deliveries/q%3Fr%23s%5Bt%5Du%7Bv%7Dw%7Cx%5Cy%5Ez%60%22%3C%3E.zip" },
+		{ "ctl/a\tb.zip", "s3://deliveries/ctl/a%09b.zip" },
+		{ "del/x\x7Fy.zip", "s3://deliveries/del/x%7Fy.zip" },
+		{ "ideo\xE3\x80\x80x.zip", "s3://deliveries/ideo%E3%80%80x.zip" },
+		{ "euro\xE2\x82\xAC/\xF0\x9D\x84\x9E.zip",
+		  "s3://deliveries/euro\xE2\x82\xAC/\xF0\x9D\x84\x9E.zip" },
+		{ "a\xC2\xA0" "b/c\xE2\x80\x83" "d/e\xC2\x85" "f/g\xE2\x80\xA8h\xE2\x80\xA9i/j\xE2\x80\x8B"
+		  "k/l\xC2\xAD" "m/n\xE1\x9A\x80o/p\xE2\x80\xAFq\xE2\x81\x9F" "r/s\xC2\x9F" "t\xC2\xA1u",
+		  "s3://deliveries/a%C2%A0b/c%E2%80%83d/e%C2%85f/g%E2%80%A8h%E2%80%A9i/j\xE2\x80\x8B"
+		  "k/l\xC2\xAD" "m/n%E1%9A%80o/p%E2%80%AFq%E2%81%9F" "r/s%C2%9F" "t\xC2\xA1u" },
+	};
+	char out[512];
+	for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
+		TU_EQ_INT(response_s3_url("deliveries", table[i][0], out, sizeof out), 0);
+		TU_EQ_STR(out, table[i][1]);
+	}
+	/* invalid UTF-8 (no Java string holds it): each byte quoted */
+	TU_EQ_INT(response_s3_url("b", "x\xFFy\xC3", out, sizeof out), 0);
+	TU_EQ_STR(out, "s3://b/x%FFy%C3");
+	/* the exact fit, and one byte short */
+	TU_EQ_INT(response_s3_url("b", "a b", out, 13), 0);
+	TU_EQ_STR(out, "s3://b/a%20b");
+	errno = 0;
+	TU_EQ_INT(response_s3_url("b", "a b", out, 12), -1);
+	TU_EQ_INT(errno, ENAMETOOLONG);
+	TU_EQ_INT(response_s3_url("bucket", "", out, 6), -1);
+}
+
 TU_MAIN(TU(test_fields_in_regards_order_and_nulls_omitted),
     TU(test_strings_are_escaped_and_made_valid_utf8),
     TU(test_long_messages_cut_on_a_character_boundary),
@@ -379,4 +418,5 @@ TU_MAIN(TU(test_fields_in_regards_order_and_nulls_omitted),
     TU(test_app_id_cut_to_an_amqp_shortstr),
     TU(test_a_huge_invalid_tenant_is_cut_to_the_header_bound),
     TU(test_properties_are_regards_by_default),
-    TU(test_bad_properties_are_refused))
+    TU(test_bad_properties_are_refused),
+    TU(test_s3_url_quoted_as_java_uri))
