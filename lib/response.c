@@ -223,6 +223,13 @@ static int add_string(cJSON *obj, const char *key, const char *s, size_t max)
 	return ok ? 0 : -1;
 }
 
+/* an AMQP priority: an integer 0..255 */
+static int priority_ok(const cJSON *v)
+{
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 255 &&
+	    v->valuedouble == (double)(int)v->valuedouble;
+}
+
 char *response_headers(const char *tenant, const cJSON *item_headers)
 {
 	const cJSON *prio = cJSON_GetObjectItemCaseSensitive(item_headers, "priority");
@@ -232,8 +239,7 @@ char *response_headers(const char *tenant, const cJSON *item_headers)
 	int rc = h ? 0 : -1;
 	if (rc == 0 && tenant)
 		rc = add_string(h, "regards.tenant", tenant, RESPONSE_HEADER_MAX);
-	if (rc == 0 && cJSON_IsNumber(prio) && prio->valuedouble >= 0 &&
-	    prio->valuedouble <= 255 && prio->valuedouble == (double)(int)prio->valuedouble)
+	if (rc == 0 && priority_ok(prio))
 		rc = cJSON_AddNumberToObject(h, "priority", prio->valuedouble) ? 0 : -1;
 	if (rc == 0 && cJSON_IsString(app) && app->valuestring[0])
 		rc = add_string(h, "app_id", app->valuestring, RESPONSE_HEADER_MAX);
@@ -285,10 +291,7 @@ int response_priority(const struct response_props *p, const cJSON *outbox_header
 	if (p->priority >= 0)
 		return p->priority;
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(outbox_headers, "priority");
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 255 ||
-	    v->valuedouble != (double)(int)v->valuedouble)
-		return -1;
-	return v->valueint;
+	return priority_ok(v) ? v->valueint : -1;
 }
 
 /* java.net.URI's L_PATH/H_PATH: the ASCII a path keeps as it is */
@@ -317,7 +320,7 @@ int response_s3_url(const char *bucket, const char *key, char *out, size_t outle
 	const unsigned char *k = (const unsigned char *)key;
 	size_t len = strlen(key);
 	for (size_t i = 0; i < len;) {
-		size_t seq = k[i] < 0x80 ? 1 : utf8_seq(k + i, len - i);
+		size_t seq = utf8_seq(k + i, len - i);
 		int quote;
 		if (seq == 0) {
 			quote = 1, seq = 1;
