@@ -50,7 +50,6 @@ struct slot {
 	enum journal_reg reg;
 	char *text;       /* the item as journaled, printed once */
 	int committed;
-	char *response;   /* DENIED for a reused correlationId, for fd 3 */
 };
 
 /* The broker side. `in` delivers the requests this process journals: the
@@ -125,27 +124,31 @@ static int commit_batch(journal *j, struct slot *s, int n)
 	for (int i = 0; i < n; i++) {
 		if (!s[i].item)
 			continue;
-		if (stage_register_text(j, JSTAGE_INGEST, s[i].item, "RECEIVED", &s[i].reg,
-		    &s[i].text) < 0) {
+		if (stage_register_text(j, JSTAGE_INGEST, s[i].item, "RECEIVED", s[i].m.redelivered,
+		    &s[i].reg, &s[i].text) < 0) {
 			char label[160];
 			err_log(ERR_ERROR, item_label(s[i].item, label, sizeof label), "%s",
 			    journal_error(j));
 			continue;   /* left unacked: redelivered later */
 		}
 		s[i].committed = 1;
-		if (stage_duplicate(j, s[i].item, s[i].reg, s[i].m.redelivered, &s[i].response) < 0)
+		if (stage_duplicate(j, s[i].item, s[i].reg, s[i].m.redelivered) < 0)
 			err_log(ERR_ERROR, NULL, "%s", journal_error(j));
 	}
 	return journal_end(j);
 }
 
 /* Settle the batch with the broker: rejects first (so the multiple ack
- * below cannot cover them), then one ack up to the last committed tag. */
+ * below cannot cover them), then one ack up to the last committed tag.
+ * A message for a request in flight with another body is dead-lettered:
+ * kept for the operator, answered by nobody (stage_duplicate). */
 static int settle(bus *b, struct slot *s, int n)
 {
 	uint64_t last = 0;
 	for (int i = 0; i < n; i++) {
-		if (!s[i].item) {
+		if (!s[i].item || (s[i].committed && s[i].reg == JREG_CONFLICT)) {
+			if (s[i].item)
+				stage_conflict_log(s[i].item, "dead-lettered");
 			if (bus_reject(b, s[i].m.tag, 0) < 0)
 				return -1;
 		} else if (s[i].committed) {
@@ -169,10 +172,8 @@ static void emit(struct slot *s, int n)
 	for (int i = 0; i < n; i++) {
 		if (!s[i].committed)
 			continue;
-		if (s[i].reg == JREG_NEW && s[i].text)
+		if (JREG_WRITTEN(s[i].reg) && s[i].text)
 			lines[k++] = s[i].text;
-		else if (s[i].response)
-			stage_fd3(s[i].response);
 	}
 	if (item_write_lines(1, lines, k) < 0)
 		err_die(EXIT_TEMP, "unable to write stdout: %s", strerror(errno));
@@ -185,7 +186,6 @@ static void slots_clear(struct slot *s, int n)
 		bus_msg_clear(&s[i].m);
 		cJSON_Delete(s[i].item);
 		free(s[i].text);
-		free(s[i].response);
 		memset(&s[i], 0, sizeof s[i]);
 	}
 }

@@ -318,10 +318,17 @@ static int cmd_list(struct ctx *c, int argc, char **argv)
 
 /* ---- show ---- */
 
+/* arg: the submission of the event before (a client sent the id again
+ * after its end: the events of each submission after the first under a
+ * line of their own) */
 static int show_event_text(void *arg, const struct jevent *e)
 {
 	char t[32], d[32], b[32];
-	(void)arg;
+	int64_t *sub = arg;
+	if (e->submission != *sub && e->submission > 1)
+		printf("-- submission %lld: the correlationId sent again after its end\n",
+		    (long long)e->submission);
+	*sub = e->submission;
 	util_iso8601(e->at_ms, t);
 	printf("%-25s %-9s %-11s %-9s %s\n", t, e->stage, e->state,
 	    e->started_ms > 0 ? span(e->at_ms - e->started_ms, d) : "-",
@@ -359,12 +366,14 @@ static void show_json(struct ctx *c, const struct jrequest *r)
 static void show_text(struct ctx *c, const struct jrequest *r)
 {
 	static const char *const label[] = { "request", "state", "error type", "received",
-		"expires", "updated", "claimed by", "attempts", "last error", "next try" };
-	char t[4][32], n[24];
+		"expires", "updated", "claimed by", "attempts", "last error", "next try", "submission" };
+	char t[4][32], n[24], sub[24];
+	int64_t before = 1;
 	snprintf(n, sizeof n, "%lld", (long long)r->attempts);
+	snprintf(sub, sizeof sub, "%lld", (long long)r->submission);
 	const char *value[] = { NULL, r->state, r->error_type, iso(r->received_ms, t[0]),
 		iso(r->expires_ms, t[1]), iso(r->updated_ms, t[2]), r->claimed_by, n,
-		r->last_error, iso(r->next_attempt_ms, t[3]) };
+		r->last_error, iso(r->next_attempt_ms, t[3]), sub };
 	printf("%-11s ", label[0]);
 	put(r->tenant, 0);
 	putchar('/');
@@ -376,7 +385,7 @@ static void show_text(struct ctx *c, const struct jrequest *r)
 		putchar('\n');
 	}
 	printf("\n%-25s %-9s %-11s %-9s %s\n", "AT", "STAGE", "STATE", "TOOK", "BYTES");
-	if (journal_history(c->j, r->tenant, r->cid, show_event_text, NULL) < 0)
+	if (journal_history(c->j, r->tenant, r->cid, show_event_text, &before) < 0)
 		die_journal(c);
 	printf("\n%-25s %-25s %s\n", "CREATED", "SENT", "RESPONSE");
 	if (journal_outbox_of(c->j, r->tenant, r->cid, show_response_text, NULL) < 0)

@@ -34,7 +34,7 @@ static void judge(struct batch *b, cJSON *item, int from_stdin)
 	const char *why = NULL;
 	int fresh;
 	item_label(item, label, sizeof label);
-	if (from_stdin && !drv_register(rn, item, label, &b->out))
+	if (from_stdin && !drv_register(rn, item, label))
 		return;
 	struct driver_job job = {
 		.item = item, .tenant_name = item_str(item, "tenant"),

@@ -65,10 +65,10 @@ int drv_commit(struct run *rn, journal *j, struct driver_job *job,
 int drv_conclude(struct run *rn, journal *j, struct driver_job *job,
     const struct driver_result *r, const char *ws);
 void drv_remove_workspace(const struct driver_job *job, const char *ws);
-/* A line of stdin: register its request in the input state if unknown and
- * answer a reused correlationId (into b, or on fd 3 at once). 1 when the
- * item is for the stage, 0 when done with it. */
-int drv_register(struct run *rn, cJSON *item, const char *label, struct drv_batch *b);
+/* A line of stdin: register its request in the input state if unknown;
+ * another body for a known correlationId is skipped (stage_duplicate).
+ * 1 when the item is for the stage, 0 when done with it. */
+int drv_register(struct run *rn, cJSON *item, const char *label);
 /* Warn of stdout lines dropped since the last call; fatal once stdout failed. */
 void drv_report_dropped(struct run *rn);
 

@@ -219,7 +219,7 @@ static void handle(struct run *rn, cJSON *item)
 	char label[160];
 	const struct jstage_info *si = journal_stage(rn->d->stage);
 	item_label(item, label, sizeof label);
-	if (!drv_register(rn, item, label, NULL))
+	if (!drv_register(rn, item, label))
 		return;
 	if (err_is_verbose()) {
 		struct jrequest r;

@@ -298,7 +298,7 @@ static void journal_failed(struct run *rn, const char *label)
 	err_log(ERR_ERROR, label, "%s", journal_error(rn->j));
 }
 
-int drv_register(struct run *rn, cJSON *item, const char *label, struct drv_batch *b)
+int drv_register(struct run *rn, cJSON *item, const char *label)
 {
 	enum journal_reg reg;
 	const struct jstage_info *si = journal_stage(rn->d->stage);
@@ -312,14 +312,7 @@ int drv_register(struct run *rn, cJSON *item, const char *label, struct drv_batc
 		return 0;
 	}
 	if (reg == JREG_CONFLICT) {
-		char *resp = NULL;
-		if (stage_duplicate(rn->j, item, reg, 0, &resp) < 0)
-			err_log(ERR_ERROR, label, "%s", journal_error(rn->j));
-		if (b && resp)
-			b->responses[b->nresponses++] = resp;
-		else
-			stage_fd3(resp), free(resp);
-		err_log(ERR_INFO, label, "DENIED: correlationId already used with another body");
+		stage_conflict_log(item, "skipped");
 		return 0;
 	}
 	return 1;

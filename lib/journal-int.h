@@ -29,14 +29,14 @@ extern const struct jstage_info jn_stages[JSTAGE_COUNT];
 #define INPUT "('RECEIVED','GRANTED','ORDERED','FETCHED','PACKED')"
 #define REQUEST_COLS "id, tenant, correlation_id, fingerprint, state, claimed_by, error_type," \
 	" received_at, coalesce(expires_at, 0), updated_at, coalesce(claimed_at, 0)," \
-	" bytes_done, bytes_total, attempts, next_attempt_at, last_error"
+	" bytes_done, bytes_total, attempts, next_attempt_at, last_error, submission"
 #define OUTBOX_COLS "o.id, r.tenant, r.correlation_id, o.body, o.headers, o.created_at," \
 	" coalesce(o.sent_at, 0), coalesce(o.set_aside_at, 0), o.set_aside_why"
 /* an outbox row still to publish: the condition of the partial index */
 #define UNSENT "sent_at IS NULL AND set_aside_at IS NULL"
 
 enum st {
-	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_CLAIM, ST_FINISH,
+	ST_FIND, ST_INSERT_REQ, ST_INSERT_EVENT, ST_RENEW, ST_RENEW_ORDER, ST_CLAIM, ST_FINISH,
 	ST_PROGRESS, ST_TAKEBACK, ST_IDS_IN_STATE, ST_INPUT_BY_ID, ST_EXPIRED_IDS,
 	ST_LATEST_BY_ID, ST_GET, ST_HISTORY, ST_INPUT_ITEM,
 	ST_OUTBOX_PUT_ID, ST_OUTBOX_UNSENT, ST_RESEND,

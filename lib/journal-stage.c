@@ -56,24 +56,36 @@ static int row_of(journal *j, const char *tenant, const char *cid, int64_t *id,
 	return rc == SQLITE_ROW;
 }
 
-/* 1 and fingerprint-match if (tenant, cid) exists, 0 if not, -1. In a
- * batch, what it found is kept for the commit that usually follows. */
-static int find(journal *j, const char *tenant, const char *cid, const char *fp, int *same)
+/* 1 if (tenant, cid) exists, with its id, state and fingerprint-match;
+ * 0 if not, -1. In a batch, what it found is kept for the commit that
+ * usually follows. */
+static int find(journal *j, const char *tenant, const char *cid, const char *fp, int *same,
+    int64_t *id, char state[16])
 {
-	int64_t id, claimed;
-	char state[16];
-	int found = row_of(j, tenant, cid, &id, state, &claimed, fp, same);
+	int64_t claimed;
+	int found = row_of(j, tenant, cid, id, state, &claimed, fp, same);
 	j->memo.changes = -1;
 	if (found == 1 && j->in_batch && strlen(tenant) < sizeof j->memo.tenant &&
 	    strlen(cid) < sizeof j->memo.cid) {
 		j->memo.changes = sqlite3_total_changes64(j->db);
-		j->memo.id = id;
+		j->memo.id = *id;
 		j->memo.claimed = claimed;
 		memcpy(j->memo.state, state, sizeof j->memo.state);
 		strcpy(j->memo.tenant, tenant);
 		strcpy(j->memo.cid, cid);
 	}
 	return found;
+}
+
+/* What a registration of r makes of the row found in `state` (see enum
+ * journal_reg). */
+static enum journal_reg classify(const struct jregister *r, const char *state, int same)
+{
+	if (!journal_state_terminal(state) || r->stage != JSTAGE_INGEST)
+		return same ? JREG_SAME : JREG_CONFLICT;
+	if (same && (r->redelivered || strcmp(state, "DONE") == 0))
+		return JREG_SAME;
+	return JREG_AGAIN;
 }
 
 /* The memo of find() for (tenant, cid) if still true: 1, else 0. */
@@ -109,13 +121,40 @@ static int insert_request(journal *j, const struct jregister *r, int64_t now)
 	    r->state, 0, now, 0, r->item);
 }
 
-int journal_lookup(journal *j, const char *tenant, const char *cid, const char *fingerprint,
-    enum journal_reg *out)
+int journal_lookup(journal *j, const struct jregister *r, enum journal_reg *out)
 {
-	int same = 0, found = find(j, tenant, cid, fingerprint, &same);
+	int64_t id;
+	char state[16];
+	int same = 0, found = find(j, r->tenant, r->cid, r->fingerprint, &same, &id, state);
 	if (found == 1)
-		*out = same ? JREG_SAME : JREG_CONFLICT;
+		*out = classify(r, state, same);
 	return found;
+}
+
+/* The row `id` starts over as a new submission of r, with its event. */
+static int renew_request(journal *j, int64_t id, const struct jregister *r, int64_t now)
+{
+	sqlite3_stmt *s = jn_stmt(j, ST_RENEW);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	db_bind_text(s, 2, r->fingerprint);
+	db_bind_text(s, 3, r->state);
+	sqlite3_bind_int64(s, 4, r->received_ms > 0 ? r->received_ms : now);
+	if (r->expires_ms > 0)
+		sqlite3_bind_int64(s, 5, r->expires_ms);
+	sqlite3_bind_int64(s, 6, now);
+	if (jn_run(j, s, "register again") < 0)
+		return -1;
+	/* the ended submission's order: the new one places its own (a cancel
+	 * of an rs-order order still due goes with it; order-bridge sends it
+	 * within a second of the ERROR, so a client is seldom that quick) */
+	if (!(s = jn_stmt(j, ST_RENEW_ORDER)))
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (jn_run(j, s, "register again") < 0)
+		return -1;
+	return insert_event(j, id, jn_stages[r->stage].name, r->state, 0, now, 0, r->item);
 }
 
 int journal_register(journal *j, const struct jregister *r, enum journal_reg *out)
@@ -127,17 +166,17 @@ int journal_register(journal *j, const struct jregister *r, enum journal_reg *ou
 	if (jn_tx_begin(j) < 0)
 		return -1;
 	/* absent is only true inside the batch the caller looked it up in */
+	int64_t id = 0, now = util_now_ms();
+	char state[16];
 	int same = 0, found = j->in_batch && r->absent ? 0 :
-	    find(j, r->tenant, r->cid, r->fingerprint, &same);
+	    find(j, r->tenant, r->cid, r->fingerprint, &same, &id, state);
 	if (found < 0)
 		goto rollback;
-	if (found) {
-		*out = same ? JREG_SAME : JREG_CONFLICT;
-	} else {
-		*out = JREG_NEW;
-		if (insert_request(j, r, util_now_ms()) < 0)
-			goto rollback;
-	}
+	*out = found ? classify(r, state, same) : JREG_NEW;
+	if (*out == JREG_NEW && insert_request(j, r, now) < 0)
+		goto rollback;
+	if (*out == JREG_AGAIN && renew_request(j, id, r, now) < 0)
+		goto rollback;
 	return jn_tx_commit(j);
 rollback:
 	jn_tx_rollback(j);
@@ -440,6 +479,7 @@ int journal_history(journal *j, const char *tenant, const char *cid,
 			.started_ms = sqlite3_column_int64(s, 4),
 			.at_ms = sqlite3_column_int64(s, 5),
 			.bytes = sqlite3_column_int64(s, 6),
+			.submission = sqlite3_column_int64(s, 7),
 		};
 		count++;
 		if (fn(arg, &e)) {

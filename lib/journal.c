@@ -144,6 +144,12 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	" md5 TEXT NOT NULL,"
 	" etag TEXT NOT NULL,"
 	" PRIMARY KEY (request_id, num)) WITHOUT ROWID;",
+	/* 7 -> 8: a correlationId sent again after its request ended (DENIED,
+	 * ERROR, or DONE with another body) is a new submission of the same
+	 * row: the row's number of it, and each event's, so the history keeps
+	 * every submission and a replay takes the current one's items */
+	"ALTER TABLE request ADD COLUMN submission INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE event ADD COLUMN submission INTEGER NOT NULL DEFAULT 1;",
 };
 
 static const char *const sql[ST_COUNT] = {
@@ -155,8 +161,15 @@ static const char *const sql[ST_COUNT] = {
 	    " WHERE tenant = ?1 AND correlation_id = ?2",
 	[ST_INSERT_REQ] = "INSERT INTO request (tenant, correlation_id, fingerprint, state,"
 	    " received_at, expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[ST_INSERT_EVENT] = "INSERT INTO event (request_id, stage, state, started_at, at, bytes, item)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_INSERT_EVENT] = "INSERT INTO event (request_id, stage, state, started_at, at, bytes, item,"
+	    " submission) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	    " (SELECT submission FROM request WHERE id = ?1))",
+	/* a new submission of an ended request: the row starts again */
+	[ST_RENEW] = "UPDATE request SET submission = submission + 1, fingerprint = ?2, state = ?3,"
+	    " claimed_by = NULL, claimed_at = NULL, error_type = NULL, received_at = ?4,"
+	    " expires_at = ?5, updated_at = ?6, bytes_done = 0, bytes_total = 0, attempts = 0,"
+	    " next_attempt_at = 0, last_error = NULL WHERE id = ?1",
+	[ST_RENEW_ORDER] = "DELETE FROM order_wait WHERE request_id = ?1",
 	[ST_CLAIM] = "UPDATE request SET state = ?1, claimed_by = ?2, claimed_at = ?3, updated_at = ?3,"
 	    " bytes_done = 0, bytes_total = 0"
 	    " WHERE tenant = ?4 AND correlation_id = ?5 AND state = ?6",
@@ -188,12 +201,13 @@ static const char *const sql[ST_COUNT] = {
 	    "  ORDER BY e.id DESC LIMIT 1)"
 	    " FROM request r WHERE r.id = ?1 AND " NOT_TERMINAL,
 	[ST_GET] = "SELECT " REQUEST_COLS " FROM request WHERE tenant = ?1 AND correlation_id = ?2",
-	[ST_HISTORY] = "SELECT e.id, e.stage, e.state, e.item, coalesce(e.started_at, 0), e.at, e.bytes"
+	[ST_HISTORY] = "SELECT e.id, e.stage, e.state, e.item, coalesce(e.started_at, 0), e.at, e.bytes,"
+	    " e.submission"
 	    " FROM event e JOIN request r ON r.id = e.request_id"
 	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 ORDER BY e.id",
 	[ST_INPUT_ITEM] = "SELECT e.item FROM event e JOIN request r ON r.id = e.request_id"
 	    " WHERE r.tenant = ?1 AND r.correlation_id = ?2 AND e.state = ?3 AND e.item IS NOT NULL"
-	    " ORDER BY e.id DESC LIMIT 1",
+	    " AND e.submission = r.submission ORDER BY e.id DESC LIMIT 1",
 	[ST_OUTBOX_PUT_ID] = "INSERT INTO outbox (request_id, body, headers, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4)",
 	[ST_OUTBOX_UNSENT] = "SELECT " OUTBOX_COLS " FROM outbox o JOIN request r ON r.id = o.request_id"
@@ -489,6 +503,7 @@ void jn_request_row(sqlite3_stmt *s, struct jrequest *r, char *(*str)(sqlite3_st
 	r->attempts = sqlite3_column_int64(s, 13);
 	r->next_attempt_ms = sqlite3_column_int64(s, 14);
 	r->last_error = str(s, 15);
+	r->submission = sqlite3_column_int64(s, 16);
 }
 
 

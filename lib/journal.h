@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_SCHEMA_VERSION 7
+#define JOURNAL_SCHEMA_VERSION 8
 
 typedef struct journal journal;
 
@@ -57,8 +57,18 @@ int journal_begin(journal *j);
 int journal_end(journal *j);
 int journal_abort(journal *j);
 
-/* Registration: a request seen for the first time, or again. */
-enum journal_reg { JREG_NEW, JREG_SAME, JREG_CONFLICT };
+/* Registration: a request seen for the first time, or again.
+ * NEW: first seen. SAME: (tenant, cid) is there with the same body, and
+ * the message is one more copy of it (in flight or DONE, or a broker
+ * redelivery). CONFLICT: in flight with another body (nothing is written:
+ * no answer could tell the client which request it is about). AGAIN: the
+ * client sends the id again after its request ended — DENIED or ERROR
+ * with any body, DONE with another — as rs-delivery, which keeps no row of
+ * an ended request, takes it for a new one: the row starts over as
+ * submission n + 1 (its history stays). Only ingest's registrations (a
+ * message from a client) make AGAIN; a stage fed an ended request's item
+ * by hand gets SAME or CONFLICT as before. */
+enum journal_reg { JREG_NEW, JREG_SAME, JREG_CONFLICT, JREG_AGAIN };
 struct jregister {
 	const char *tenant, *cid;
 	const char *fingerprint;   /* of the request body (item_fingerprint) */
@@ -70,14 +80,18 @@ struct jregister {
 	const char *item;          /* the item JSON as emitted in `state` */
 	int absent;                /* the caller found it unknown in this batch
 	                              (journal_lookup): no need to look again */
+	int redelivered;           /* the broker's redelivery of a message:
+	                              a copy, never a new submission */
 };
-/* NEW: row + event written. SAME/CONFLICT: (tenant, cid) exists with the
- * same / another fingerprint; nothing written. 0 or -1. */
+/* NEW or AGAIN: row (re)written with its event. SAME/CONFLICT: nothing
+ * written. 0 or -1. */
 int journal_register(journal *j, const struct jregister *r, enum journal_reg *out);
-/* Whether (tenant, cid) is registered: 1 and *out SAME or CONFLICT as for
- * journal_register, 0 not known, -1 error. Reads only. */
-int journal_lookup(journal *j, const char *tenant, const char *cid, const char *fingerprint,
-    enum journal_reg *out);
+/* What journal_register would make of r, reading only: 1 and *out when
+ * (tenant, cid) is registered (AGAIN: journal_register must still be
+ * called), 0 not known, -1 error. */
+int journal_lookup(journal *j, const struct jregister *r, enum journal_reg *out);
+/* NEW or AGAIN: the registration wrote the row (the item goes on) */
+#define JREG_WRITTEN(reg) ((reg) == JREG_NEW || (reg) == JREG_AGAIN)
 
 /* Claim: move (tenant, cid) from the stage's input state to its busy state
  * in one statement. 1 claimed, 0 not in the input state, -1 error. */
@@ -168,6 +182,7 @@ struct jrequest {
 	int64_t attempts;          /* set aside so far in this state's stage */
 	int64_t next_attempt_ms;   /* when it may be claimed again; 0 = now */
 	char *last_error;          /* the temporary failure that set it aside, or NULL */
+	int64_t submission;        /* 1, + 1 each time the id is sent again after its end */
 };
 int journal_get(journal *j, const char *tenant, const char *cid, struct jrequest *out); /* 1, 0 absent, -1 */
 void journal_request_clear(struct jrequest *r);
@@ -177,6 +192,7 @@ struct jevent {
 	int64_t id;
 	const char *stage, *state, *item;   /* item may be NULL */
 	int64_t started_ms, at_ms, bytes;
+	int64_t submission;                 /* of the request, 1 the first (journal_register) */
 };
 typedef int journal_event_fn(void *arg, const struct jevent *e);
 int journal_history(journal *j, const char *tenant, const char *cid,

@@ -40,6 +40,7 @@ static int event_json(void *arg, const struct jevent *e)
 	cJSON_AddNumberToObject(o, "id", (double)e->id);
 	report_str(o, "stage", e->stage);
 	report_str(o, "state", e->state);
+	cJSON_AddNumberToObject(o, "submission", (double)e->submission);
 	report_time(o, "startedAt", e->started_ms);
 	report_time(o, "at", e->at_ms);
 	if (e->started_ms > 0)
@@ -99,6 +100,7 @@ cJSON *report_show(journal *j, const struct jrequest *r)
 		return NULL;
 	}
 	report_request(o, r);
+	cJSON_AddNumberToObject(o, "submission", (double)r->submission);
 	report_str(o, "claimedBy", r->claimed_by);
 	report_time(o, "claimedAt", r->claimed_by ? r->claimed_ms : 0);
 	cJSON_AddItemToObject(o, "events", ev);

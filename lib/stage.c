@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "err.h"
 #include "response.h"
 #include "stage.h"
 #include "util.h"
@@ -22,13 +23,13 @@ int stage_register(journal *j, enum jstage st, const cJSON *item, const char *st
     enum journal_reg *out)
 {
 	char *text;
-	int rc = stage_register_text(j, st, item, state, out, &text);
+	int rc = stage_register_text(j, st, item, state, 0, out, &text);
 	free(text);
 	return rc;
 }
 
 int stage_register_text(journal *j, enum jstage st, const cJSON *item, const char *state,
-    enum journal_reg *out, char **text_out)
+    int redelivered, enum journal_reg *out, char **text_out)
 {
 	char fp[65];
 	const char *tenant = item_str(item, "tenant"), *cid = item_str(item, "correlationId");
@@ -36,7 +37,7 @@ int stage_register_text(journal *j, enum jstage st, const cJSON *item, const cha
 	struct jregister r = {
 		.tenant = tenant, .cid = cid, .fingerprint = fp, .state = state, .stage = st,
 		.received_ms = item_time(item, "receivedAt"),
-		.expires_ms = item_time(item, "expiresAt"),
+		.expires_ms = item_time(item, "expiresAt"), .redelivered = redelivered,
 	};
 	*text_out = NULL;
 	if (!tenant || !cid)
@@ -44,16 +45,16 @@ int stage_register_text(journal *j, enum jstage st, const cJSON *item, const cha
 	if (item_fingerprint(req, fp) < 0)
 		return -1;
 	/* known (the usual case past ingest): no need to print the item */
-	int found = journal_lookup(j, tenant, cid, fp, out);
-	if (found != 0)
+	int found = journal_lookup(j, &r, out);
+	if (found < 0 || (found && *out != JREG_AGAIN))
 		return found < 0 ? -1 : 0;
 	char *text = item_print(item);
 	if (!text)
 		return -1;
 	r.item = text;
-	r.absent = 1;   /* we just looked, in the caller's batch if there is one */
+	r.absent = !found;   /* we just looked, in the caller's batch if there is one */
 	int rc = journal_register(j, &r, out);
-	if (rc == 0 && *out == JREG_NEW)
+	if (rc == 0 && JREG_WRITTEN(*out))
 		*text_out = text;
 	else
 		free(text);
@@ -66,26 +67,20 @@ char *stage_headers(const cJSON *item)
 	    cJSON_GetObjectItemCaseSensitive(item, "headers"));
 }
 
-int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int redelivered,
-    char **response)
+int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int redelivered)
 {
-	const char *tenant = item_str(item, "tenant"), *cid = item_str(item, "correlationId");
-	*response = NULL;
-	if (reg == JREG_NEW || (reg == JREG_SAME && redelivered))
+	if (reg != JREG_SAME || redelivered)
 		return 0;
-	if (reg == JREG_SAME)
-		return journal_resend_latest(j, tenant, cid) < 0 ? -1 : 0;
-	char *body = response_body(cid, "DENIED", "correlationId already used", "INVALID_CONTENT",
-	    NULL, NULL);
-	char *headers = stage_headers(item);
-	int rc = body && headers ? journal_outbox_put(j, tenant, cid, body, headers) : -1;
-	free(headers);
-	if (rc < 0) {
-		free(body);
-		return -1;
-	}
-	*response = body;
-	return 0;
+	return journal_resend_latest(j, item_str(item, "tenant"), item_str(item, "correlationId")) < 0 ?
+	    -1 : 0;
+}
+
+void stage_conflict_log(const cJSON *item, const char *fate)
+{
+	char label[160];
+	err_log(ERR_WARNING, item_label(item, label, sizeof label),
+	    "correlationId in flight with another body: %s, not answered (an answer would be "
+	    "taken for the first request's)", fate);
 }
 
 static int fd3_null;   /* fd 3 is our /dev/null: responses need no write */

@@ -11,23 +11,28 @@
 #include "journal.h"
 
 /* Register item (from ingest, or fed by hand to a stage) in `state` if its
- * (tenant, correlationId) is unknown. The fingerprint is of item.request.
- * 0 and *out; -1 on a journal failure (journal_error); -2 when the item
- * has no string tenant or correlationId. */
+ * (tenant, correlationId) is unknown, or again as a new submission when
+ * ingest (st) gets the id of an ended request (journal_register). The
+ * fingerprint is of item.request; redelivered: the message is the broker's
+ * redelivery. 0 and *out; -1 on a journal failure (journal_error); -2 when
+ * the item has no string tenant or correlationId. */
 int stage_register(journal *j, enum jstage st, const cJSON *item, const char *state,
     enum journal_reg *out);
-/* The same; when it registers the item (JREG_NEW), *text is the item as
+/* The same; when it writes the item (JREG_WRITTEN), *text is the item as
  * printed and journaled (malloc'd, the caller frees it), else NULL. */
 int stage_register_text(journal *j, enum jstage st, const cJSON *item, const char *state,
-    enum journal_reg *out, char **text);
+    int redelivered, enum journal_reg *out, char **text);
 
 /* Answer a duplicate: JREG_SAME queues the request's latest response again
  * (unless the message is a broker redelivery of one already journaled: that
- * is not a client retry); JREG_CONFLICT queues DENIED INVALID_CONTENT
- * "correlationId already used" without touching the original. *response is
- * the queued body for fd 3 (malloc'd) or NULL. 0 or -1. */
-int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int redelivered,
-    char **response);
+ * is not a client retry). JREG_CONFLICT (another body while the request is
+ * in flight) is answered by nobody: any answer would carry the first
+ * request's correlationId, and the client would take it for that one's
+ * fate (rs-delivery drops it too); the caller dead-letters or skips it and
+ * says so. 0 or -1. */
+int stage_duplicate(journal *j, const cJSON *item, enum journal_reg reg, int redelivered);
+/* The one log line for a CONFLICT, `fate` saying what became of it */
+void stage_conflict_log(const cJSON *item, const char *fate);
 
 /* The outbox headers of a response to item (tenant, priority, app_id). */
 char *stage_headers(const cJSON *item);

@@ -195,19 +195,74 @@ body() { printf '{"correlationId":"%s","targetDelivery":"s3","order":{"queries":
 	drain_main
 }
 
-@test "the same request again re-sends its response; another body is DENIED, the original untouched" {
+@test "the same request again re-sends its response; another body in flight is dead-lettered, unanswered, the original untouched" {
 	publish open "$(body i-7 u)"
 	responses 1
 	publish open "$(body i-7 u)"
 	responses 1
 	run cat resp
 	assert_output --partial '\"correlationId\":\"i-7\",\"status\":\"GRANTED\"'
+	before=$(peek count "$FERRY_AMQP_URL" regards.DLQ)
+	# rs-delivery drops it (DeliveryCreateService): no answer, which the
+	# client would take for its first request's fate; ferry keeps it in the DLQ
 	publish open "$(body i-7 someone-else)"
+	publish open "$(body i-7b u)"
 	responses 1
 	run cat resp
-	assert_output --partial 'correlationId already used'
-	run jq_sql "$FERRY_JOURNAL" "select state from request where correlation_id = 'i-7'"
-	assert_output GRANTED
+	assert_output --partial '\"correlationId\":\"i-7b\"'
+	refute_output --partial '\"correlationId\":\"i-7\"'
+	for _ in $(seq 50); do
+		[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 1)) ] && break
+		sleep 0.2
+	done
+	[ "$(peek count "$FERRY_AMQP_URL" regards.DLQ)" -eq $((before + 1)) ]
+	grep -q 'open/i-7: correlationId in flight with another body: dead-lettered' "$BATS_FILE_TMPDIR/ferry.log"
+	run jq_sql "$FERRY_JOURNAL" "select state || ' ' || submission from request where correlation_id = 'i-7'"
+	assert_output "GRANTED 1"
+	drain_main
+}
+
+@test "a DENIED request sent again is a new submission: fixed it is GRANTED, and show lists both" {
+	publish p1 "$(body s-1 eve@example.org)"
+	responses 1
+	run cat resp
+	assert_output --partial 'Unknown user : eve@example.org'
+	# the same body again: rs-delivery kept no row, so it is DENIED again
+	publish p1 "$(body s-1 eve@example.org)"
+	responses 1
+	run cat resp
+	assert_output --partial 'Unknown user : eve@example.org'
+	publish p1 "$(body s-1 ana@example.org)"
+	responses 1
+	run cat resp
+	assert_output --partial '\"correlationId\":\"s-1\",\"status\":\"GRANTED\"'
+	run bash -c "ferry-journal -J show p1 s-1 | jq -c '[.state, .submission, [.events[] | \"\\(.submission) \\(.state)\"]]'"
+	assert_output '["GRANTED",3,["1 RECEIVED","1 DENIED","2 RECEIVED","2 DENIED","3 RECEIVED","3 GRANTED"]]'
+	run ferry-journal show p1 s-1
+	assert_output --partial '-- submission 2: the correlationId sent again after its end'
+	assert_output --partial '-- submission 3: the correlationId sent again after its end'
+	assert_line --regexp '^submission +3$'
+	# every submission's response is kept
+	[ "$(grep -c '"status":"DENIED"' <<<"$output")" -eq 2 ]
+	[ "$(grep -c '"status":"GRANTED"' <<<"$output")" -eq 1 ]
+	drain_main
+}
+
+@test "an ERROR request sent again with the same body is a new attempt, GRANTED again" {
+	publish p1 "$(body s-2 ana@example.org)"
+	responses 1
+	run ferry-journal cancel p1 s-2 -m 'stopped by the operator'
+	assert_success
+	responses 1
+	run cat resp
+	assert_output --partial '\"status\":\"ERROR\"'
+	assert_output --partial 'stopped by the operator'
+	publish p1 "$(body s-2 ana@example.org)"
+	responses 1
+	run cat resp
+	assert_output --partial '\"correlationId\":\"s-2\",\"status\":\"GRANTED\"'
+	run jq_sql "$FERRY_JOURNAL" "select state || ' ' || submission || ' ' || coalesce(error_type, '-') from request where correlation_id = 's-2'"
+	assert_output "GRANTED 2 -"
 	drain_main
 }
 

@@ -450,7 +450,7 @@ print(len(late), all(0 <= x < 5000 for x in late), "max lateness %d ms" % max(la
 	run py 'import json
 o = json.load(open("out"))
 print(o["requests"], o["states"], o["errorTypes"], o["receivedLastDay"], o["outboxUnsent"], o["oldestUnsentSeconds"] >= 0, o["schemaVersion"])'
-	assert_output "4 {'GRANTED': 2, 'DENIED': 2} {'INVALID_CONTENT': 1, 'FORBIDDEN': 1} 4 4 True 7"
+	assert_output "4 {'GRANTED': 2, 'DENIED': 2} {'INVALID_CONTENT': 1, 'FORBIDDEN': 1} 4 4 True 8"
 	sqlite3 "$FERRY_JOURNAL" "UPDATE outbox SET sent_at = 1"
 	run ferry-journal stats
 	assert_line --regexp '^outbox unsent +0$'
@@ -559,7 +559,7 @@ EOF
 	assert_line 'ferry_stage_duration_seconds_count{stage="sweep"} 0'
 	assert_line '# TYPE ferry_stage_duration_seconds histogram'
 	assert_line 'ferry_outbox_set_aside 0'
-	assert_line 'ferry_journal_schema_version 7'
+	assert_line 'ferry_journal_schema_version 8'
 }
 
 @test "metrics count the retries, the requests waiting for theirs and the age of the oldest request per state" {

@@ -150,6 +150,49 @@ check_zip() {
 	assert_output --partial '"status":"DENIED"'
 }
 
+# events CID STATE: how many STATE events the request has, per submission
+events() {
+	jq_sql "$FERRY_JOURNAL" "select group_concat(n, ' ') from (select count(*) n from event e
+		join request r on r.id = e.request_id where r.correlation_id = '$1' and e.state = '$2'
+		group by e.submission order by e.submission)"
+}
+
+@test "a correlationId sent again: DONE again without an upload, another body delivered anew, an ERROR one delivered" {
+	run submit -q 'productId:P1' -c again
+	assert_success
+	echo "$output" >out
+	check_zip
+	first=$(grep '"status":"DONE"' out)
+	# the same body: the DONE response again, nothing uploaded (one
+	# DONE event, one submission)
+	run submit -q 'productId:P1' -c again
+	assert_success
+	assert_output "$first"
+	[ "$(events again DONE)" = 1 ]
+	# another body after DONE: rs-delivery keeps no row of it, so a new
+	# delivery, of the new body
+	run submit -q 'productId:P2' -c again
+	assert_success
+	echo "$output" >out
+	assert_line --index 0 '{"correlationId":"again","status":"GRANTED"}'
+	assert_output --partial '"url":"s3://deliveries/again/P2_1.zip"'
+	check_zip
+	run unzip -Z1 got.zip
+	assert_output $'P2_1/c.nc\nP2_1/empty.nc'
+	[ "$(events again DONE)" = "1 1" ]
+	[ "$(jq_sql "$FERRY_JOURNAL" "select submission || ' ' || state from request where correlation_id = 'again'")" = "2 DONE" ]
+	# an ERROR, fixed and sent again under its id: delivered
+	run submit -q 'productId:Nothing' -c again-err
+	assert_failure 1
+	assert_output --partial '"errorType":"EMPTY_ORDER"'
+	run submit -q 'productId:P1' -c again-err
+	assert_success
+	echo "$output" >out
+	check_zip
+	[ "$(jq_sql "$FERRY_JOURNAL" "select submission || ' ' || state from request where correlation_id = 'again-err'")" = "2 DONE" ]
+	[ "$(events again-err ERROR)" = 1 ]
+}
+
 @test "every request ended in exactly one terminal state, its workspace removed" {
 	run jq_sql "$FERRY_JOURNAL" "select count(*) from request where state not in ('DONE','DENIED','ERROR')"
 	assert_output 0

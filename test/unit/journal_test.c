@@ -169,6 +169,98 @@ static void test_register_dedupes_on_tenant_and_correlation_id(void)
 	TU_EQ_INT(raw_int("SELECT count(*) FROM event"), 2);
 }
 
+/* the sweeper ends (tenant, cid) in state (DENIED, ERROR, DONE) */
+static void end_as(journal *j, const char *cid, const char *state)
+{
+	struct jcommit c = {
+		.tenant = "p1", .cid = cid, .stage = JSTAGE_SWEEP, .state = state,
+		.item = "{\"ended\":1}", .error_type = strcmp(state, "DONE") ? "INTERNAL_ERROR" : NULL,
+	};
+	TU_EQ_INT(journal_commit(j, &c), 1);
+}
+
+static int reg_full(journal *j, const char *cid, const char *fp, enum jstage st, int redelivered,
+    const char *item, enum journal_reg *out)
+{
+	struct jregister r = {
+		.tenant = "p1", .cid = cid, .fingerprint = fp, .state = "RECEIVED", .stage = st,
+		.received_ms = 1000, .item = item, .redelivered = redelivered,
+	};
+	return journal_register(j, &r, out);
+}
+
+static int events_by_submission(void *arg, const struct jevent *e)
+{
+	int64_t *by = arg;   /* by[n]: events of submission n */
+	if (e->submission >= 1 && e->submission < 4)
+		by[e->submission]++;
+	return 0;
+}
+
+/* An ended request's correlationId sent again by a client is a new
+ * submission of the same row (rs-delivery keeps no row of an ended
+ * request); copies of the same message are not. */
+static void test_register_again_after_the_end_is_a_new_submission(void)
+{
+	fresh();
+	journal *j = jopen();
+	enum journal_reg r;
+	struct jrequest q;
+	struct jregister look = { .tenant = "p1", .cid = "c-1", .fingerprint = "fpA",
+		.state = "RECEIVED", .stage = JSTAGE_INGEST };
+	TU_EQ_INT(reg_full(j, "c-1", "fpA", JSTAGE_INGEST, 0, "{\"s\":1}", &r), 0);
+	TU_EQ_INT(r, JREG_NEW);
+	end_as(j, "c-1", "DENIED");
+	/* the broker's redelivery of the same message: a copy */
+	TU_EQ_INT(reg_full(j, "c-1", "fpA", JSTAGE_INGEST, 1, "{\"s\":1}", &r), 0);
+	TU_EQ_INT(r, JREG_SAME);
+	/* a stage fed the ended request's item by hand: as before */
+	TU_EQ_INT(reg_full(j, "c-1", "fpA", JSTAGE_VALIDATE, 0, "{\"s\":1}", &r), 0);
+	TU_EQ_INT(r, JREG_SAME);
+	TU_EQ_INT(reg_full(j, "c-1", "fpB", JSTAGE_VALIDATE, 0, "{\"s\":1}", &r), 0);
+	TU_EQ_INT(r, JREG_CONFLICT);
+	/* the client sends it again, same body: submission 2 */
+	TU_EQ_INT(journal_lookup(j, &look, &r), 1);
+	TU_EQ_INT(r, JREG_AGAIN);
+	TU_EQ_INT(reg_full(j, "c-1", "fpA", JSTAGE_INGEST, 0, "{\"s\":2}", &r), 0);
+	TU_EQ_INT(r, JREG_AGAIN);
+	TU_EQ_INT(journal_get(j, "p1", "c-1", &q), 1);
+	TU_EQ_STR(q.state, "RECEIVED");
+	TU_EQ_INT(q.submission, 2);
+	TU_CHECK(q.error_type == NULL);
+	journal_request_clear(&q);
+	/* in flight now: the same body is a copy, another a conflict */
+	TU_EQ_INT(reg_full(j, "c-1", "fpA", JSTAGE_INGEST, 0, "{}", &r), 0);
+	TU_EQ_INT(r, JREG_SAME);
+	TU_EQ_INT(reg_full(j, "c-1", "fpB", JSTAGE_INGEST, 0, "{}", &r), 0);
+	TU_EQ_INT(r, JREG_CONFLICT);
+	/* ERROR, then another body: submission 3, whose input is its own */
+	end_as(j, "c-1", "ERROR");
+	TU_EQ_INT(reg_full(j, "c-1", "fpB", JSTAGE_INGEST, 0, "{\"s\":3}", &r), 0);
+	TU_EQ_INT(r, JREG_AGAIN);
+	char *in = journal_input_item(j, JSTAGE_VALIDATE, "p1", "c-1");
+	TU_EQ_STR(in, "{\"s\":3}");
+	free(in);
+	/* DONE: the same body is answered again, another is submission 4 */
+	end_as(j, "c-1", "DONE");
+	TU_EQ_INT(reg_full(j, "c-1", "fpB", JSTAGE_INGEST, 0, "{}", &r), 0);
+	TU_EQ_INT(r, JREG_SAME);
+	int64_t by[4] = { 0 };
+	TU_EQ_INT(journal_history(j, "p1", "c-1", events_by_submission, by), 6);
+	TU_EQ_INT(by[1], 2);   /* RECEIVED, DENIED */
+	TU_EQ_INT(by[2], 2);   /* RECEIVED, ERROR */
+	TU_EQ_INT(by[3], 2);   /* RECEIVED, DONE */
+	TU_EQ_INT(reg_full(j, "c-1", "fpC", JSTAGE_INGEST, 0, "{}", &r), 0);
+	TU_EQ_INT(r, JREG_AGAIN);
+	TU_EQ_INT(journal_get(j, "p1", "c-1", &q), 1);
+	TU_EQ_INT(q.submission, 4);
+	journal_request_clear(&q);
+	/* the validate stage takes it up like any other */
+	TU_EQ_INT(journal_claim(j, JSTAGE_VALIDATE, "p1", "c-1"), 1);
+	journal_close(j);
+	TU_EQ_INT(raw_int("SELECT count(*) FROM request"), 1);
+}
+
 static void test_claim_commit_and_outbox(void)
 {
 	fresh();
@@ -613,7 +705,8 @@ static void reg_at(journal *j, const char *tenant, const char *cid, const char *
 }
 
 /* What schema 5 changed, undone (to make an older journal) */
-#define UNDO_7 "DROP TABLE upload_part; DROP TABLE upload; "
+#define UNDO_8 "ALTER TABLE event DROP COLUMN submission; ALTER TABLE request DROP COLUMN submission; "
+#define UNDO_7 UNDO_8 "DROP TABLE upload_part; DROP TABLE upload; "
 #define UNDO_6 UNDO_7 "DROP INDEX request_queue; DROP TABLE counter;" \
 	" ALTER TABLE request DROP COLUMN last_error; ALTER TABLE request DROP COLUMN next_attempt_at;" \
 	" ALTER TABLE request DROP COLUMN attempts;"
@@ -1210,6 +1303,7 @@ TU_MAIN(
 	TU(test_newer_schema_is_refused_permanently),
 	TU(test_unopenable_paths_name_the_path),
 	TU(test_register_dedupes_on_tenant_and_correlation_id),
+	TU(test_register_again_after_the_end_is_a_new_submission),
 	TU(test_claim_commit_and_outbox),
 	TU(test_outbox_in_order_and_marked_sent),
 	TU(test_a_row_set_aside_no_longer_waits_and_is_shown),
