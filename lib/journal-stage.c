@@ -102,9 +102,11 @@ static int memo_get(journal *j, const char *tenant, const char *cid, int64_t *id
 	return 1;
 }
 
-static int insert_request(journal *j, const struct jregister *r, int64_t now)
+/* The row of r, written by ST_INSERT_REQ (a new request) or ST_RENEW (a
+ * new submission of the row `id`), then its first event. */
+static int write_request(journal *j, enum st st, int64_t id, const struct jregister *r, int64_t now)
 {
-	sqlite3_stmt *s = jn_stmt(j, ST_INSERT_REQ);
+	sqlite3_stmt *s = jn_stmt(j, st);
 	if (!s)
 		return -1;
 	db_bind_text(s, 1, r->tenant);
@@ -115,10 +117,11 @@ static int insert_request(journal *j, const struct jregister *r, int64_t now)
 	if (r->expires_ms > 0)
 		sqlite3_bind_int64(s, 6, r->expires_ms);
 	sqlite3_bind_int64(s, 7, now);
-	if (jn_run(j, s, "insert request") < 0)
+	if (jn_run(j, s, st == ST_RENEW ? "register again" : "insert request") < 0)
 		return -1;
-	return insert_event(j, sqlite3_last_insert_rowid(j->db), jn_stages[r->stage].name,
-	    r->state, 0, now, 0, r->item);
+	if (st == ST_INSERT_REQ)
+		id = sqlite3_last_insert_rowid(j->db);
+	return insert_event(j, id, jn_stages[r->stage].name, r->state, 0, now, 0, r->item);
 }
 
 int journal_lookup(journal *j, const struct jregister *r, enum journal_reg *out)
@@ -134,27 +137,16 @@ int journal_lookup(journal *j, const struct jregister *r, enum journal_reg *out)
 /* The row `id` starts over as a new submission of r, with its event. */
 static int renew_request(journal *j, int64_t id, const struct jregister *r, int64_t now)
 {
-	sqlite3_stmt *s = jn_stmt(j, ST_RENEW);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, id);
-	db_bind_text(s, 2, r->fingerprint);
-	db_bind_text(s, 3, r->state);
-	sqlite3_bind_int64(s, 4, r->received_ms > 0 ? r->received_ms : now);
-	if (r->expires_ms > 0)
-		sqlite3_bind_int64(s, 5, r->expires_ms);
-	sqlite3_bind_int64(s, 6, now);
-	if (jn_run(j, s, "register again") < 0)
-		return -1;
 	/* the ended submission's order: the new one places its own (a cancel
 	 * of an rs-order order still due goes with it; order-bridge sends it
 	 * within a second of the ERROR, so a client is seldom that quick) */
-	if (!(s = jn_stmt(j, ST_RENEW_ORDER)))
+	sqlite3_stmt *s = jn_stmt(j, ST_RENEW_ORDER);
+	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, id);
 	if (jn_run(j, s, "register again") < 0)
 		return -1;
-	return insert_event(j, id, jn_stages[r->stage].name, r->state, 0, now, 0, r->item);
+	return write_request(j, ST_RENEW, id, r, now);
 }
 
 int journal_register(journal *j, const struct jregister *r, enum journal_reg *out)
@@ -173,7 +165,7 @@ int journal_register(journal *j, const struct jregister *r, enum journal_reg *ou
 	if (found < 0)
 		goto rollback;
 	*out = found ? classify(r, state, same) : JREG_NEW;
-	if (*out == JREG_NEW && insert_request(j, r, now) < 0)
+	if (*out == JREG_NEW && write_request(j, ST_INSERT_REQ, 0, r, now) < 0)
 		goto rollback;
 	if (*out == JREG_AGAIN && renew_request(j, id, r, now) < 0)
 		goto rollback;

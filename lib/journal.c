@@ -164,11 +164,12 @@ static const char *const sql[ST_COUNT] = {
 	[ST_INSERT_EVENT] = "INSERT INTO event (request_id, stage, state, started_at, at, bytes, item,"
 	    " submission) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
 	    " (SELECT submission FROM request WHERE id = ?1))",
-	/* a new submission of an ended request: the row starts again */
-	[ST_RENEW] = "UPDATE request SET submission = submission + 1, fingerprint = ?2, state = ?3,"
-	    " claimed_by = NULL, claimed_at = NULL, error_type = NULL, received_at = ?4,"
-	    " expires_at = ?5, updated_at = ?6, bytes_done = 0, bytes_total = 0, attempts = 0,"
-	    " next_attempt_at = 0, last_error = NULL WHERE id = ?1",
+	/* a new submission of an ended request: the row starts again (the
+	 * parameters of ST_INSERT_REQ) */
+	[ST_RENEW] = "UPDATE request SET submission = submission + 1, fingerprint = ?3, state = ?4,"
+	    " claimed_by = NULL, claimed_at = NULL, error_type = NULL, received_at = ?5,"
+	    " expires_at = ?6, updated_at = ?7, bytes_done = 0, bytes_total = 0, attempts = 0,"
+	    " next_attempt_at = 0, last_error = NULL WHERE tenant = ?1 AND correlation_id = ?2",
 	[ST_RENEW_ORDER] = "DELETE FROM order_wait WHERE request_id = ?1",
 	[ST_CLAIM] = "UPDATE request SET state = ?1, claimed_by = ?2, claimed_at = ?3, updated_at = ?3,"
 	    " bytes_done = 0, bytes_total = 0"
