@@ -148,8 +148,8 @@ static const char *const migrations[JOURNAL_SCHEMA_VERSION] = {
 	 * ERROR, or DONE with another body) is a new submission of the same
 	 * row: the row's number of it, and each event's, so the history keeps
 	 * every submission and a replay takes the current one's items */
-	"ALTER TABLE request ADD COLUMN submission INTEGER NOT NULL DEFAULT 1;"
-	"ALTER TABLE event ADD COLUMN submission INTEGER NOT NULL DEFAULT 1;",
+	("ALTER TABLE request ADD COLUMN submission INTEGER NOT NULL DEFAULT 1;"
+	 "ALTER TABLE event ADD COLUMN submission INTEGER NOT NULL DEFAULT 1;"),
 };
 
 static const char *const sql[ST_COUNT] = {
