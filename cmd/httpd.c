@@ -1,8 +1,10 @@
 /* ferry-httpd: a small HTTP server for operators — a tenant's settings in
  * the REGARDS dynamic-settings shape (read and write), a request's record,
- * the Prometheus metrics, a health check. It keeps no state of its own: the
- * tenant files and the journal are the truth, read afresh on every request.
- * Bearer-token auth on everything but /healthz; loopback by default. */
+ * the Prometheus metrics, a health check; and rs-delivery's own settings
+ * REST (/settings, lib/rsettings) for the REGARDS admin UI, the tenant
+ * taken from a REGARDS JWT. It keeps no state of its own: the tenant files
+ * and the journal are the truth, read afresh on every request. Bearer-token
+ * auth on everything but /healthz; loopback by default. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -24,13 +26,16 @@
 
 #include "err.h"
 #include "journal.h"
+#include "jwt.h"
 #include "report.h"
+#include "rsettings.h"
 #include "settings.h"
 #include "tenant.h"
 #include "util.h"
 
 static const char usage[] =
-	"usage: ferry-httpd [-hv] [-j journal] [-t tenants] [-l address] [-p port] [-T tokenfile]";
+	"usage: ferry-httpd [-hv] [-j journal] [-t tenants] [-l address] [-p port] [-T tokenfile]"
+	" [-R regards-jwt-secret-file]";
 
 enum {
 	BODY_MAX = 1 << 20,       /* a settings list is a few kB */
@@ -39,6 +44,7 @@ enum {
 	TOKEN_MIN = 16,
 	TOKEN_MAX = 4096,
 	NSEG = 4,
+	NAMES_MAX = 5,            /* rs-delivery has five settings: more names match nothing */
 };
 
 static volatile sig_atomic_t stop;
@@ -48,12 +54,18 @@ struct server {
 	const char *commands;          /* FERRY_ORDER_COMMANDS: what a PUT may set */
 	unsigned char key[crypto_generichash_KEYBYTES];   /* random, for the token hash */
 	unsigned char token[crypto_generichash_BYTES];    /* keyed hash of the token */
+	int have_token;                /* -T given: ferry's own endpoints are on */
+	char *jwt_key;                 /* REGARDS's jwt.signing-key.HS512 (-R); NULL: /settings off */
+	char self[NI_MAXHOST + 16];    /* host:port listened on, for links without a Host */
 	pthread_mutex_t put_lock;      /* one settings write at a time: read, merge, rename */
 };
 
 /* One HTTP request, from its headers to its end. */
 struct call {
 	const struct route *route;
+	struct MHD_Connection *conn;
+	char *tenant;                  /* /settings: the REGARDS token's tenant */
+	char *user;                    /* and its subject, for the log */
 	char *seg[NSEG];               /* the path's segments, percent-decoded */
 	int nseg;
 	char *body;                    /* may hold secrets: wiped when freed */
@@ -112,6 +124,30 @@ static void reply_error(struct reply *r, int status, const char *fmt, ...)
 	if (o)
 		cJSON_AddStringToObject(o, "error", msg);
 	reply_json(r, status, o);
+}
+
+/* REGARDS's error body, a ServerErrorResponse: {"messages":["..."]} */
+static void reply_messages(struct reply *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reply_messages(struct reply *r, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "messages");
+	cJSON *m = cJSON_CreateString(msg);
+	if (a && m)
+		cJSON_AddItemToArray(a, m);
+	else
+		cJSON_Delete(m);
+	r->status = status;
+	r->type = "application/json";
+	r->body = rsettings_gson_escape(o && a ? cJSON_PrintUnformatted(o) : NULL);
+	r->len = r->body ? strlen(r->body) : 0;
+	cJSON_Delete(o);
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct call *c,
@@ -343,6 +379,248 @@ static void h_settings_put(struct server *s, struct call *c, struct reply *r)
 	pthread_mutex_unlock(&s->put_lock);
 }
 
+static char *decode(const char *s, const char *end);
+
+/* ---- rs-delivery's settings REST (REGARDS DynamicTenantSettingController) ---- */
+
+/* the first value of a comma-separated forwarded header, if it is made of
+ * chars (a proxy's header, but a client may send one: never trusted beyond
+ * building links) */
+static int forwarded(struct MHD_Connection *conn, const char *name, const char *chars,
+    char *out, size_t n)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+	if (!v)
+		return 0;
+	while (*v == ' ')
+		v++;
+	size_t len = strcspn(v, ", ");
+	if (len == 0 || len >= n || strspn(v, chars) < len)
+		return 0;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return 1;
+}
+
+/* The scheme, host and prefix links start with, as Spring's
+ * ForwardedHeaderFilter (which REGARDS registers) and
+ * ServletUriComponentsBuilder make them: X-Forwarded-Proto, -Host, -Port
+ * and -Prefix when present, else http and the Host header; the scheme's
+ * default port left out. */
+static void link_base(const struct server *s, struct MHD_Connection *conn, char *out, size_t n)
+{
+	static const char hostc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:[]";
+	char proto[8] = "http", host[256], port[8] = "", prefix[256] = "";
+	if (forwarded(conn, "X-Forwarded-Proto", "htps", proto, sizeof proto) &&
+	    strcmp(proto, "http") != 0 && strcmp(proto, "https") != 0)
+		strcpy(proto, "http");
+	if (!forwarded(conn, "X-Forwarded-Host", hostc, host, sizeof host) &&
+	    !forwarded(conn, MHD_HTTP_HEADER_HOST, hostc, host, sizeof host))
+		util_strlcpy(host, s->self, sizeof host);
+	/* host[:port], IPv6 literals in brackets */
+	char *colon = strrchr(host, ':');
+	if (colon && (!strchr(host, ']') || colon > strchr(host, ']'))) {
+		util_strlcpy(port, colon + 1, sizeof port);
+		*colon = '\0';
+	}
+	forwarded(conn, "X-Forwarded-Port", "0123456789", port, sizeof port);
+	forwarded(conn, "X-Forwarded-Prefix",
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_~/%", prefix,
+	    sizeof prefix);
+	size_t pl = strlen(prefix);
+	while (pl > 0 && prefix[pl - 1] == '/')
+		prefix[--pl] = '\0';
+	if (*prefix && *prefix != '/')
+		*prefix = '\0';
+	int dflt = !*port || (strcmp(proto, "http") == 0 && strcmp(port, "80") == 0) ||
+	    (strcmp(proto, "https") == 0 && strcmp(port, "443") == 0);
+	snprintf(out, n, "%s://%s%s%s%s", proto, host, dflt ? "" : ":", dflt ? "" : port, prefix);
+}
+
+/* ?names= as Spring binds a Set<String>: one value is split at commas and
+ * each part trimmed, several values are taken as they are; '+' is a space. */
+struct names {
+	char *v[NAMES_MAX + 1];
+	size_t n;
+	int given;                     /* a non-empty set was asked for */
+};
+
+static void names_add(struct names *ns, const char *name, size_t len)
+{
+	static const char *const known[] = { "s3_server", "delivery_bucket", "request_ttl",
+		"build_bucket", "order_size_limit_bytes" };
+	ns->given = 1;
+	for (size_t i = 0; i < NAMES_MAX; i++)
+		if (strlen(known[i]) == len && memcmp(known[i], name, len) == 0 && ns->n < NAMES_MAX)
+			ns->v[ns->n++] = (char *)known[i];
+}
+
+static char *query_decode(const char *raw)
+{
+	char *t = strdup(raw);
+	for (char *p = t; p && *p; p++)
+		if (*p == '+')
+			*p = ' ';
+	char *d = t ? decode(t, t + strlen(t)) : NULL;
+	free(t);
+	return d;
+}
+
+struct names_ctx {
+	int count;
+	char *values[64];
+};
+
+static enum MHD_Result names_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct names_ctx *nc = cls;
+	(void)kind;
+	char *k = key ? query_decode(key) : NULL;
+	if (k && strcmp(k, "names") == 0 && nc->count < 64)
+		nc->values[nc->count++] = query_decode(value ? value : "");
+	free(k);
+	return MHD_YES;
+}
+
+static void names_of(struct MHD_Connection *conn, struct names *ns)
+{
+	struct names_ctx nc = { 0 };
+	memset(ns, 0, sizeof *ns);
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, names_arg, &nc);
+	for (int i = 0; i < nc.count; i++) {
+		const char *v = nc.values[i] ? nc.values[i] : "";
+		if (nc.count > 1) {
+			names_add(ns, v, strlen(v));
+			continue;
+		}
+		for (const char *p = v; *v; p += *p == ',') {
+			size_t len = strcspn(p, ",");
+			const char *a = p, *b = p + len;
+			while (a < b && (unsigned char)*a <= ' ')
+				a++;
+			while (b > a && (unsigned char)b[-1] <= ' ')
+				b--;
+			names_add(ns, a, (size_t)(b - a));
+			p += len;
+			if (!*p)
+				break;
+		}
+	}
+	for (int i = 0; i < nc.count; i++)
+		free(nc.values[i]);
+	if (ns->given && ns->n == 0)
+		ns->v[ns->n++] = "";     /* a set of unknown names: nothing matches */
+}
+
+static int rsettings_status(int rc)
+{
+	switch (rc) {
+	case RSETTINGS_UNKNOWN: return MHD_HTTP_NOT_FOUND;
+	case RSETTINGS_FORBIDDEN: return MHD_HTTP_FORBIDDEN;
+	case RSETTINGS_INVALID: return 422;
+	case RSETTINGS_BODY: return MHD_HTTP_BAD_REQUEST;
+	default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+}
+
+/* the token's tenant file; -1 replied */
+static int rs_read(struct server *s, struct call *c, char **buf, size_t *len, unsigned *mode,
+    struct reply *r)
+{
+	char err[1024];
+	if (settings_read(s->tdir, c->tenant, buf, len, mode, err, sizeof err) == 0)
+		return 0;
+	if (errno == ENOENT) {
+		reply_messages(r, MHD_HTTP_NOT_FOUND, "tenant %s has no settings in ferry", c->tenant);
+	} else {
+		err_error("%s", err);
+		reply_messages(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+	}
+	return -1;
+}
+
+static void rs_body(struct reply *r, int status, char *out)
+{
+	r->status = status;
+	r->type = "application/json";
+	r->body = out;
+	r->len = out ? strlen(out) : 0;
+}
+
+static void h_rs_get(struct server *s, struct call *c, struct reply *r)
+{
+	char err[1024], base[1024], *buf = NULL, *out = NULL, path[4096];
+	size_t len = 0;
+	unsigned mode = 0;
+	struct names ns;
+	if (rs_read(s, c, &buf, &len, &mode, r) < 0)
+		return;
+	names_of(c->conn, &ns);
+	link_base(s, c->conn, base, sizeof base);
+	settings_path(s->tdir, c->tenant, path, sizeof path);
+	int rc = rsettings_get(c->tenant, path, buf, len, mode, (const char *const *)ns.v, ns.n,
+	    base, &out, err, sizeof err);
+	settings_free_text(buf, len);
+	if (rc < 0) {
+		err_error("%s", err);
+		reply_messages(r, rsettings_status(rc), "%s", err);
+		return;
+	}
+	rs_body(r, MHD_HTTP_OK, out);
+}
+
+/* PUT (body) or DELETE (no body) of /settings/{name}, under the lock */
+static void rs_change(struct server *s, struct call *c, struct reply *r, int put)
+{
+	char err[1024], base[1024], path[4096], *cur = NULL, *file = NULL, *out = NULL;
+	size_t curlen = 0, filelen = 0;
+	unsigned mode = 0;
+	int created = 0, rc;
+	const char *name = c->seg[1];
+	if (rs_read(s, c, &cur, &curlen, &mode, r) < 0)
+		return;
+	link_base(s, c->conn, base, sizeof base);
+	settings_path(s->tdir, c->tenant, path, sizeof path);
+	if (put)
+		rc = rsettings_update(c->tenant, path, cur, curlen, mode, name, c->body ? c->body : "",
+		    c->len, base, &file, &filelen, &out, err, sizeof err);
+	else
+		rc = rsettings_reset(c->tenant, path, cur, curlen, mode, name, base, &file, &filelen,
+		    &out, err, sizeof err);
+	if (rc < 0) {
+		if (rc == RSETTINGS_CURRENT || rc == RSETTINGS_NOMEM)
+			err_error("%s", err);
+		reply_messages(r, rsettings_status(rc), "%s", err);
+	} else if (file && settings_write(s->tdir, c->tenant, file, filelen, &created, err,
+	    sizeof err) < 0) {
+		err_error("%s", err);
+		reply_messages(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+		free(out);
+	} else {
+		if (file)
+			err_log(ERR_INFO, c->tenant, "setting %s %s by %s in %s", name,
+			    put ? "updated" : "reset", c->user, path);
+		rs_body(r, MHD_HTTP_OK, out);
+	}
+	settings_free_text(cur, curlen);
+	settings_free_text(file, filelen);
+}
+
+static void h_rs_put(struct server *s, struct call *c, struct reply *r)
+{
+	pthread_mutex_lock(&s->put_lock);
+	rs_change(s, c, r, 1);
+	pthread_mutex_unlock(&s->put_lock);
+}
+
+static void h_rs_reset(struct server *s, struct call *c, struct reply *r)
+{
+	pthread_mutex_lock(&s->put_lock);
+	rs_change(s, c, r, 0);
+	pthread_mutex_unlock(&s->put_lock);
+}
+
 /* ---- routing ---- */
 
 static const struct route {
@@ -356,6 +634,9 @@ static const struct route {
 	{ { "tenants", NULL, "settings" }, 3, "GET", h_settings_get, "GET, HEAD, PUT" },
 	{ { "tenants", NULL, "settings" }, 3, "PUT", h_settings_put, "GET, HEAD, PUT" },
 	{ { "requests", NULL, NULL }, 3, "GET", h_request, "GET, HEAD" },
+	{ { "settings" }, 1, "GET", h_rs_get, "GET, HEAD" },
+	{ { "settings", NULL }, 2, "PUT", h_rs_put, "PUT, DELETE" },
+	{ { "settings", NULL }, 2, "DELETE", h_rs_reset, "PUT, DELETE" },
 };
 enum { NROUTES = sizeof routes / sizeof *routes };
 
@@ -462,7 +743,63 @@ static int authorized(const struct server *s, struct MHD_Connection *conn)
 		;
 	crypto_generichash(got, sizeof got, (const unsigned char *)h, strlen(h), s->key,
 	    sizeof s->key);
-	return sodium_memcmp(got, s->token, sizeof got) == 0;
+	return s->have_token && sodium_memcmp(got, s->token, sizeof got) == 0;
+}
+
+static int is_rs_path(const char *url)
+{
+	return strcmp(url, "/settings") == 0 || strncmp(url, "/settings/", 10) == 0;
+}
+
+/* A REGARDS caller of /settings, as its security filters judge one
+ * (PublicAuthenticationFilter, JWTAuthenticationFilter, JWTService
+ * .parseToken, the voters of @ResourceAccess(role = ADMIN)): no bearer token
+ * is PUBLIC with a scope (403) and nobody without (401); a token that fails
+ * parseToken is 401; a role below ADMIN is 403. The tenant is the token's,
+ * never the scope's. 0 admitted (c->tenant, c->user), -1 replied. */
+static int regards_auth(struct server *s, struct call *c, struct MHD_Connection *conn,
+    const char *url, const char *method, struct reply *r)
+{
+	struct jwt_user u;
+	const char *what;
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!h || strncmp(h, "Bearer", 6) != 0) {
+		const char *scope = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "scope");
+		if (!scope || !*scope)
+			scope = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "scope");
+		if (scope && *scope)
+			reply_messages(r, MHD_HTTP_FORBIDDEN, "Access is denied");
+		else
+			reply_messages(r, MHD_HTTP_UNAUTHORIZED,
+			    "[REGARDS PUBLIC FILTER] Missing 'scope' header or param %s@%s", url, method);
+		return -1;
+	}
+	for (h += 6; *h && (unsigned char)*h <= ' '; h++)
+		;
+	int rc = jwt_regards_parse((const unsigned char *)s->jwt_key, strlen(s->jwt_key), h,
+	    util_now_ms(), &u, &what);
+	if (rc != JWT_VALID) {
+		static const char *const why[] = { "", "malformed", "not HS512", "bad signature",
+			"expired", "not valid yet", "missing claim" };
+		if (rc < 0)
+			reply_messages(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		else
+			reply_messages(r, MHD_HTTP_UNAUTHORIZED, "invalid REGARDS token: %s (%s)",
+			    why[rc], what);
+		return -1;
+	}
+	if (!jwt_role_admin(u.role) || !tenant_name_ok(u.tenant)) {
+		/* the role's rights, or a tenant ferry cannot have */
+		reply_messages(r, MHD_HTTP_FORBIDDEN, "Access is denied");
+		jwt_user_clear(&u);
+		return -1;
+	}
+	c->tenant = u.tenant;
+	c->user = u.login;
+	u.tenant = u.login = NULL;
+	jwt_user_clear(&u);
+	return 0;
 }
 
 /* At the headers: health, auth, route, body size. 0 go on, -1 replied
@@ -480,8 +817,15 @@ static int admit(struct server *s, struct call *c, struct MHD_Connection *conn,
 		c->route = &health;
 		return 0;
 	}
-	if (!authorized(s, conn)) {
+	if (s->jwt_key && is_rs_path(url)) {
+		if (regards_auth(s, c, conn, url, method, r) < 0)
+			return -1;
+	} else if (!authorized(s, conn)) {
 		reply_error(r, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required");
+		return -1;
+	}
+	if (!s->jwt_key && is_rs_path(url)) {
+		reply_error(r, MHD_HTTP_NOT_FOUND, "no such resource");
 		return -1;
 	}
 	int rc = split(c, url);
@@ -541,6 +885,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!c) {
 		if (!(*con_cls = c = calloc(1, sizeof *c)))
 			return MHD_NO;
+		c->conn = conn;
 		if (admit(s, c, conn, url, method, &r) < 0)
 			return send_reply(conn, c, method, url, &r);
 		if (strcmp(c->route->method, "PUT") != 0) {
@@ -576,6 +921,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	for (int i = 0; i < c->nseg; i++)
 		free(c->seg[i]);
 	settings_free_text(c->body, c->len);     /* may hold secrets */
+	free(c->tenant);
+	free(c->user);
 	free(c);
 	*con_cls = NULL;
 }
@@ -638,6 +985,7 @@ static void load_token(struct server *s, const char *file)
 	randombytes_buf(s->key, sizeof s->key);
 	crypto_generichash(s->token, sizeof s->token, (const unsigned char *)buf, (size_t)n, s->key,
 	    sizeof s->key);
+	s->have_token = 1;
 	sodium_memzero(buf, sizeof buf);
 }
 
@@ -693,13 +1041,14 @@ int main(int argc, char **argv)
 	const char *addr = util_env("FERRY_HTTPD_LISTEN", "127.0.0.1");
 	const char *port = util_env("FERRY_HTTPD_PORT", "8484");
 	const char *tokfile = util_env("FERRY_HTTPD_TOKEN_FILE", NULL);
+	const char *jwtfile = util_env("FERRY_REGARDS_JWT_SECRET_FILE", NULL);
 	struct sockaddr_storage ss;
 	sigset_t block, old;
 	char host[NI_MAXHOST];
 	int ch;
 
 	err_init("ferry-httpd");
-	while ((ch = getopt(argc, argv, "hvj:t:l:p:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "hvj:t:l:p:T:R:")) != -1) {
 		switch (ch) {
 		case 'h': puts(usage); return 0;
 		case 'v': err_verbose(1); break;
@@ -708,17 +1057,25 @@ int main(int argc, char **argv)
 		case 'l': addr = optarg; break;
 		case 'p': port = optarg; break;
 		case 'T': tokfile = optarg; break;
+		case 'R': jwtfile = optarg; break;
 		default: err_die(EXIT_PERM, "%s", usage);
 		}
 	}
 	if (optind != argc)
 		err_die(EXIT_PERM, "%s", usage);
-	if (!tokfile)
-		err_die(EXIT_PERM, "no token file: give -T file or FERRY_HTTPD_TOKEN_FILE");
+	if (!tokfile && !jwtfile)
+		err_die(EXIT_PERM, "no token file: give -T file or FERRY_HTTPD_TOKEN_FILE "
+		    "(or -R file or FERRY_REGARDS_JWT_SECRET_FILE for /settings alone)");
 	if (sodium_init() < 0)
 		err_die(EXIT_TEMP, "unable to initialize libsodium");
 	listen_addr(addr, port, &ss);
-	load_token(&s, tokfile);
+	if (tokfile)
+		load_token(&s, tokfile);
+	if (jwtfile) {
+		char err[4200];
+		if (jwt_secret_read(jwtfile, &s.jwt_key, err, sizeof err) < 0)
+			err_die(EXIT_PERM, "REGARDS JWT secret file %s", err);
+	}
 	if (pthread_mutex_init(&s.put_lock, NULL) != 0)
 		err_die(EXIT_TEMP, "unable to create a mutex");
 
@@ -740,14 +1097,16 @@ int main(int argc, char **argv)
 	if (!loopback((const struct sockaddr *)&ss))
 		err_warn("listening on %s, not a loopback address: without TLS the token and the"
 		    " settings cross the network in clear", host);
-	err_info(ss.ss_family == AF_INET6 ? "listening on http://[%s]:%u/" :
-	    "listening on http://%s:%u/", host, info ? (unsigned)info->port : 0);
+	snprintf(s.self, sizeof s.self, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+	    info ? (unsigned)info->port : 0);
+	err_info("listening on http://%s/", s.self);
 
 	while (!stop)
 		sigsuspend(&old);
 	MHD_stop_daemon(d);
 	pthread_mutex_destroy(&s.put_lock);
 	sodium_memzero(s.token, sizeof s.token);
+	jwt_free(s.jwt_key);
 	err_info("stopped");
 	return 0;
 }

@@ -1,9 +1,14 @@
 /* jwt: HS512 JSON Web Tokens for REGARDS REST calls (see jwt.h), on
  * libsodium's HMAC-SHA-512 (any key length, as jjwt's hmacShaKeyFor) and
- * its URL-safe unpadded base64, which is the JWS encoding. */
+ * its URL-safe unpadded base64, which is the JWS encoding; and the
+ * checks REGARDS's JWTService makes of a token presented to it. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 #include <sodium.h>
@@ -119,4 +124,160 @@ int jwt_verify(const unsigned char *key, size_t keylen, const char *token, char 
 	free(head);
 	free(sig);
 	return ok;
+}
+
+/* ---- REGARDS tokens presented to ferry ---- */
+
+void jwt_user_clear(struct jwt_user *u)
+{
+	free(u->tenant);
+	free(u->login);
+	free(u->role);
+	free(u->email);
+	*u = (struct jwt_user){ NULL };
+}
+
+/* base64url part [s, s+len) as a JSON object, or NULL */
+static cJSON *part_json(const char *s, size_t len, int *nomem)
+{
+	char *text = NULL;
+	size_t n;
+	int ok = unb64(s, len, &text, &n);
+	if (ok < 0)
+		*nomem = 1;
+	cJSON *j = ok > 0 && strlen(text) == n ? cJSON_ParseWithLength(text, n) : NULL;
+	free(text);
+	if (j && !cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		j = NULL;
+	}
+	return j;
+}
+
+/* a claim that must be a string, copied into *dst */
+static int claim(const cJSON *c, const char *name, char **dst)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, name));
+	if (!v)
+		return 0;
+	return (*dst = strdup(v)) ? 1 : -1;
+}
+
+/* exp and nbf, seconds since the epoch as jjwt reads them: a number, or absent */
+static enum jwt_status times(const cJSON *c, int64_t now_ms, const char **what)
+{
+	const cJSON *exp = cJSON_GetObjectItemCaseSensitive(c, "exp");
+	const cJSON *nbf = cJSON_GetObjectItemCaseSensitive(c, "nbf");
+	if ((exp && !cJSON_IsNumber(exp)) || (nbf && !cJSON_IsNumber(nbf)))
+		return *what = exp && !cJSON_IsNumber(exp) ? "exp" : "nbf", JWT_MALFORMED;
+	if (exp && (double)now_ms > exp->valuedouble * 1000.0)
+		return *what = "exp", JWT_EXPIRED;
+	if (nbf && (double)now_ms < nbf->valuedouble * 1000.0)
+		return *what = "nbf", JWT_PREMATURE;
+	return JWT_VALID;
+}
+
+static int user_of(const cJSON *c, struct jwt_user *u, const char **what)
+{
+	static const char *const names[] = { "tenant", "sub", "role", "email" };
+	char **dst[] = { &u->tenant, &u->login, &u->role, &u->email };
+	for (int i = 0; i < 4; i++) {
+		int rc = claim(c, names[i], dst[i]);
+		if (rc <= 0) {
+			jwt_user_clear(u);
+			*what = names[i];
+			return rc < 0 ? -1 : JWT_MISSING_CLAIM;
+		}
+	}
+	return JWT_VALID;
+}
+
+int jwt_regards_parse(const unsigned char *key, size_t keylen, const char *token, int64_t now_ms,
+    struct jwt_user *u, const char **what)
+{
+	unsigned char want[crypto_auth_hmacsha512_BYTES];
+	const char *d1 = strchr(token, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	char *sig = NULL;
+	size_t sl = 0;
+	int nomem = 0, rc;
+	*u = (struct jwt_user){ NULL };
+	*what = "token";
+	if (!d2 || strchr(d2 + 1, '.') || sodium_init() < 0)
+		return JWT_MALFORMED;
+	cJSON *head = part_json(token, (size_t)(d1 - token), &nomem), *c = NULL;
+	const char *alg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(head, "alg"));
+	if (!head) {
+		rc = nomem ? -1 : JWT_MALFORMED;
+	} else if (!alg || strcmp(alg, "HS512") != 0) {
+		*what = "alg";
+		rc = JWT_ALGORITHM;
+	} else if ((rc = unb64(d2 + 1, strlen(d2 + 1), &sig, &sl)) <= 0) {
+		rc = rc < 0 ? -1 : JWT_SIGNATURE;
+	} else {
+		mac(key, keylen, token, (size_t)(d2 - token), want);
+		if (sl != sizeof want || sodium_memcmp(sig, want, sizeof want) != 0) {
+			*what = "signature";
+			rc = JWT_SIGNATURE;
+		} else if (!(c = part_json(d1 + 1, (size_t)(d2 - d1 - 1), &nomem))) {
+			*what = "claims";
+			rc = nomem ? -1 : JWT_MALFORMED;
+		} else if ((rc = times(c, now_ms, what)) == JWT_VALID) {
+			rc = user_of(c, u, what);
+		}
+	}
+	free(sig);
+	cJSON_Delete(head);
+	cJSON_Delete(c);
+	if (rc < 0)
+		errno = ENOMEM;
+	return rc;
+}
+
+int jwt_role_admin(const char *role)
+{
+	if (strncmp(role, "ROLE_", 5) == 0)
+		role += 5;
+	return strcmp(role, "ADMIN") == 0 || strcmp(role, "PROJECT_ADMIN") == 0 ||
+	    strcmp(role, "INSTANCE_ADMIN") == 0 || strncmp(role, "SYS_", 4) == 0;
+}
+
+int jwt_secret_read(const char *path, char **out, char *err, size_t errlen)
+{
+	char buf[4097];
+	struct stat st;
+	ssize_t n = 0;
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return snprintf(err, errlen, "%s: not a regular file", path), errno = EINVAL, -1;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH)) {
+		close(fd);
+		return snprintf(err, errlen, "%s: readable by group/others (mode %04o); chmod 600 it",
+		    path, (unsigned)st.st_mode & 07777), errno = EPERM, -1;
+	}
+	for (ssize_t r; (size_t)n < sizeof buf && (r = read(fd, buf + n, sizeof buf - (size_t)n)) != 0;)
+		if (r > 0)
+			n += r;
+		else if (errno != EINTR)
+			break;
+	close(fd);
+	if ((size_t)n == sizeof buf) {
+		sodium_memzero(buf, sizeof buf);
+		return snprintf(err, errlen, "%s: larger than 4 KiB", path), errno = EFBIG, -1;
+	}
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	errno = 0;
+	*out = n > 0 && !memchr(buf, '\0', (size_t)n) ? strdup(buf) : NULL;
+	sodium_memzero(buf, sizeof buf);
+	if (*out)
+		return 0;
+	if (n > 0 && errno == ENOMEM)
+		return snprintf(err, errlen, "%s: out of memory", path), -1;
+	return snprintf(err, errlen, "%s: empty or not text", path), errno = EINVAL, -1;
 }

@@ -26,4 +26,49 @@ int jwt_verify(const unsigned char *key, size_t keylen, const char *token, char 
 
 void jwt_free(char *token);
 
+/* What jwt_regards_parse makes of a token, in the order REGARDS's
+ * JWTService.parseToken checks it. */
+enum jwt_status {
+	JWT_VALID = 0,
+	JWT_MALFORMED,       /* not three base64url parts, or a header or claims that are not
+	                        JSON objects (jjwt MalformedJwtException) */
+	JWT_ALGORITHM,       /* a header alg other than HS512 (ferry holds one key, REGARDS's
+	                        jwt.signing-key.HS512) */
+	JWT_SIGNATURE,       /* the HMAC does not match (SignatureException) */
+	JWT_EXPIRED,         /* now after exp (ExpiredJwtException) */
+	JWT_PREMATURE,       /* now before nbf (PrematureJwtException) */
+	JWT_MISSING_CLAIM,   /* tenant, sub, role or email absent or not a string
+	                        (MissingClaimException) */
+};
+
+/* A REGARDS user as the token says (JWTService: claims "tenant", "sub",
+ * "role", "email"); strings malloc'd, freed by jwt_user_clear. */
+struct jwt_user {
+	char *tenant, *login, *role, *email;
+};
+
+/* Verify a REGARDS token with key at now_ms and read its user: HS512 only
+ * (the header's "alg", a JSON object), signature, then exp and nbf when
+ * present (jjwt accepts a token without exp, and so does this), then the
+ * four claims. JWT_VALID fills *u; anything else names what failed in
+ * *what (a static string, "tenant" for a missing claim, ...); -1 on ENOMEM. */
+int jwt_regards_parse(const unsigned char *key, size_t keylen, const char *token, int64_t now_ms,
+    struct jwt_user *u, const char **what);
+void jwt_user_clear(struct jwt_user *u);
+
+/* 1 if a REGARDS role may call an endpoint whose @ResourceAccess role is
+ * ADMIN: ADMIN itself (rs-admin's default mapping), PROJECT_ADMIN and
+ * INSTANCE_ADMIN (ProjectAdminAccessVoter, InstanceAdminAccessVoter) and
+ * any SYS_ role (SystemAccessVoter), with or without the "ROLE_" prefix
+ * (RoleAuthority). Custom roles rs-admin derives from ADMIN are unknown
+ * to ferry: refused. */
+int jwt_role_admin(const char *role);
+
+/* A shared secret from a file (rs-order's jwt_secret_file, ferry-httpd's
+ * FERRY_REGARDS_JWT_SECRET_FILE): a regular file that neither group nor
+ * others may read, of at most 4 KiB, one final newline dropped, not empty,
+ * no NUL. 0 and *out (malloc'd, wipe and free with jwt_free), or -1 with
+ * "PATH: reason" in err (never the secret); errno ENOMEM on ENOMEM. */
+int jwt_secret_read(const char *path, char **out, char *err, size_t errlen);
+
 #endif

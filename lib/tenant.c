@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "item.h"
+#include "jwt.h"
 #include "tenant.h"
 #include "util.h"
 
@@ -475,46 +476,15 @@ static int set_s3(const struct ctx *c, const struct rule *k, const cJSON *v, voi
 
 /* The secret file of rs_order: a regular file of at most 4 KiB that only
  * its owner may read (the tenant file's rule for secrets); its content,
- * less one final newline, is the key. */
+ * less one final newline, is the key (jwt_secret_read). */
 static int set_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
 {
-	char buf[4097];
-	struct stat st;
-	ssize_t n = 0;
+	char err[4200];
 	if (!cJSON_IsString(v) || !k->ok(v->valuestring))
 		return -1;
-	int fd = open(v->valuestring, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return fail(c, "rs_order.jwt_secret_file: %s: %s", v->valuestring, strerror(errno)), -2;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return fail(c, "rs_order.jwt_secret_file: %s: not a regular file", v->valuestring), -2;
-	}
-	if (st.st_mode & (S_IRGRP | S_IROTH)) {
-		close(fd);
-		return fail(c, "rs_order.jwt_secret_file: %s: readable by group/others (mode %04o); "
-		    "chmod 600 it", v->valuestring, (unsigned)st.st_mode & 07777), -2;
-	}
-	for (ssize_t r; (size_t)n < sizeof buf && (r = read(fd, buf + n, sizeof buf - (size_t)n)) != 0;)
-		if (r > 0)
-			n += r;
-		else if (errno != EINTR)
-			break;
-	close(fd);
-	if ((size_t)n == sizeof buf) {
-		sodium_memzero(buf, sizeof buf);
-		return fail(c, "rs_order.jwt_secret_file: %s: larger than 4 KiB", v->valuestring), -2;
-	}
-	if (n > 0 && buf[n - 1] == '\n')
-		n--;
-	buf[n] = '\0';
-	char *s = n > 0 && !memchr(buf, '\0', (size_t)n) ? strdup(buf) : NULL;
-	sodium_memzero(buf, sizeof buf);
-	if (!s)
-		return n > 0 && errno == ENOMEM ? nomem(c) : (fail(c, "rs_order.jwt_secret_file: %s: "
-		    "empty or not text", v->valuestring), -2);
-	*(char **)dst = s;
-	return 0;
+	if (jwt_secret_read(v->valuestring, (char **)dst, err, sizeof err) == 0)
+		return 0;
+	return errno == ENOMEM ? nomem(c) : (fail(c, "rs_order.jwt_secret_file: %s", err), -2);
 }
 
 static int set_rsorder(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
