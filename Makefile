@@ -53,9 +53,9 @@ INTAKE   = amqp-ingest request-validate notify
 $(INTAKE:%=$(BUILD)/bin/ferry-%): MALLOC_LIBS = $(FAST_MALLOC)
 $(INTAKE:%=$(BUILD)/bin/ferry-%): config.mk
 
-$(BUILD)/bin/%: scripts/%
+$(BUILD)/bin/%: scripts/% config.mk
 	@mkdir -p $(@D)
-	cp $< $@
+	sed 's/@FERRY_VERSION@/$(VERSION)/g' $< >$@
 	chmod +x $@
 
 $(BUILD)/test/%_test: $(BUILD)/obj/test/unit/%_test.o $(TESTHELP:%.c=$(BUILD)/obj/%.o) $(LIBA)

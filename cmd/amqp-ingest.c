@@ -25,6 +25,7 @@
 #include "stage.h"
 #include "tenant.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: ferry-amqp-ingest [-1hv] [-i instance -I instances] [-j journal] [-u url]"
@@ -526,6 +527,7 @@ int main(int argc, char **argv)
 	int temp, backoff = 1;
 
 	err_init("ferry-amqp-ingest");
+	version_option(argc, argv);
 	if (stage_fd3_init() < 0)
 		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
 	parse(argc, argv, &o);

@@ -18,6 +18,7 @@
 #include "item.h"
 #include "md5.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage[] =
 	"usage: ferry-catalog [-hv] [-c catalog] init\n"
@@ -462,6 +463,7 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-catalog");
+	version_option(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	opterr = 0;
 	while ((ch = getopt(argc, argv, "+hvc:")) != -1) {

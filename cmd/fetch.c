@@ -14,6 +14,7 @@
 #include "err.h"
 #include "fetch.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: ferry-fetch [-hv] [-c workers] [-j journal] [-t tenants] [-w workspace] [-p parallel]";
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-fetch");
+	version_option(argc, argv);
 	driver_init(&d, "ferry-fetch", JSTAGE_FETCH);
 	while ((ch = getopt(argc, argv, DRIVER_OPTS "hp:")) != -1) {
 		if (driver_option(&d, ch, optarg))

@@ -32,6 +32,7 @@
 #include "settings.h"
 #include "tenant.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage[] =
 	"usage: ferry-httpd [-hv] [-j journal] [-t tenants] [-l address] [-p port] [-T tokenfile]"
@@ -1048,6 +1049,7 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-httpd");
+	version_option(argc, argv);
 	while ((ch = getopt(argc, argv, "hvj:t:l:p:T:R:")) != -1) {
 		switch (ch) {
 		case 'h': puts(usage); return 0;

@@ -22,6 +22,7 @@
 #include "response.h"
 #include "stage.h"
 #include "util.h"
+#include "version.h"
 #include "workspace.h"
 
 static const char usage[] =
@@ -1078,6 +1079,7 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-journal");
+	version_option(argc, argv);
 	if (stage_fd3_init() < 0)
 		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);

@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "response.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: ferry-notify [-1hv] [-j journal] [-u url] [-w window] [-i interval_ms]";
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
 	int temp, backoff = 1;
 
 	err_init("ferry-notify");
+	version_option(argc, argv);
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	bus_names_from_env(&names);

@@ -24,6 +24,7 @@
 #include "rsorder.h"
 #include "util.h"
 #include "validate.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: ferry-order-bridge [-hv] [-c workers] [-j journal] [-t tenants] [-w workspace] [-T timeout]";
@@ -718,6 +719,7 @@ int main(int argc, char **argv)
 	struct ctx ctx = { .timeout_s = 300, .rso = { .backoff = 1 } };
 	int ch;
 	err_init("ferry-order-bridge");
+	version_option(argc, argv);
 	driver_init(&d, "ferry-order-bridge", JSTAGE_ORDER);
 	while ((ch = getopt(argc, argv, "h" DRIVER_OPTS "T:")) != -1) {
 		if (driver_option(&d, ch, optarg))

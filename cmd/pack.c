@@ -19,6 +19,7 @@
 #include "names.h"
 #include "util.h"
 #include "nameset.h"
+#include "version.h"
 #include "workspace.h"
 #include "zip.h"
 #include "zipplan.h"
@@ -361,6 +362,7 @@ int main(int argc, char **argv)
 	int ch;
 	char *end;
 	err_init("ferry-pack");
+	version_option(argc, argv);
 	driver_init(&d, "ferry-pack", JSTAGE_PACK);
 	while ((ch = getopt(argc, argv, DRIVER_OPTS "hSl:")) != -1) {
 		if (driver_option(&d, ch, optarg))

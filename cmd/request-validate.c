@@ -15,6 +15,7 @@
 #include "item.h"
 #include "util.h"
 #include "validate.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: ferry-request-validate [-hv] [-j journal] [-t tenants] [-b batch]";
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
 	int ch;
 	char *end;
 	err_init("ferry-request-validate");
+	version_option(argc, argv);
 	driver_init(&d, "ferry-request-validate", JSTAGE_VALIDATE);
 	d.batch = 256;
 	d.ok_status = "GRANTED";

@@ -26,6 +26,7 @@
 #include "s3.h"
 #include "s3resume.h"
 #include "util.h"
+#include "version.h"
 #include "zipplan.h"
 
 static const char usage[] =
@@ -358,6 +359,7 @@ int main(int argc, char **argv)
 	struct driver d;
 	int ch;
 	err_init("ferry-s3-put");
+	version_option(argc, argv);
 	driver_init(&d, "ferry-s3-put", JSTAGE_S3PUT);
 	while ((ch = getopt(argc, argv, DRIVER_OPTS "h")) != -1) {
 		if (driver_option(&d, ch, optarg))

@@ -14,6 +14,7 @@
 #include "err.h"
 #include "tenant.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: ferry-seal -g keyfile\n"
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
 	size_t len = 0;
 	int c;
 	err_init("ferry-seal");
+	version_option(argc, argv);
 	while ((c = getopt(argc, argv, "g:hk:p:")) != -1) {
 		switch (c) {
 		case 'g': gen = optarg; break;

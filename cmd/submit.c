@@ -16,6 +16,7 @@
 #include "bus.h"
 #include "err.h"
 #include "util.h"
+#include "version.h"
 
 static const char usage[] =
     "usage: ferry-submit [-hv] [-U url] -t tenant [-u user] [-q query]... [-d dataType]...\n"
@@ -196,6 +197,7 @@ int main(int argc, char **argv)
 	bus *b;
 
 	err_init("ferry-submit");
+	version_option(argc, argv);
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	if (!o.cid && !o.file) {
