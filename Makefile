@@ -53,10 +53,12 @@ INTAKE   = amqp-ingest request-validate notify
 $(INTAKE:%=$(BUILD)/bin/ferry-%): MALLOC_LIBS = $(FAST_MALLOC)
 $(INTAKE:%=$(BUILD)/bin/ferry-%): config.mk
 
+# a new file renamed over the old: a shell reading the old one goes on
 $(BUILD)/bin/%: scripts/% config.mk
 	@mkdir -p $(@D)
-	sed 's/@FERRY_VERSION@/$(VERSION)/g' $< >$@
-	chmod +x $@
+	sed 's/@FERRY_VERSION@/$(VERSION)/g' $< >$@.new
+	chmod +x $@.new
+	mv -f $@.new $@
 
 $(BUILD)/test/%_test: $(BUILD)/obj/test/unit/%_test.o $(TESTHELP:%.c=$(BUILD)/obj/%.o) $(LIBA)
 	@mkdir -p $(@D)
