@@ -41,8 +41,9 @@ const crypto = require('crypto');
 
 const REGARDS_DEFAULT_KEY = '!!!!!==========abcdefghijklmnopqrstuvwxyz0123456789==========!!!!!';
 const PROJECT_USER = 'fr.cnes.regards.modules.accessrights.domain.projects.ProjectUser';
-// DefaultRole, lowest first; EXPLOIT and above may call the endpoint
-const ROLES = ['PUBLIC', 'REGISTERED_USER', 'EXPLOIT', 'ADMIN', 'PROJECT_ADMIN', 'INSTANCE_ADMIN'];
+// DefaultRole (security-config role/DefaultRole.java, highest first there),
+// lowest first here; EXPLOIT and above may call the endpoint
+const ROLES = ['PUBLIC', 'REGISTERED_USER', 'ADMIN', 'EXPLOIT', 'PROJECT_ADMIN', 'INSTANCE_ADMIN'];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const say = (level, msg) => process.stderr.write(`rs-admin-standin: ${level}: ${msg}\n`);
