@@ -3,7 +3,9 @@
 # rs-delivery's UserVerifyService does, whether order.user belongs to the
 # project, against test/rs-admin-standin.js (GET /users/email/{email}, the
 # JWT checked with the shared secret; every call logged, so the calls can be
-# counted). No RabbitMQ: validate runs alone, verdicts on fd 3.
+# counted). No RabbitMQ: validate runs alone, verdicts on fd 3. Fed a file,
+# validate waits at its end for the requests it set aside: `timeout 60` makes
+# a lookup that never succeeds a failure here, not a hang.
 
 load lib
 
@@ -89,7 +91,7 @@ until_true() {
 	admin_start
 	admin_tenant p1
 	{ req p1 c-1 ana@example.org; req p1 c-2 eve@example.org; } >items
-	ferry-request-validate <items 3>fd3 >out
+	timeout 60 ferry-request-validate <items 3>fd3 >out
 	run jq -c 'select(.correlationId == "c-1")' fd3
 	assert_output '{"correlationId":"c-1","status":"GRANTED"}'
 	run jq -r 'select(.correlationId == "c-2") | [.status, .errorType, .message] | join(" ")' fd3
@@ -105,7 +107,7 @@ until_true() {
 	admin_start
 	admin_tenant p1
 	req p1 c-1 bob@example.org >items
-	ferry-request-validate <items 3>fd3 >out
+	timeout 60 ferry-request-validate <items 3>fd3 >out
 	run cat fd3
 	assert_output '{"correlationId":"c-1","status":"GRANTED"}'
 	[ "$(calls)" -eq 0 ]
@@ -120,7 +122,7 @@ until_true() {
 		req p1 c-3 ana@example.org; req p1 c-4 eve@example.org
 		req p2 c-5 ana@example.org
 	} >items
-	ferry-request-validate <items 3>fd3 >out
+	timeout 60 ferry-request-validate <items 3>fd3 >out
 	run jq -r '[.correlationId, .status] | join(" ")' fd3
 	assert_output "$(printf 'c-1 GRANTED\nc-2 DENIED\nc-3 GRANTED\nc-4 DENIED\nc-5 GRANTED')"
 	# ana and eve once for p1 (the member and the non-member alike), ana once for p2
@@ -132,7 +134,7 @@ until_true() {
 	admin_start
 	ADMIN_EXTRA=',"cache_seconds":0' admin_tenant p1
 	{ req p1 c-1 ana@example.org; req p1 c-2 ana@example.org; } >items
-	ferry-request-validate <items 3>fd3 >out
+	timeout 60 ferry-request-validate <items 3>fd3 >out
 	[ "$(grep -c GRANTED fd3)" -eq 2 ]
 	[ "$(calls)" -eq 2 ]
 }
@@ -210,7 +212,7 @@ until_true() {
 	admin_stop
 	admin_tenant p1
 	req p1 c-1 ana@example.org | jq -c '.receivedAt = "2026-01-01T00:00:00.000Z"' >items
-	ferry-request-validate <items 3>fd3 >out
+	timeout 60 ferry-request-validate <items 3>fd3 >out
 	run jq -r '[.status, .errorType, .message] | join(" ")' fd3
 	assert_output "ERROR EXPIRED The request date has reached the expiration limit '2026-01-01T01:00:00.000Z'"
 }
