@@ -5,10 +5,15 @@
  * the claim: nobody sees the busy state of a batch) — then queues the
  * items that go on for stdout and writes the responses to fd 3. At start,
  * and after a torn line, the requests waiting in the input state are
- * judged the same way, a batch at a time. A journal failure of a batch
- * ends the stage (nothing of the batch was printed; the next start takes
- * it up again). */
+ * judged the same way, a batch at a time. A temporary failure (DRIVER_RETRY:
+ * rs-admin did not answer) sets the request aside where it is, in the input
+ * state, with the pool's backoff; while stdin is quiet the thread wakes at
+ * least once a second to judge again those whose time has come, and at the
+ * end of stdin it waits for them before it exits. A journal failure of a
+ * batch ends the stage (nothing of the batch was printed; the next start
+ * takes it up again). */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +30,32 @@ struct batch {
 	int torn;                  /* a bad line was read: take up the journal's */
 	struct drv_batch out;
 };
+
+enum { WAKE_MS = 1000 };   /* set-aside requests looked at this often */
+
+/* Set the request aside in the input state until its backoff is due. */
+static void defer(struct run *rn, struct driver_job *job, const struct driver_result *r)
+{
+	struct jrequest jr;
+	char when[32];
+	int64_t attempts = 0;
+	if (journal_get(rn->j, job->tenant_name, job->cid, &jr) == 1)
+		attempts = jr.attempts;
+	journal_request_clear(&jr);
+	int64_t next = util_now_ms() + driver_backoff_ms(attempts + 1, rn->d->retry_max_ms);
+	int rc = journal_defer_input(rn->j, rn->d->stage, job->tenant_name, job->cid, r->message,
+	    next);
+	if (rc < 0)
+		drv_journal_fatal(rn->j, job->label);
+	if (rc == 0) {
+		err_log(ERR_INFO, job->label, "not waiting for %s; skipped",
+		    journal_stage(rn->d->stage)->name);
+		return;
+	}
+	util_iso8601(next, when);
+	err_log(ERR_WARNING, job->label, "%s; set aside (attempt %lld), again at %s", r->message,
+	    (long long)attempts + 1, when);
+}
 
 /* Work on one item of the batch and commit its verdict. */
 static void judge(struct batch *b, cJSON *item, int from_stdin)
@@ -46,7 +77,11 @@ static void judge(struct batch *b, cJSON *item, int from_stdin)
 		err_log(ERR_ERROR, label, "tenant unusable: %s", why);
 	struct driver_result r = { .verdict = DRIVER_OK };
 	rn->d->work(rn->d->ctx, &job, &r);
-	if (r.verdict == DRIVER_ABANDON || r.verdict == DRIVER_PENDING || r.verdict == DRIVER_RETRY) {
+	if (r.verdict == DRIVER_RETRY) {
+		defer(rn, &job, &r);
+		return;
+	}
+	if (r.verdict == DRIVER_ABANDON || r.verdict == DRIVER_PENDING) {
 		err_log(ERR_INFO, label, "left waiting; taken up at the next start");
 		return;
 	}
@@ -104,6 +139,32 @@ static void take_up(struct batch *b)
 		run_batch(b, 0);
 }
 
+/* Judge the set-aside requests whose time has come, a batch at a time. */
+static void take_up_due(struct batch *b)
+{
+	if (journal_aside_due(b->rn->j, b->rn->d->stage, util_now_ms(), recover_one, b) < 0)
+		drv_journal_fatal(b->rn->j, NULL);
+	if (b->n)
+		run_batch(b, 0);
+}
+
+/* Wait until stdin has a line (1), or a second passed or the first set-aside
+ * request is due (0). at_eof: stdin is done with, only the clock counts. */
+static int wait_input(struct batch *b, int at_eof)
+{
+	int64_t due = 0, now = util_now_ms(), ms = WAKE_MS;
+	if (!at_eof && item_buffered(b->rn->in))
+		return 1;
+	int rc = journal_aside_next(b->rn->j, b->rn->d->stage, &due);
+	if (rc < 0)
+		drv_journal_fatal(b->rn->j, NULL);
+	if (rc > 0 && due - now < ms)
+		ms = due > now ? due - now : 0;
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+	int n = poll(&p, at_eof ? 0 : 1, (int)ms);
+	return n > 0;
+}
+
 /* A bad line is most likely torn (the writer killed mid-line, its fragment
  * glued to the next line): both items wait in the journal, taken up after
  * the batch rather than at the next start. */
@@ -124,7 +185,18 @@ void drv_batch_run(struct run *rn)
 	if (!b.items || !b.out.lines || !b.out.responses)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	take_up(&b);
+	int at_eof = 0;
+	int64_t due;
 	while (!drv_stop) {
+		if (!wait_input(&b, at_eof)) {
+			take_up_due(&b);
+			int rc = at_eof ? journal_aside_next(rn->j, rn->d->stage, &due) : 1;
+			if (rc < 0)
+				drv_journal_fatal(rn->j, NULL);
+			if (rc == 0)
+				break;   /* stdin done with, nothing set aside */
+			continue;
+		}
 		int n = stage_read_batch(rn->in, 0, b.items, max, bad_line, &b);
 		if (n < 0 && errno != EINTR)
 			err_die(EXIT_TEMP, "unable to read stdin: %s", strerror(errno));
@@ -136,7 +208,13 @@ void drv_batch_run(struct run *rn)
 			b.torn = 0;
 			take_up(&b);
 		} else if (n == 0) {
-			break;
+			/* the end of stdin: done, once nothing set aside waits */
+			int rc = journal_aside_next(rn->j, rn->d->stage, &due);
+			if (rc < 0)
+				drv_journal_fatal(rn->j, NULL);
+			if (rc == 0)
+				break;
+			at_eof = 1;
 		}
 		drv_report_dropped(rn);
 	}

@@ -318,8 +318,8 @@ static int collect_ids(journal *j, enum st q, const char *text, int64_t num,
 		return -1;
 	if (text)
 		db_bind_text(s, 1, text);
-	else
-		sqlite3_bind_int64(s, 1, num);
+	if (!text || sqlite3_bind_parameter_count(s) > 1)
+		sqlite3_bind_int64(s, text ? 2 : 1, num);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n == cap) {
@@ -382,6 +382,72 @@ int journal_pending(journal *j, enum jstage st, journal_item_fn *fn, void *arg)
 	int rc = walk(j, ST_INPUT_BY_ID, si->input, ids, n, fn, arg);
 	free(ids);
 	return rc;
+}
+
+int journal_aside_due(journal *j, enum jstage st, int64_t now_ms, journal_item_fn *fn,
+    void *arg)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->input)
+		return 0;
+	int64_t *ids;
+	size_t n;
+	if (collect_ids(j, ST_ASIDE_DUE_IDS, si->input, now_ms, &ids, &n) < 0)
+		return -1;
+	int rc = walk(j, ST_INPUT_BY_ID, si->input, ids, n, fn, arg);
+	free(ids);
+	return rc;
+}
+
+int journal_aside_next(journal *j, enum jstage st, int64_t *ms)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->input)
+		return 0;
+	sqlite3_stmt *s = jn_stmt(j, ST_ASIDE_NEXT);
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, si->input);
+	int rc = sqlite3_step(s), any = 0;
+	if (rc == SQLITE_ROW) {
+		any = sqlite3_column_int64(s, 0) > 0;
+		*ms = sqlite3_column_int64(s, 1);
+	}
+	db_done(s);
+	return rc == SQLITE_ROW ? any : jn_fail(j, rc, "set aside next");
+}
+
+int journal_defer_input(journal *j, enum jstage st, const char *tenant, const char *cid,
+    const char *why, int64_t next_ms)
+{
+	const struct jstage_info *si = journal_stage(st);
+	if (!si || !si->input)
+		return jn_failf(j, 0, "defer: stage %s takes no input", si ? si->name : "?");
+	if (jn_tx_begin(j) < 0)
+		return -1;
+	sqlite3_stmt *s = jn_stmt(j, ST_DEFER_INPUT);
+	int n = -1;
+	if (s) {
+		db_bind_text(s, 1, si->input);
+		sqlite3_bind_int64(s, 2, util_now_ms());
+		db_bind_text(s, 3, why);
+		sqlite3_bind_int64(s, 4, next_ms);
+		db_bind_text(s, 5, tenant);
+		db_bind_text(s, 6, cid);
+		n = jn_run(j, s, "defer");
+	}
+	if (n > 0 && (s = jn_stmt(j, ST_COUNT_UP))) {
+		db_bind_text(s, 1, "retries");
+		if (jn_run(j, s, "defer") < 0)
+			n = -1;
+	} else if (n > 0) {
+		n = -1;
+	}
+	if (n < 0) {
+		jn_tx_rollback(j);
+		return -1;
+	}
+	return jn_tx_commit(j) < 0 ? -1 : n > 0;
 }
 
 int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg)

@@ -190,6 +190,15 @@ static const char *const sql[ST_COUNT] = {
 	[ST_TAKEBACK] = "UPDATE request SET state = ?1, claimed_by = NULL, updated_at = ?2 WHERE state = ?3"
 	    " AND id NOT IN (SELECT request_id FROM order_wait)",
 	[ST_IDS_IN_STATE] = "SELECT id FROM request WHERE state = ?1 ORDER BY id",
+	/* set aside in an input state by a batch stage (attempts > 0 there:
+	 * every commit that moves a request on sets attempts to 0) */
+	[ST_DEFER_INPUT] = "UPDATE request SET updated_at = ?2, attempts = attempts + 1,"
+	    " last_error = ?3, next_attempt_at = ?4"
+	    " WHERE tenant = ?5 AND correlation_id = ?6 AND state = ?1",
+	[ST_ASIDE_DUE_IDS] = "SELECT id FROM request WHERE state = ?1 AND attempts > 0"
+	    " AND next_attempt_at <= ?2 ORDER BY id",
+	[ST_ASIDE_NEXT] = "SELECT count(*), min(next_attempt_at) FROM request"
+	    " WHERE state = ?1 AND attempts > 0",
 	[ST_INPUT_BY_ID] = "SELECT r.tenant, r.correlation_id,"
 	    " (SELECT item FROM event e WHERE e.request_id = r.id AND e.state = ?2"
 	    "  ORDER BY e.id DESC LIMIT 1)"

@@ -121,6 +121,22 @@ int journal_next_due(journal *j, enum jstage s, int64_t *ms);
  * retries counter + 1. 1, 0 not in the busy state, -1. */
 int journal_defer(journal *j, enum jstage s, const char *tenant, const char *cid,
     const char *why, int64_t next_ms);
+/* a request with its item, for the walks below; non-zero stops the walk */
+typedef int journal_item_fn(void *arg, const char *tenant, const char *cid,
+    const char *item);
+/* The same for a stage whose commit is its claim (ferry-request-validate's
+ * batches): a request still in the stage's input state is set aside there
+ * (attempts + 1, last_error, next_attempt_at next_ms, retries + 1). 1, 0 not
+ * in the input state, -1. */
+int journal_defer_input(journal *j, enum jstage s, const char *tenant, const char *cid,
+    const char *why, int64_t next_ms);
+/* Requests so set aside in the stage's input state (attempts > 0): 1 and
+ * *ms the earliest next_attempt_at among them, 0 none, -1. */
+int journal_aside_next(journal *j, enum jstage s, int64_t *ms);
+/* fn (as journal_pending's) on each of them due at now_ms, oldest first.
+ * Returns the number visited or -1. */
+int journal_aside_due(journal *j, enum jstage s, int64_t now_ms, journal_item_fn *fn,
+    void *arg);
 /* Operator: a request waiting in an input state is due now. 1, 0 it waits
  * in no input state, -1. */
 int journal_retry_now(journal *j, const char *tenant, const char *cid);
@@ -157,8 +173,6 @@ int journal_takeback(journal *j, enum jstage s);
 /* Requests waiting in the stage's input state, oldest first, each with the
  * item the previous stage emitted (its input). fn returning non-zero stops
  * the walk. Returns the number visited or -1. Safe to write from fn. */
-typedef int journal_item_fn(void *arg, const char *tenant, const char *cid,
-    const char *item);
 int journal_pending(journal *j, enum jstage s, journal_item_fn *fn, void *arg);
 
 /* Non-terminal requests whose expires_at <= now_ms, with their latest item. */

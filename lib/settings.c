@@ -21,7 +21,7 @@ enum { MAX_FILE = 1 << 20 };
 
 enum kind {
 	K_VALUE,     /* any JSON value, judged by tenant_parse */
-	K_S3,        /* an object with secrets (s3 servers, rs_order): "key",
+	K_S3,        /* an object with secrets (s3 servers, rs_order, rs_admin): "key",
 	                "secret" and "jwt_secret" are masked */
 	K_IGNORED,   /* a REGARDS setting ferry has no use for: accepted, not stored */
 };
@@ -40,6 +40,7 @@ static const struct setting {
 	{ "delivery_bucket", K_VALUE, NULL },
 	{ "order_size_limit_bytes", K_VALUE, "5368709120" },
 	{ "users", K_VALUE, NULL },
+	{ "rs_admin", K_S3, NULL },
 	{ "catalog", K_VALUE, NULL },
 	{ "order_command", K_VALUE, NULL },
 	{ "order_backend", K_VALUE, NULL },

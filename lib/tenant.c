@@ -320,7 +320,11 @@ static int set_compression(const struct ctx *c, const struct rule *k, const cJSO
 
 static int set_s3(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst);
 static int set_rsorder(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst);
-static int set_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst);
+static int set_order_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v,
+    void *dst);
+static int set_admin_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v,
+    void *dst);
+static int set_rsadmin(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst);
 
 static int backend_ok(const char *s)
 {
@@ -335,6 +339,7 @@ static int http_url_ok(const char *s)
 #define T(field) offsetof(tenant, field)
 #define S(field) offsetof(struct tenant_s3, field)
 #define R(field) offsetof(struct tenant_rsorder, field)
+#define A(field) offsetof(struct tenant_rsadmin, field)
 
 static const struct rule s3_rules[] = {
 	{ "scheme", set_str, S(scheme), 0, 0, 0, scheme_ok, "\"http\" or \"https\"", 0, 0 },
@@ -351,12 +356,25 @@ static const struct rule s3_rules[] = {
 static const struct rule rsorder_rules[] = {
 	{ "url", set_str, R(url), 0, 0, 0, http_url_ok, "an http:// or https:// URL", 1, 0 },
 	{ "jwt_secret", set_str, R(jwt_secret), 0, 0, 0, nonempty, "a non-empty string", 0, 1 },
-	{ "jwt_secret_file", set_secret_file, R(jwt_secret), 0, 0, 0, absolute,
+	{ "jwt_secret_file", set_order_secret_file, R(jwt_secret), 0, 0, 0, absolute,
 	  "the absolute path of a file", 0, 0 },
 	{ "role", set_str, R(role), 0, 0, 0, nonempty, "a non-empty string", 0, 0 },
 	{ "token_ttl_seconds", set_int, R(token_ttl_seconds), 0, 60, 86400, NULL,
 	  "an integer from 60 to 86400", 0, 0 },
 	{ "page_size", set_int, R(page_size), 0, 1, 2000, NULL, "an integer from 1 to 2000", 0, 0 },
+	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL, 0, 0 },
+};
+
+/* the same two ways to give the key (set_rsadmin refuses both) */
+static const struct rule rsadmin_rules[] = {
+	{ "url", set_str, A(url), 0, 0, 0, http_url_ok, "an http:// or https:// URL", 1, 0 },
+	{ "jwt_secret", set_str, A(jwt_secret), 0, 0, 0, nonempty, "a non-empty string", 0, 1 },
+	{ "jwt_secret_file", set_admin_secret_file, A(jwt_secret), 0, 0, 0, absolute,
+	  "the absolute path of a file", 0, 0 },
+	{ "timeout_seconds", set_int, A(timeout_seconds), 0, 1, 30, NULL,
+	  "an integer from 1 to 30", 0, 0 },
+	{ "cache_seconds", set_int, A(cache_seconds), 0, 0, 3600, NULL,
+	  "an integer from 0 to 3600", 0, 0 },
 	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL, 0, 0 },
 };
 
@@ -371,6 +389,7 @@ static const struct rule tenant_rules[] = {
 	  "an S3 bucket name (3 to 63 of a-z, 0-9, '.', '-')", 0, 0 },
 	{ "users", set_access, T(users), T(nusers), 0, 0, any_string,
 	  "an array of strings", 0, 0 },
+	{ "rs_admin", set_rsadmin, T(rs_admin), 0, 0, 0, NULL, "an object", 0, 1 },
 	{ "catalog", set_str_or_null, T(catalog), 0, 0, 0, nonempty,
 	  "a non-empty string or null", 0, 0 },
 	{ "order_command", set_str_or_null, T(order_command), 0, 0, 0, nonempty,
@@ -474,17 +493,31 @@ static int set_s3(const struct ctx *c, const struct rule *k, const cJSON *v, voi
 	return 0;
 }
 
-/* The secret file of rs_order: a regular file of at most 4 KiB that only
- * its owner may read (the tenant file's rule for secrets); its content,
- * less one final newline, is the key (jwt_secret_read). */
-static int set_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
+/* The secret file of rs_order or rs_admin (section names it in messages):
+ * a regular file of at most 4 KiB that only its owner may read (the tenant
+ * file's rule for secrets); its content, less one final newline, is the key
+ * (jwt_secret_read). */
+static int secret_file(const struct ctx *c, const char *section, const struct rule *k,
+    const cJSON *v, void *dst)
 {
 	char err[4200];
 	if (!cJSON_IsString(v) || !k->ok(v->valuestring))
 		return -1;
 	if (jwt_secret_read(v->valuestring, (char **)dst, err, sizeof err) == 0)
 		return 0;
-	return errno == ENOMEM ? nomem(c) : (fail(c, "rs_order.jwt_secret_file: %s", err), -2);
+	return errno == ENOMEM ? nomem(c) : (fail(c, "%s.jwt_secret_file: %s", section, err), -2);
+}
+
+static int set_order_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v,
+    void *dst)
+{
+	return secret_file(c, "rs_order", k, v, dst);
+}
+
+static int set_admin_secret_file(const struct ctx *c, const struct rule *k, const cJSON *v,
+    void *dst)
+{
+	return secret_file(c, "rs_admin", k, v, dst);
 }
 
 static int set_rsorder(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
@@ -507,6 +540,28 @@ static int set_rsorder(const struct ctx *c, const struct rule *k, const cJSON *v
 		r->token_ttl_seconds = 7200;
 	if (!r->page_size)
 		r->page_size = 100;
+	return 0;
+}
+
+static int set_rsadmin(const struct ctx *c, const struct rule *k, const cJSON *v, void *dst)
+{
+	struct tenant_rsadmin *a = dst;
+	if (!cJSON_IsObject(v))
+		return -1;
+	int inline_key = cJSON_GetObjectItemCaseSensitive(v, "jwt_secret") != NULL;
+	int file_key = cJSON_GetObjectItemCaseSensitive(v, "jwt_secret_file") != NULL;
+	if (inline_key == file_key)
+		return fail(c, "%s: needs exactly one of jwt_secret and jwt_secret_file", k->key), -2;
+	a->cache_seconds = -1;
+	if (apply(c, rsadmin_rules, v, a, "rs_admin.") < 0)
+		return -2;
+	size_t n = strlen(a->url);
+	while (n > 0 && a->url[n - 1] == '/')
+		a->url[--n] = '\0';
+	if (!a->timeout_seconds)
+		a->timeout_seconds = 3;
+	if (a->cache_seconds < 0)
+		a->cache_seconds = 300;   /* UserVerifyService: expireAfterWrite(5, MINUTES) */
 	return 0;
 }
 
@@ -575,8 +630,10 @@ static int check_tree(const struct ctx *c, const cJSON *j, unsigned mode, tenant
 	const cJSON *s3 = cJSON_GetObjectItemCaseSensitive(j, "s3_server");
 	const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "source_s3_server");
 	const cJSON *rso = cJSON_GetObjectItemCaseSensitive(j, "rs_order");
+	const cJSON *rsa = cJSON_GetObjectItemCaseSensitive(j, "rs_admin");
 	int secret = has_secret(s3) || has_secret(src) ||
-	    (cJSON_IsObject(rso) && clear(cJSON_GetObjectItemCaseSensitive(rso, "jwt_secret")));
+	    (cJSON_IsObject(rso) && clear(cJSON_GetObjectItemCaseSensitive(rso, "jwt_secret"))) ||
+	    (cJSON_IsObject(rsa) && clear(cJSON_GetObjectItemCaseSensitive(rsa, "jwt_secret")));
 	if (secret && (mode & (S_IRGRP | S_IROTH)))
 		return fail(c, "holds secrets but is readable by group/others (mode %04o); chmod 600 it",
 		    mode & 07777);
@@ -590,11 +647,15 @@ static int check_tree(const struct ctx *c, const cJSON *j, unsigned mode, tenant
 	if (t->has_rs_order && (t->catalog || t->order_command))
 		return fail(c, "rs_order and %s are both set; a tenant has exactly one order backend",
 		    t->catalog ? "catalog" : "order_command");
+	t->has_rs_admin = rsa != NULL;
+	if (t->has_rs_admin && tenant_any(t->users, t->nusers))
+		return fail(c, "users: \"*\" cannot be used with rs_admin: anyone would be let in "
+		    "before rs-admin is asked");
 	/* rs-order acts for order.user and ferry signs its JWT: only for a
-	 * user named here (REGARDS' own user check is not available yet) */
+	 * user named here or one rs-admin knows (asked before GRANTED) */
 	if (t->has_rs_order && tenant_any(t->users, t->nusers))
 		return fail(c, "users: \"*\" cannot be used with rs_order: ferry signs rs-order "
-		    "tokens for the request's order.user, so users must list who may order");
+		    "tokens for the request's order.user, so users (or rs_admin) must say who may order");
 	const char *set = t->has_rs_order ? "rs-order" : t->catalog ? "catalog" :
 	    t->order_command ? "order_command" : NULL;
 	if (t->order_backend && (!set || strcmp(set, t->order_backend) != 0))
@@ -734,6 +795,8 @@ void tenant_free(tenant *t)
 	free(t->rs_order.url);
 	free_secret(t->rs_order.jwt_secret);
 	free(t->rs_order.role);
+	free(t->rs_admin.url);
+	free_secret(t->rs_admin.jwt_secret);
 	free_strv(t->file_roots);
 	free_strv(t->allowed_hosts);
 	free_strv(t->source_buckets);

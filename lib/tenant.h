@@ -28,6 +28,17 @@ struct tenant_rsorder {
 	int page_size;         /* available-files page size, 1..2000; default 100 */
 };
 
+/* rs-admin, the REGARDS administration service, as the judge of who may
+ * order (rs-delivery's UserVerifyService): GET <url>/users/email/<user>
+ * with a system JWT; 200 belongs, 404 does not (lib/rsadmin.h). */
+struct tenant_rsadmin {
+	char *url;             /* base URL of rs-admin's REST API, no trailing '/' */
+	char *jwt_secret;      /* HS512 key (jwt_secret, or read from jwt_secret_file):
+	                          secret material, wiped on free, never logged */
+	int timeout_seconds;   /* one lookup's whole time, 1..30; default 3 */
+	int cache_seconds;     /* answers kept, 0..3600; default 300 (REGARDS) */
+};
+
 typedef struct tenant {
 	char *name;
 	char *path;                        /* the file it was loaded from */
@@ -40,6 +51,8 @@ typedef struct tenant {
 	char *delivery_bucket;             /* may be NULL when no s3_server */
 	char **users;                      /* who may order: none = nobody, ["*"] = anyone */
 	size_t nusers;
+	int has_rs_admin;                  /* rs_admin given: also who rs-admin knows */
+	struct tenant_rsadmin rs_admin;
 	char *catalog;                     /* order backends: at most one set */
 	char *order_command;
 	char *order_backend;               /* as given: "catalog", "order_command", "rs-order" */
@@ -103,11 +116,13 @@ const struct tenant_s3 *tenant_source_s3(const tenant *t);
 /* The access lists (users, allowed_hosts, source_buckets): absent or []
  * allows nothing, [TENANT_ANY] anything; TENANT_ANY among other entries
  * makes the tenant unusable, and so does users [TENANT_ANY] with rs_order
- * (ferry signs rs-order tokens only for users it knows). */
+ * (ferry signs rs-order tokens only for users it knows) or with rs_admin
+ * (there would be nothing to ask). */
 #define TENANT_ANY "*"
 /* 1 if list (n entries) is [TENANT_ANY] */
 int tenant_any(char *const *list, size_t n);
-/* 1 if user may order for this tenant */
+/* 1 if user may order for this tenant by its users list alone (a tenant
+ * with rs_admin also lets order whom rs-admin knows: lib/rsadmin.h) */
 int tenant_user_allowed(const tenant *t, const char *user);
 
 /* The i-th top-level key tenant_parse knows, in its table's order, or NULL

@@ -44,6 +44,7 @@ struct ctx {
 	unsigned omitted;    /* errors that did not fit */
 	int nomem;
 	const tenant *t;     /* the tenant's order backend decides the query rules */
+	int known_user;      /* rs-admin knows order.user (validate_request_known) */
 };
 
 /* A rejected value as quoted: at most SHOW_MAX bytes of valid UTF-8, with
@@ -159,8 +160,9 @@ static void reject(struct ctx *c, const char *code, const char *text, const char
 	add_error(c, 0, code, text, field, &sh);
 }
 
-/* FORBIDDEN: unusable tenant, no user, or a user the tenant does not know
- * (a blank user is nobody's login, so it is unknown everywhere). */
+/* FORBIDDEN: unusable tenant, no user, or a user the tenant does not know,
+ * by its users list or rs-admin's word (a blank user is nobody's login, so
+ * it is unknown everywhere). */
 static void check_access(struct ctx *c, const cJSON *body, const char *tenant_name,
     const tenant *t)
 {
@@ -179,7 +181,8 @@ static void check_access(struct ctx *c, const cJSON *body, const char *tenant_na
 		show_string("null", &sh);
 		add_error(c, 1, "FORBIDDEN", MSG_NO_USER, "user", &sh);
 	} else if (t && cJSON_IsString(user) &&
-	    (validate_blank(user->valuestring) || !tenant_user_allowed(t, user->valuestring))) {
+	    (validate_blank(user->valuestring) ||
+	    (!tenant_user_allowed(t, user->valuestring) && !c->known_user))) {
 		show_string(user->valuestring, &sh);
 		snprintf(text, sizeof text, "Unknown user : %s", sh.text);
 		add_error(c, 1, "FORBIDDEN", text, "user", &sh);
@@ -334,7 +337,13 @@ static void check_content(struct ctx *c, const cJSON *body)
 int validate_request(const cJSON *body, const char *tenant_name, const tenant *t,
     struct validation *out)
 {
-	struct ctx c = { .v = out, .t = t };
+	return validate_request_known(body, tenant_name, t, 0, out);
+}
+
+int validate_request_known(const cJSON *body, const char *tenant_name, const tenant *t,
+    int known_user, struct validation *out)
+{
+	struct ctx c = { .v = out, .t = t, .known_user = known_user };
 	memset(out, 0, sizeof *out);
 	if (!cJSON_IsObject(body)) {
 		reject(&c, "typeMismatch", "must be an object", "request", body);

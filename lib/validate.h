@@ -36,6 +36,12 @@ struct validation {
 int validate_request(const cJSON *body, const char *tenant_name, const tenant *t,
     struct validation *out);
 
+/* The same, known_user saying whether rs-admin knows order.user (the
+ * caller asked it: lib/rsadmin.h); a user the tenant's users list names is
+ * known either way. */
+int validate_request_known(const cJSON *body, const char *tenant_name, const tenant *t,
+    int known_user, struct validation *out);
+
 /* Length of s as Java's String.length() counts it: UTF-16 code units (a
  * character outside the BMP counts 2, an invalid byte counts 1). */
 size_t validate_java_length(const char *s);

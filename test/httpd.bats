@@ -203,6 +203,28 @@ settings_file() { cat "$FERRY_TENANTS/$1.json"; }
 	assert_output 0
 }
 
+# verdict CID USER: ferry-request-validate's status for a request of p5,
+# in a journal of its own (the server's stays as the other tests expect it)
+verdict() {
+	jq -cn --arg cid "$1" --arg user "$2" '{tenant:"p5",correlationId:$cid,
+		request:{correlationId:$cid,targetDelivery:"s3",order:{queries:["*"],user:$user}}}' |
+		ferry-request-validate -j "$BATS_TEST_TMPDIR/journal.db" 3>&1 >/dev/null 2>/dev/null |
+		jq -r .status
+}
+
+@test "every user is explicit: a PUT that removes users lets nobody order; users [\"*\"] lets everyone" {
+	tenant_as_is p5 "{\"request_ttl\":1,\"users\":[\"ana@example.org\"],\"catalog\":\"$D/cat.db\"}"
+	assert_equal "$(verdict u-1 ana@example.org) $(verdict u-2 eve@example.org)" "GRANTED DENIED"
+	run api PUT /tenants/p5/settings --data-binary '[{"name":"users","value":null}]'
+	assert_output 200
+	settings_file p5 | jq -e 'has("users") | not'
+	# no users key: nobody, not everybody
+	assert_equal "$(verdict u-3 ana@example.org) $(verdict u-4 eve@example.org)" "DENIED DENIED"
+	run api PUT /tenants/p5/settings --data-binary '[{"name":"users","value":["*"]}]'
+	assert_output 200
+	assert_equal "$(verdict u-5 eve@example.org) $(verdict u-6 zoe@example.org)" "GRANTED GRANTED"
+}
+
 @test "a PUT for a new tenant creates its file, mode 600, by rename, and the stages use it" {
 	[ ! -e "$FERRY_TENANTS/p2.json" ]
 	run api PUT /tenants/p2/settings --data-binary '[{"name":"request_ttl","value":6},

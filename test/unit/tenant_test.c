@@ -235,7 +235,8 @@ static void test_rs_order_with_users_any_is_refused(void)
 	TU_EQ_INT(parse(json, 0100600, &t, err, sizeof err), -1);
 	TU_CHECK(t == NULL);
 	TU_EQ_STR(err, "/etc/ferry/tenants/p1.json: users: \"*\" cannot be used with rs_order: "
-	    "ferry signs rs-order tokens for the request's order.user, so users must list who may order");
+	    "ferry signs rs-order tokens for the request's order.user, so users (or rs_admin) must "
+	    "say who may order");
 	snprintf(json, sizeof json, "{%s,\"users\":[\"ana\"]}", rso);
 	TU_EQ_INT(parse(json, 0100600, &t, err, sizeof err), 0);
 	if (t) {
@@ -248,6 +249,80 @@ static void test_rs_order_with_users_any_is_refused(void)
 		TU_CHECK(!tenant_user_allowed(t, "ana"));
 		tenant_free(t);
 	}
+}
+
+/* rs_admin: its defaults (REGARDS' 5-minute cache), its key in a file,
+ * and what it cannot go with */
+static void test_rs_admin_loads_with_defaults_and_its_rules(void)
+{
+	char dir[] = "/tmp/tenant_test.XXXXXX", key[64], json[512], err[512];
+	tenant *t = NULL;
+	TU_CHECK(mkdtemp(dir) != NULL);
+	snprintf(key, sizeof key, "%s/admin.key", dir);
+	int fd = open(key, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	TU_CHECK(fd >= 0 && write(fd, "k3y-of-rs-admin\n", 16) == 16);
+	close(fd);
+	snprintf(json, sizeof json, "{\"rs_admin\":{\"url\":\"http://adm:9034//\","
+	    "\"jwt_secret_file\":\"%s\"}}", key);
+	if (TU_EQ_INT(parse(json, 0100644, &t, err, sizeof err), 0)) {
+		TU_CHECK(t->has_rs_admin);
+		TU_EQ_STR(t->rs_admin.url, "http://adm:9034");
+		TU_EQ_STR(t->rs_admin.jwt_secret, "k3y-of-rs-admin");
+		TU_EQ_INT(t->rs_admin.timeout_seconds, 3);
+		TU_EQ_INT(t->rs_admin.cache_seconds, 300);
+		TU_CHECK(!tenant_user_allowed(t, "ana"));   /* the list is still the list */
+		tenant_free(t);
+	} else {
+		printf("# %s\n", err);
+	}
+	TU_EQ_INT(parse("{\"rs_admin\":{\"url\":\"https://a\",\"jwt_secret\":\"k\","
+	    "\"timeout_seconds\":30,\"cache_seconds\":0},\"users\":[\"ana\"]}", 0100600, &t,
+	    err, sizeof err), 0);
+	if (t) {
+		TU_EQ_INT(t->rs_admin.timeout_seconds, 30);
+		TU_EQ_INT(t->rs_admin.cache_seconds, 0);
+		TU_CHECK(tenant_user_allowed(t, "ana"));
+		tenant_free(t);
+	}
+	static const struct { const char *json, *err; } bad[] = {
+		{ "{\"rs_admin\":{\"url\":\"http://a\"}}",
+		  "rs_admin: needs exactly one of jwt_secret and jwt_secret_file" },
+		{ "{\"rs_admin\":{\"url\":\"http://a\",\"jwt_secret\":\"k\","
+		  "\"jwt_secret_file\":\"/k\"}}",
+		  "rs_admin: needs exactly one of jwt_secret and jwt_secret_file" },
+		{ "{\"rs_admin\":{\"jwt_secret\":\"k\"}}", "rs_admin.url: is required" },
+		{ "{\"rs_admin\":{\"url\":\"ftp://a\",\"jwt_secret\":\"k\"}}",
+		  "rs_admin.url: must be an http:// or https:// URL, got \"ftp://a\"" },
+		{ "{\"rs_admin\":{\"url\":\"http://a\",\"jwt_secret\":\"k\",\"timeout_seconds\":0}}",
+		  "rs_admin.timeout_seconds: must be an integer from 1 to 30, got 0" },
+		{ "{\"rs_admin\":{\"url\":\"http://a\",\"jwt_secret\":\"k\",\"cache_seconds\":3601}}",
+		  "rs_admin.cache_seconds: must be an integer from 0 to 3600, got 3601" },
+		{ "{\"rs_admin\":{\"url\":\"http://a\",\"jwt_secret_file\":\"/nonexistent/k\"}}",
+		  "rs_admin.jwt_secret_file: /nonexistent/k: No such file or directory" },
+		{ "{\"rs_admin\":{\"url\":\"http://a\",\"jwt_secret\":\"k\"},\"users\":[\"*\"]}",
+		  "users: \"*\" cannot be used with rs_admin: anyone would be let in before rs-admin "
+		  "is asked" },
+		{ "{\"rs_admin\":[]}", "rs_admin: must be an object" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char want[512];
+		t = (tenant *)1;
+		TU_EQ_INT(parse(bad[i].json, 0100600, &t, err, sizeof err), -1);
+		TU_CHECK(t == NULL);
+		snprintf(want, sizeof want, "/etc/ferry/tenants/p1.json: %s", bad[i].err);
+		TU_EQ_STR(err, want);
+	}
+	/* a key in clear is a secret of the file */
+	TU_EQ_INT(parse("{\"rs_admin\":{\"url\":\"http://a\",\"jwt_secret\":\"S3CR3T\"}}",
+	    0100644, &t, err, sizeof err), -1);
+	TU_CHECK(strstr(err, "holds secrets") != NULL && !strstr(err, "S3CR3T"));
+	/* with rs_order, rs-admin may be the one who says who orders */
+	TU_EQ_INT(parse("{\"rs_admin\":{\"url\":\"http://a\",\"jwt_secret\":\"k\"},"
+	    "\"rs_order\":{\"url\":\"http://o\",\"jwt_secret\":\"k\"}}", 0100600, &t, err,
+	    sizeof err), 0);
+	tenant_free(t);
+	unlink(key);
+	rmdir(dir);
 }
 
 static void test_bad_settings_name_file_and_key(void)
@@ -537,6 +612,7 @@ TU_MAIN(
 	TU(test_presign_ttl_bounds_are_accepted),
 	TU(test_access_lists_absent_empty_any_or_named),
 	TU(test_rs_order_with_users_any_is_refused),
+	TU(test_rs_admin_loads_with_defaults_and_its_rules),
 	TU(test_bad_settings_name_file_and_key),
 	TU(test_long_rejected_values_are_cut),
 	TU(test_secrets_never_appear_in_messages),
