@@ -12,7 +12,8 @@
  * recognised.
  * MULTI vhost mode (FERRY_VHOST_MODE=multi, REGARDS's VirtualHostMode
  * MULTI): one connection per tenant of FERRY_TENANTS, each consuming the
- * request queue in that tenant's vhost, the tenant taken from the vhost;
+ * request queue in that tenant's vhost (the regards.tenant header must
+ * name that tenant);
  * a vhost that fails is retried on its own while the others go on. */
 #include <errno.h>
 #include <signal.h>
@@ -102,20 +103,16 @@ static const char *unanswerable(const struct bus_msg *m, cJSON **body, char *why
 	return NULL;
 }
 
-/* In MULTI vhost mode (tenant not NULL) a message's tenant is that of the
- * vhost it came from: a message without a regards.tenant header gets it,
- * one whose header names another tenant is refused (a client of one vhost
- * may not speak for another tenant). NULL, or why it is refused. */
-static const char *vhost_tenant(struct bus_msg *m, const char *tenant)
+/* In MULTI vhost mode (tenant not NULL) a message still carries its tenant
+ * in the regards.tenant header, as REGARDS's publishers always set it and
+ * its listener requires it (RabbitBatchMessageListener: MISSING_TENANT);
+ * one without is refused by unanswerable as in SINGLE mode. One whose
+ * header names another tenant than the vhost's is refused: a client of one
+ * vhost may not speak for another tenant. NULL, or why it is refused. */
+static const char *vhost_tenant(const struct bus_msg *m, const char *tenant)
 {
-	if (!tenant)
+	if (!tenant || !m->tenant)
 		return NULL;
-	if (!m->tenant) {
-		if (!(m->tenant = strdup(tenant)))
-			err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
-		m->tenant_len = strlen(tenant);
-		return NULL;
-	}
 	if (m->tenant_len != strlen(tenant) || strcmp(m->tenant, tenant) != 0)
 		return "regards.tenant header is not the tenant of the vhost it came from";
 	return NULL;
