@@ -27,7 +27,7 @@ struct bus {
 	int keep_props;           /* bus_keep_properties */
 	int returned;             /* a basic.return came since the last confirm */
 	int reply_code;           /* of the broker's last channel.close, or 0 */
-	char err[256];
+	char err[512];
 	/* confirms: pending[i] is 1 while seq base+i is unconfirmed */
 	uint64_t next_seq, base;
 	unsigned char *pending;
@@ -460,7 +460,7 @@ static int queue_refused(bus *b, const struct bus_names *n)
 {
 	if (b->reply_code != AMQP_PRECONDITION_FAILED)
 		return -1;
-	char why[256];
+	char why[512];
 	util_strlcpy(why, b->err, sizeof why);
 	fail(b, "%s; FERRY_TOPOLOGY=%s declares %s", why,
 	    n->topology == BUS_TOPOLOGY_REGARDS ? "regards" : "ferry",
