@@ -178,3 +178,21 @@ teardown() {
 	run grep -c 'tenant t3: .*retrying' ingest.log
 	refute_output 0
 }
+
+@test "bad FERRY_TOPOLOGY or FERRY_VHOST_MODE, or two tenants on one vhost, exit 100 naming why" {
+	run env FERRY_TOPOLOGY=rabbit ferry-amqp-ingest -1
+	assert_failure 100
+	assert_output --partial "FERRY_TOPOLOGY: rabbit: want ferry or regards"
+	run env FERRY_VHOST_MODE=many ferry-notify -1
+	assert_failure 100
+	assert_output --partial "FERRY_VHOST_MODE: many: want single or multi"
+	export FERRY_TENANTS="$BATS_TEST_TMPDIR/tenants" FERRY_VHOST_MODE=multi
+	tenant Ab
+	tenant aB
+	run ferry-amqp-ingest -1
+	assert_failure 100
+	assert_output --partial "share the vhost regards.ab"
+	run ferry-notify -1
+	assert_failure 100
+	assert_output --partial "share the vhost regards.ab"
+}
