@@ -147,6 +147,9 @@ teardown() {
 	FERRY_TENANTS="$BATS_TEST_TMPDIR/tenants" ferry-notify -1
 	peek bind "$(url regards.t1)" test.alias "$ALIAS"
 	peek bind "$(url regards.t2)" test.alias "$ALIAS"
+	# and on the URL's own vhost, to see that nothing goes there
+	FERRY_VHOST_MODE=single ferry-notify -1
+	peek bind "$FERRY_AMQP_URL" test.multi "$ALIAS"
 	tenant t3   # no vhost regards.t3
 	(ferry-amqp-ingest -v | ferry-request-validate -v >/dev/null) 2>>ingest.log &
 	ferry-notify -v 2>>notify.log &
@@ -165,14 +168,18 @@ teardown() {
 	assert_output 0
 	run peek count "$(url regards.t2)" test.alias
 	assert_output 0
-	run peek count "$FERRY_AMQP_URL" test.alias
+	run peek count "$FERRY_AMQP_URL" test.multi
 	assert_output 0
 	# a client of t1's vhost may not speak for T2: dead-lettered, as REGARDS
 	# dead-letters what it cannot take (the queue's own DLQ)
+	# and one without the header is refused as on a single vhost (REGARDS's
+	# listener requires it in both modes)
 	peek publish "$(url regards.t1)" "$RX" T2 "$(body m-x)"
-	run peek get "$(url regards.t1)" "$Q.DLQ" 1 20
+	peek publish "$(url regards.t1)" "$RX" - "$(body m-none)"
+	run peek get "$(url regards.t1)" "$Q.DLQ" 2 20
 	assert_success
 	assert_output --partial 'm-x'
+	assert_output --partial 'm-none'
 	run jq_sql "$FERRY_JOURNAL" "select tenant || ' ' || correlation_id from request order by tenant"
 	assert_output "$(printf 'T2 m-2\nt1 m-1')"
 	run grep -c 'tenant t3: .*retrying' ingest.log
