@@ -9,7 +9,12 @@
  * instances, so every instance agrees and no broker state can reorder
  * it), acks only once the broker confirmed the copy, and journals its own
  * queue: an id always meets the same journal, so duplicates are
- * recognised. */
+ * recognised.
+ * MULTI vhost mode (FERRY_VHOST_MODE=multi, REGARDS's VirtualHostMode
+ * MULTI): one connection per tenant of FERRY_TENANTS, each consuming the
+ * request queue in that tenant's vhost (the regards.tenant header must
+ * name that tenant);
+ * a vhost that fails is retried on its own while the others go on. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -96,6 +101,21 @@ static const char *unanswerable(const struct bus_msg *m, cJSON **body, char *why
 		return "no correlationId";
 	if (!cJSON_IsString(cid))
 		return "correlationId is not a string";
+	return NULL;
+}
+
+/* In MULTI vhost mode (tenant not NULL) a message still carries its tenant
+ * in the regards.tenant header, as REGARDS's publishers always set it and
+ * its listener requires it (RabbitBatchMessageListener: MISSING_TENANT);
+ * one without is refused by unanswerable as in SINGLE mode. One whose
+ * header names another tenant than the vhost's is refused: a client of one
+ * vhost may not speak for another tenant. NULL, or why it is refused. */
+static const char *vhost_tenant(const struct bus_msg *m, const char *tenant)
+{
+	if (!tenant || !m->tenant)
+		return NULL;
+	if (m->tenant_len != strlen(tenant) || strcmp(m->tenant, tenant) != 0)
+		return "regards.tenant header is not the tenant of the vhost it came from";
 	return NULL;
 }
 
@@ -206,9 +226,11 @@ static int linger_left(const struct opts *o, int busy, int64_t first)
 	return left > 0 ? (int)left : 0;
 }
 
-/* Journal one batch from `in`: wait up to wait_ms for its first message.
- * The number of messages handled, or -1 when the connection is lost. */
-static int journal_step(journal *j, bus *in, const struct opts *o, struct slot *s, int wait_ms)
+/* Journal one batch from `in`: wait up to wait_ms for its first message;
+ * `tenant`: the vhost's, in MULTI vhost mode, else NULL. The number of
+ * messages handled, or -1 when the connection is lost. */
+static int journal_step(journal *j, bus *in, const struct opts *o, struct slot *s, int wait_ms,
+    const char *tenant)
 {
 	static int busy;   /* the previous batch was a busy one */
 	int n = 0, got = 0, rc;
@@ -217,9 +239,11 @@ static int journal_step(journal *j, bus *in, const struct opts *o, struct slot *
 	    (got = bus_next(in, n ? linger_left(o, busy, first) : wait_ms, &s[n].m)) == 1) {
 		if (n == 0)
 			first = util_mono_ms();
-		cJSON *body;
+		cJSON *body = NULL;
 		char text[160];
-		const char *why = unanswerable(&s[n].m, &body, text, sizeof text);
+		const char *why = vhost_tenant(&s[n].m, tenant);
+		if (!why)
+			why = unanswerable(&s[n].m, &body, text, sizeof text);
 		/* the redelivery of a shared-queue message, forwarded again */
 		if (o->instance && s[n].m.routed_redelivery)
 			s[n].m.redelivered = 1;
@@ -374,10 +398,17 @@ static int links_open(struct links *l, const struct opts *o, const struct bus_na
     size_t errlen)
 {
 	bus *b;
-	if (!(l->in = bus_connect(o->url, n, err, errlen)))
+	int mismatch;
+	if (!(l->in = bus_connect(o->url, n, &mismatch, err, errlen))) {
+		if (mismatch)
+			err_die(EXIT_PERM, "%s", err);
 		return -1;
+	}
 	if (o->instance) {
-		if (bus_declare_route(l->in, n, &l->members) < 0)
+		int rc = bus_declare_route(l->in, n, &l->members);
+		if (rc == BUS_MISMATCH)
+			err_die(EXIT_PERM, "%s", bus_error(l->in));
+		if (rc < 0)
 			goto fail_in;
 		if (bus_open(o->url, &l->out, err, errlen) < 0 ||
 		    bus_open(o->url, &l->shared, err, errlen) < 0)
@@ -427,7 +458,7 @@ static int consume(journal *j, struct links *l, const struct opts *o)
 				break;
 			}
 		}
-		if ((journaled = journal_step(j, l->in, o, s, wait)) < 0) {
+		if ((journaled = journal_step(j, l->in, o, s, wait, NULL)) < 0) {
 			rc = -1;
 			break;
 		}
@@ -438,6 +469,120 @@ static int consume(journal *j, struct links *l, const struct opts *o)
 	free(f);
 	free(s);
 	return rc;
+}
+
+/* MULTI vhost mode: a tenant's vhost, consumed on a connection of its own. */
+struct vlink {
+	const char *tenant;
+	char url[1024];
+	bus *b;                   /* NULL while it waits to connect again */
+	int64_t retry_at;         /* util_mono_ms() */
+	int backoff;              /* seconds */
+};
+
+static void vlink_later(struct vlink *v, const struct opts *o)
+{
+	bus_close(v->b);
+	v->b = NULL;
+	if (o->once && v->backoff >= 8)
+		err_die(EXIT_TEMP, "tenant %s: broker unreachable; giving up (-1 mode)", v->tenant);
+	v->retry_at = util_mono_ms() + 1000 * (int64_t)v->backoff;
+	v->backoff = util_backoff_next(v->backoff);
+}
+
+/* Connect to v's vhost, declare, consume; on failure try again later
+ * (a queue declared with other arguments exits 100). */
+static void vlink_open(struct vlink *v, const struct opts *o, const struct bus_names *n)
+{
+	char err[512];
+	int mismatch;
+	if (!(v->b = bus_connect(v->url, n, &mismatch, err, sizeof err))) {
+		if (mismatch)
+			err_die(EXIT_PERM, "tenant %s: %s", v->tenant, err);
+	} else if (bus_consume(v->b, n->request_queue, o->prefetch) < 0) {
+		snprintf(err, sizeof err, "%s", bus_error(v->b));
+	} else {
+		char vhost[256];
+		bus_tenant_vhost(v->tenant, vhost, sizeof vhost);
+		err_info("consuming %s in vhost %s (tenant %s)", n->request_queue, vhost, v->tenant);
+		return;
+	}
+	err_warn("tenant %s: %s; retrying in %d s", v->tenant, err, v->backoff);
+	vlink_later(v, o);
+}
+
+/* The vlinks of every tenant of FERRY_TENANTS (exit 100 when there is
+ * none, or two share a vhost: REGARDS lower-cases the tenant's name). */
+static struct vlink *vlinks_make(const struct opts *o, char ***names, size_t *n)
+{
+	const char *dir = util_env("FERRY_TENANTS", "/etc/ferry/tenants");
+	char err[512];
+	if (tenant_names(dir, names, n, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: %s", err);
+	if (*n == 0)
+		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: no tenant in %s (FERRY_TENANTS)", dir);
+	struct vlink *v = calloc(*n, sizeof *v);
+	if (!v)
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
+	for (size_t i = 0; i < *n; i++) {
+		v[i].tenant = (*names)[i];
+		v[i].backoff = 1;
+		if (bus_tenant_url(o->url, v[i].tenant, v[i].url, sizeof v[i].url) < 0)
+			err_die(EXIT_PERM, "tenant %s: its vhost URL does not fit", v[i].tenant);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(strrchr(v[k].url, '/'), strrchr(v[i].url, '/')) == 0)
+				err_die(EXIT_PERM, "tenants %s and %s share the vhost %s", v[k].tenant,
+				    v[i].tenant, strrchr(v[i].url, '/') + 1);
+	}
+	return v;
+}
+
+/* MULTI vhost mode: every tenant's vhost in turn, one batch each a round,
+ * so that no tenant's backlog holds another's up. */
+static void consume_vhosts(journal *j, struct vlink *v, size_t n, const struct opts *o,
+    const struct bus_names *names)
+{
+	struct slot *s = calloc((size_t)o->batch, sizeof *s);
+	bus **up = calloc(n, sizeof *up);
+	if (!s || !up)
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
+	while (!stop) {
+		int64_t now = util_mono_ms(), wait = 1000;
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!v[i].b && now >= v[i].retry_at)
+				vlink_open(&v[i], o, names);
+			if (v[i].b)
+				up[k++] = v[i].b;
+			else if (v[i].retry_at - now < wait)
+				wait = v[i].retry_at > now ? v[i].retry_at - now : 0;
+		}
+		int ready = bus_wait(up, k, (int)wait);
+		if (ready < 0)
+			err_die(EXIT_TEMP, "poll: %s", strerror(errno));
+		int handled = 0;
+		for (size_t i = 0; i < n && ready; i++) {
+			if (!v[i].b)
+				continue;
+			int got = journal_step(j, v[i].b, o, s, 0, v[i].tenant);
+			if (got < 0) {
+				err_warn("tenant %s: broker connection lost: %s; reconnecting", v[i].tenant,
+				    bus_error(v[i].b));
+				vlink_later(&v[i], o);
+			} else if (got > 0) {
+				v[i].backoff = 1;
+				handled += got;
+			}
+		}
+		if (o->once && !ready && handled == 0 && k == n)
+			stop = 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bus_close(v[i].b);
+		v[i].b = NULL;
+	}
+	free(up);
+	free(s);
 }
 
 /* Items journaled but perhaps never printed (killed in between): print them
@@ -532,10 +677,15 @@ int main(int argc, char **argv)
 		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
 	parse(argc, argv, &o);
 	util_signals(&stop);
-	bus_names_from_env(&names);
+	if (bus_names_from_env(&names, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	if (bus_url_check(o.url, err, sizeof err) < 0)
 		err_die(EXIT_PERM, "%s", err);
 	l.queue = names.request_queue;
+	int multi = names.vhost_mode == BUS_VHOST_MULTI;
+	if (multi && (o.instance || o.instances))
+		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi does not scale out: "
+		    "unset FERRY_INSTANCE and FERRY_INSTANCES (-i, -I)");
 	if (o.instance || o.instances)
 		scale_out(&o, &names, &l);
 	if (journal_open(o.journal, JOURNAL_SYNC_FULL, &j, err, sizeof err, &temp) < 0)
@@ -544,7 +694,15 @@ int main(int argc, char **argv)
 	if (journal_pending(j, JSTAGE_VALIDATE, reprint, NULL) < 0)
 		err_die(journal_temporary(j) ? EXIT_TEMP : EXIT_PERM, "%s", journal_error(j));
 
-	while (!stop) {
+	if (multi) {
+		char **tenants;
+		size_t n;
+		struct vlink *v = vlinks_make(&o, &tenants, &n);
+		consume_vhosts(j, v, n, &o, &names);
+		free(v);
+		tenant_names_free(tenants, n);
+	}
+	while (!stop && !multi) {
 		if (links_open(&l, &o, &names, err, sizeof err) < 0) {
 			err_warn("%s; retrying in %d s", err, backoff);
 			if (o.once && backoff >= 8)

@@ -3,7 +3,11 @@
  * the broker acked it. A row that cannot be sent as it is (the bus refuses
  * it, the connection intact) is set aside, not retried: no row holds up
  * the others. New rows are noticed by polling PRAGMA data_version every
- * few milliseconds (no query, no busy loop while nothing changes). */
+ * few milliseconds (no query, no busy loop while nothing changes).
+ * MULTI vhost mode (FERRY_VHOST_MODE=multi): each tenant of FERRY_TENANTS
+ * has a connection to its own vhost, publishing its tenant's rows only,
+ * in order; a vhost that fails is retried on its own while the others go
+ * on. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include "err.h"
 #include "journal.h"
 #include "response.h"
+#include "tenant.h"
 #include "util.h"
 #include "version.h"
 
@@ -30,9 +35,16 @@ struct opts {
 	int window, interval, once;
 };
 
-/* Outbox ids of published, unconfirmed messages, by sequence number. */
+/* Outbox ids of published, unconfirmed messages, by sequence number, on
+ * one connection: every row, or in MULTI vhost mode one tenant's. */
 struct flight {
 	bus *b;
+	const char *tenant;      /* whose rows, or NULL: all */
+	char url[1024];
+	int64_t seen_version;    /* journal_data_version at the last look */
+	int idle;                /* that look found fewer rows than room */
+	int64_t retry_at;        /* MULTI: when b is NULL, util_mono_ms() to connect */
+	int backoff;
 	const struct bus_names *names;
 	const struct response_props *props;
 	int64_t *ids;            /* ring indexed by seq % (4 * window) */
@@ -139,37 +151,53 @@ static void mark_sent(journal *j, struct flight *f)
 	f->nacked = 0;
 }
 
+/* Publish from the outbox what the window has room for (*room), if the
+ * journal changed or the last look was not idle: the rows published, or
+ * -1 when the connection failed. */
+static int publish_some(journal *j, struct flight *f, int64_t v, int *room)
+{
+	int n = 0;
+	*room = f->window - (int)bus_unconfirmed(f->b);
+	if (f->resend_from) {
+		f->last_id = f->resend_from - 1;
+		f->resend_from = 0;
+	}
+	if (*room > 0 && (v != f->seen_version || !f->idle)) {
+		bus_cork(f->b, 1);
+		n = journal_outbox_unsent_of(j, f->tenant, f->last_id, *room, publish_row, f);
+		bus_cork(f->b, 0);
+		if (n < 0)
+			err_die(EXIT_TEMP, "%s", journal_error(j));
+		if (f->failed)
+			return -1;
+		f->seen_version = v;
+		f->idle = n < *room;
+		if (f->aside_id) {
+			set_aside(j, f);
+			f->idle = 0;   /* our own write leaves data_version as it is */
+		}
+	}
+	return n;
+}
+
+static int64_t data_version(journal *j)
+{
+	int64_t v = journal_data_version(j);
+	if (v < 0)
+		err_die(EXIT_TEMP, "%s", journal_error(j));
+	return v;
+}
+
 /* Publish and confirm until the connection fails (-1), stop, or in -1 mode
  * until the outbox is empty (0). */
 static int pump(journal *j, struct flight *f, const struct opts *o)
 {
-	int64_t seen_version = -1;
-	int idle = 0;
+	f->seen_version = -1;
+	f->idle = 0;
 	while (!stop) {
-		int64_t v = journal_data_version(j);
-		if (v < 0)
-			err_die(EXIT_TEMP, "%s", journal_error(j));
-		int room = f->window - (int)bus_unconfirmed(f->b);
-		int n = 0;
-		if (f->resend_from) {
-			f->last_id = f->resend_from - 1;
-			f->resend_from = 0;
-		}
-		if (room > 0 && (v != seen_version || !idle)) {
-			bus_cork(f->b, 1);
-			n = journal_outbox_unsent(j, f->last_id, room, publish_row, f);
-			bus_cork(f->b, 0);
-			if (n < 0)
-				err_die(EXIT_TEMP, "%s", journal_error(j));
-			if (f->failed)
-				return -1;
-			seen_version = v;
-			idle = n < room;
-			if (f->aside_id) {
-				set_aside(j, f);
-				idle = 0;   /* our own write leaves data_version as it is */
-			}
-		}
+		int room, n = publish_some(j, f, data_version(j), &room);
+		if (n < 0)
+			return -1;
 		uint64_t waiting = bus_unconfirmed(f->b);
 		if (o->once && n == 0 && waiting == 0 && f->nacked == 0)
 			return 0;
@@ -178,6 +206,144 @@ static int pump(journal *j, struct flight *f, const struct opts *o)
 		mark_sent(j, f);
 	}
 	return 0;
+}
+
+/* A fresh start on connection b: unconfirmed rows of a lost connection go
+ * again. */
+static void flight_reset(struct flight *f, bus *b)
+{
+	f->b = b;
+	f->last_id = 0;
+	f->failed = 0;
+	f->resend_from = 0;
+	f->nacked = 0;
+	f->seen_version = -1;
+	f->idle = 0;
+}
+
+/* Connect, declare, select confirms: a bus, or NULL and why in err (a
+ * queue declared with other arguments exits 100). */
+static bus *connect_confirming(const char *url, const struct bus_names *names, char *err,
+    size_t errlen)
+{
+	int mismatch;
+	bus *b = bus_connect(url, names, &mismatch, err, errlen);
+	if (!b && mismatch)
+		err_die(EXIT_PERM, "%s", err);
+	if (b && bus_confirm_select(b) < 0) {
+		snprintf(err, errlen, "%s", bus_error(b));
+		bus_close(b);
+		b = NULL;
+	}
+	return b;
+}
+
+static void flight_later(struct flight *f, const struct opts *o)
+{
+	bus_close(f->b);
+	f->b = NULL;
+	if (o->once && f->backoff >= 8)
+		err_die(EXIT_TEMP, "tenant %s: broker unreachable; giving up (-1 mode)", f->tenant);
+	f->retry_at = util_mono_ms() + 1000 * (int64_t)f->backoff;
+	f->backoff = util_backoff_next(f->backoff);
+}
+
+static void flight_open(struct flight *f, const struct opts *o)
+{
+	char err[512];
+	bus *b = connect_confirming(f->url, f->names, err, sizeof err);
+	if (b) {
+		flight_reset(f, b);
+		return;
+	}
+	err_warn("tenant %s: %s; retrying in %d s", f->tenant, err, f->backoff);
+	flight_later(f, o);
+}
+
+/* MULTI vhost mode: every tenant's flight in turn, each on its vhost. In
+ * -1 mode, returns once every outbox row of those tenants is confirmed. */
+static void pump_vhosts(journal *j, struct flight *fs, size_t n, const struct opts *o)
+{
+	bus **up = calloc(n, sizeof *up);
+	if (!up)
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
+	while (!stop) {
+		int64_t now = util_mono_ms(), v = data_version(j);
+		int busy = 0, wait = o->interval;
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct flight *f = &fs[i];
+			int room, got = 0;
+			if (!f->b && now >= f->retry_at)
+				flight_open(f, o);
+			if (f->b && (got = publish_some(j, f, v, &room)) < 0) {
+				err_warn("tenant %s: broker connection lost: %s; reconnecting", f->tenant,
+				    bus_error(f->b));
+				flight_later(f, o);
+			}
+			if (f->b) {
+				up[k++] = f->b;
+				busy |= got > 0 || bus_unconfirmed(f->b) > 0 || f->nacked > 0;
+				if (got > 0 && room > got)
+					wait = 0;
+			} else if (f->retry_at - now < wait) {
+				wait = f->retry_at > now ? (int)(f->retry_at - now) : 0;
+			}
+		}
+		if (o->once && !busy && k == n)
+			break;
+		if (bus_wait(up, k, wait) < 0)
+			err_die(EXIT_TEMP, "poll: %s", strerror(errno));
+		for (size_t i = 0; i < n; i++) {
+			struct flight *f = &fs[i];
+			if (f->b && bus_confirms(f->b, 0, confirmed, f) < 0) {
+				err_warn("tenant %s: broker connection lost: %s; reconnecting", f->tenant,
+				    bus_error(f->b));
+				flight_later(f, o);
+			}
+			mark_sent(j, f);
+			if (f->b && f->nacked == 0)
+				f->backoff = 1;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		bus_close(fs[i].b);
+		fs[i].b = NULL;
+	}
+	free(up);
+}
+
+/* The flights of MULTI vhost mode, one per tenant of FERRY_TENANTS (exit
+ * 100 when there is none, or two share a vhost). */
+static struct flight *flights_make(const struct opts *o, const struct flight *model,
+    char ***names, size_t *n)
+{
+	const char *dir = util_env("FERRY_TENANTS", "/etc/ferry/tenants");
+	char err[512];
+	if (tenant_names(dir, names, n, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: %s", err);
+	if (*n == 0)
+		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: no tenant in %s (FERRY_TENANTS)", dir);
+	struct flight *fs = calloc(*n, sizeof *fs);
+	if (!fs)
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
+	for (size_t i = 0; i < *n; i++) {
+		struct flight *f = &fs[i];
+		*f = *model;
+		f->tenant = (*names)[i];
+		f->backoff = 1;
+		f->ids = calloc(4 * (size_t)o->window, sizeof *f->ids);
+		f->acked = calloc((size_t)o->window, sizeof *f->acked);
+		if (!f->ids || !f->acked)
+			err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
+		if (bus_tenant_url(o->url, f->tenant, f->url, sizeof f->url) < 0)
+			err_die(EXIT_PERM, "tenant %s: its vhost URL does not fit", f->tenant);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(strrchr(fs[k].url, '/'), strrchr(f->url, '/')) == 0)
+				err_die(EXIT_PERM, "tenants %s and %s share the vhost %s", fs[k].tenant,
+				    f->tenant, strrchr(f->url, '/') + 1);
+	}
+	return fs;
 }
 
 static void parse(int argc, char **argv, struct opts *o)
@@ -216,7 +382,8 @@ int main(int argc, char **argv)
 	version_option(argc, argv);
 	parse(argc, argv, &o);
 	util_signals(&stop);
-	bus_names_from_env(&names);
+	if (bus_names_from_env(&names, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	struct response_props props;
 	if (response_props_from_env(&props, err, sizeof err) < 0)
 		err_die(EXIT_PERM, "%s", err);
@@ -232,13 +399,21 @@ int main(int argc, char **argv)
 	if (!f.ids || !f.acked)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 
-	while (!stop) {
-		bus *b = bus_connect(o.url, &names, err, sizeof err);
-		if (b && bus_confirm_select(b) < 0) {
-			snprintf(err, sizeof err, "%s", bus_error(b));
-			bus_close(b);
-			b = NULL;
+	if (names.vhost_mode == BUS_VHOST_MULTI) {
+		char **tenants;
+		size_t n;
+		struct flight *fs = flights_make(&o, &f, &tenants, &n);
+		pump_vhosts(j, fs, n, &o);
+		for (size_t i = 0; i < n; i++) {
+			free(fs[i].ids);
+			free(fs[i].acked);
 		}
+		free(fs);
+		tenant_names_free(tenants, n);
+		stop = 1;
+	}
+	while (!stop) {
+		bus *b = connect_confirming(o.url, &names, err, sizeof err);
 		if (!b) {
 			err_warn("%s; retrying in %d s", err, backoff);
 			if (o.once && backoff >= 8)
@@ -248,11 +423,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		int64_t connected = util_mono_ms();
-		f.b = b;
-		f.last_id = 0;      /* unconfirmed rows of a lost connection go again */
-		f.failed = 0;
-		f.resend_from = 0;
-		f.nacked = 0;
+		flight_reset(&f, b);
 		int r = pump(j, &f, &o);
 		if (r < 0 && !stop)
 			err_warn("broker connection lost: %s; reconnecting", bus_error(b));

@@ -207,11 +207,19 @@ int main(int argc, char **argv)
 	}
 	char *body = build_body(&o);
 	snprintf(label, sizeof label, "%s/%s", o.tenant, o.cid);
-	bus_names_from_env(&names);
+	if (bus_names_from_env(&names, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	if (bus_url_check(o.url, err, sizeof err) < 0)
 		err_die(EXIT_PERM, "%s", err);
+	/* MULTI vhost mode: the request goes to its tenant's vhost */
+	char url[1024];
+	if (names.vhost_mode == BUS_VHOST_MULTI) {
+		if (bus_tenant_url(o.url, o.tenant, url, sizeof url) < 0)
+			err_die(EXIT_PERM, "tenant %s: its vhost URL does not fit", o.tenant);
+		o.url = url;
+	}
 	/* the topology first: a request exchange bound to nothing drops requests */
-	if (!(b = bus_connect(o.url, &names, err, sizeof err)))
+	if (!(b = bus_connect(o.url, &names, NULL, err, sizeof err)))
 		err_die(EXIT_TEMP, "%s", err);
 	if (bus_listen(b, NULL, names.response_exchange, queue, sizeof queue) < 0 ||
 	    bus_confirm_select(b) < 0)

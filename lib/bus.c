@@ -26,7 +26,8 @@ struct bus {
 	int open;                 /* channel usable */
 	int keep_props;           /* bus_keep_properties */
 	int returned;             /* a basic.return came since the last confirm */
-	char err[256];
+	int reply_code;           /* of the broker's last channel.close, or 0 */
+	char err[512];
 	/* confirms: pending[i] is 1 while seq base+i is unconfirmed */
 	uint64_t next_seq, base;
 	unsigned char *pending;
@@ -51,14 +52,80 @@ static int fail(bus *b, const char *fmt, ...)
 
 const char *bus_error(const bus *b) { return b->err; }
 
-void bus_names_from_env(struct bus_names *n)
+/* The value of variable name, one of words[0..n) (the first when unset
+ * or empty): its index, or -1 and why in err. */
+static int env_word(const char *name, const char *const *words, int nwords, char *err,
+    size_t errlen)
 {
+	const char *v = util_env(name, words[0]);
+	for (int i = 0; i < nwords; i++)
+		if (strcmp(v, words[i]) == 0)
+			return i;
+	snprintf(err, errlen, "%s: %.64s: want %s or %s", name, v, words[0], words[1]);
+	return -1;
+}
+
+int bus_names_from_env(struct bus_names *n, char *err, size_t errlen)
+{
+	static const char *const topologies[] = { "ferry", "regards" };
+	static const char *const modes[] = { "single", "multi" };
 	n->request_exchange = util_env("FERRY_REQUEST_EXCHANGE", BUS_REQUEST_EXCHANGE);
 	n->request_queue = util_env("FERRY_REQUEST_QUEUE", BUS_REQUEST_QUEUE);
 	n->response_exchange = util_env("FERRY_RESPONSE_EXCHANGE", BUS_RESPONSE_EXCHANGE);
 	n->response_alias = util_env("FERRY_RESPONSE_ALIAS", BUS_RESPONSE_ALIAS);
 	n->dlx = util_env("FERRY_DLX", BUS_DLX);
 	n->dlq = util_env("FERRY_DLQ", BUS_DLQ);
+	n->request_dlq = n->dlq;
+	int t = env_word("FERRY_TOPOLOGY", topologies, 2, err, errlen);
+	int m = t < 0 ? -1 : env_word("FERRY_VHOST_MODE", modes, 2, err, errlen);
+	if (m < 0)
+		return -1;
+	n->topology = t ? BUS_TOPOLOGY_REGARDS : BUS_TOPOLOGY_FERRY;
+	n->vhost_mode = m ? BUS_VHOST_MULTI : BUS_VHOST_SINGLE;
+	if (n->topology == BUS_TOPOLOGY_FERRY)
+		return 0;
+	/* rs-delivery's queue and its dedicated DLQ, named as RegardsAmqpAdmin
+	 * names them (getSubscriptionQueueName, getDedicatedDLQFromQueueName) */
+	const char *ms = util_env("FERRY_REGARDS_MICROSERVICE", BUS_REGARDS_MICROSERVICE);
+	int q = snprintf(n->queue_buf, sizeof n->queue_buf, "regards.broadcast.%s.%s", ms,
+	    BUS_REGARDS_HANDLER);
+	int d = snprintf(n->dlq_buf, sizeof n->dlq_buf, "%s.DLQ", n->queue_buf);
+	if (strcspn(ms, " \t\r\n") != strlen(ms) || q < 0 || d < 0 ||
+	    (size_t)d >= sizeof n->dlq_buf) {
+		snprintf(err, errlen, "FERRY_REGARDS_MICROSERVICE: %.64s: want a microservice type"
+		    " without white space, its queue's DLQ name at most 255 bytes", ms);
+		return -1;
+	}
+	n->request_queue = n->queue_buf;
+	n->request_dlq = n->dlq_buf;
+	return 0;
+}
+
+int bus_tenant_vhost(const char *tenant, char *out, size_t outlen)
+{
+	size_t p = strlen(BUS_VHOST_PREFIX), t = strlen(tenant);
+	if (p + t >= outlen)
+		return -1;
+	memcpy(out, BUS_VHOST_PREFIX, p);
+	for (size_t i = 0; i <= t; i++)   /* Java's toLowerCase, on [A-Za-z0-9_.-] */
+		out[p + i] = (char)(tenant[i] >= 'A' && tenant[i] <= 'Z' ? tenant[i] - 'A' + 'a'
+		    : tenant[i]);
+	return 0;
+}
+
+int bus_tenant_url(const char *url, const char *tenant, char *out, size_t outlen)
+{
+	/* amqp://user:pass@host:port/vhost: the vhost is after the first '/'
+	 * past the scheme ('/' in user or password is percent-encoded) */
+	const char *s = strstr(url, "://");
+	const char *slash = s ? strchr(s + 3, '/') : NULL;
+	size_t keep = slash ? (size_t)(slash - url) : strlen(url);
+	char vhost[256];
+	/* a tenant name ([A-Za-z0-9_.-]) needs no percent-encoding */
+	if (!s || bus_tenant_vhost(tenant, vhost, sizeof vhost) < 0)
+		return -1;
+	int n = snprintf(out, outlen, "%.*s/%s", (int)keep, url, vhost);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
 /* Describe a failed RPC reply; always -1. Marks the channel unusable when
@@ -82,6 +149,7 @@ static int rpc_fail(bus *b, amqp_rpc_reply_t r, const char *what)
 		}
 		if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
 			amqp_channel_close_t *m = r.reply.decoded;
+			b->reply_code = m->reply_code;
 			return fail(b, "%s: channel closed by broker: %d %.*s", what, m->reply_code,
 			    (int)m->reply_text.len, (char *)m->reply_text.bytes);
 		}
@@ -165,12 +233,18 @@ fail:
 	return -1;
 }
 
-bus *bus_connect(const char *url, const struct bus_names *n, char *err, size_t errlen)
+bus *bus_connect(const char *url, const struct bus_names *n, int *mismatch, char *err,
+    size_t errlen)
 {
 	bus *b;
+	if (mismatch)
+		*mismatch = 0;
 	if (bus_open(url, &b, err, errlen) < 0)
 		return NULL;
-	if (bus_declare(b, n) < 0) {
+	int rc = bus_declare(b, n);
+	if (rc < 0) {
+		if (mismatch)
+			*mismatch = rc == BUS_MISMATCH;
 		snprintf(err, errlen, "%s", b->err);
 		bus_close(b);
 		return NULL;
@@ -379,19 +453,65 @@ static int declare_exchange(bus *b, const char *name, const char *type)
 	return check_rpc(b, what);
 }
 
-/* A durable quorum queue dead-lettering to n's DLX and DLQ: the request
- * queue, and each scale-out instance's queue. */
+/* The broker refused a queue's arguments (406 PRECONDITION_FAILED): say
+ * so with what this topology declares. BUS_MISMATCH, or -1 for any other
+ * failure. */
+static int queue_refused(bus *b, const struct bus_names *n)
+{
+	if (b->reply_code != AMQP_PRECONDITION_FAILED)
+		return -1;
+	char why[512];
+	util_strlcpy(why, b->err, sizeof why);
+	fail(b, "%s; FERRY_TOPOLOGY=%s declares %s", why,
+	    n->topology == BUS_TOPOLOGY_REGARDS ? "regards" : "ferry",
+	    n->topology == BUS_TOPOLOGY_REGARDS
+	    ? "rs-delivery's classic queue (x-max-priority 255, its own .DLQ)"
+	    : "a quorum queue (FERRY_TOPOLOGY=regards takes over rs-delivery's queue)");
+	return BUS_MISMATCH;
+}
+
+/* A durable priority queue bound to n's DLX with key as REGARDS declares
+ * its DLQs (RegardsAmqpAdmin.declareDeadLetter, declareDedicatedDeadLetter):
+ * any other arguments and the broker refuses whichever side declares
+ * second. */
+static int declare_dlq(bus *b, const struct bus_names *n, const char *name)
+{
+	amqp_table_entry_t prio = { amqp_cstring_bytes("x-max-priority"),
+		{ .kind = AMQP_FIELD_KIND_I32, .value.i32 = BUS_REGARDS_MAX_PRIORITY } };
+	amqp_table_t args = { 1, &prio };
+	char what[300];
+	snprintf(what, sizeof what, "declare dead-letter queue %s", name);
+	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
+	if (check_rpc(b, what) < 0)
+		return queue_refused(b, n);
+	snprintf(what, sizeof what, "bind dead-letter queue %s", name);
+	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(n->dlx),
+	    amqp_cstring_bytes(name), amqp_empty_table);
+	return check_rpc(b, what);
+}
+
+/* The request queue, and each scale-out instance's queue: durable,
+ * dead-lettering to n's DLX with n->request_dlq as key. In ferry's
+ * topology a quorum queue; in REGARDS's, the arguments of
+ * RegardsAmqpAdmin.declareQueue for a broadcast handler's queue
+ * (QueueBuilder.durable(qn).maxPriority(MAX_PRIORITY), then
+ * deadLetterExchange and deadLetterRoutingKey): a classic queue. */
 static int declare_request_queue(bus *b, const struct bus_names *n, const char *name,
     const char *what)
 {
-	amqp_table_entry_t args[] = {
-		entry_str("x-queue-type", "quorum"),
-		entry_str("x-dead-letter-exchange", n->dlx),
-		entry_str("x-dead-letter-routing-key", n->dlq),
-	};
+	amqp_table_entry_t args[3];
+	if (n->topology == BUS_TOPOLOGY_REGARDS) {
+		args[0].key = amqp_cstring_bytes("x-max-priority");
+		args[0].value.kind = AMQP_FIELD_KIND_I32;
+		args[0].value.value.i32 = BUS_REGARDS_MAX_PRIORITY;
+	} else {
+		args[0] = entry_str("x-queue-type", "quorum");
+	}
+	args[1] = entry_str("x-dead-letter-exchange", n->dlx);
+	args[2] = entry_str("x-dead-letter-routing-key", n->request_dlq);
 	amqp_table_t t = { 3, args };
 	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, t);
-	return check_rpc(b, what);
+	return check_rpc(b, what) < 0 ? queue_refused(b, n) : 0;
 }
 
 int bus_declare(bus *b, const struct bus_names *n)
@@ -400,26 +520,21 @@ int bus_declare(bus *b, const struct bus_names *n)
 		{ 0, "fanout" }, { 1, "fanout" }, { 2, "fanout" }, { 3, "topic" },
 	};
 	const char *names[] = { n->request_exchange, n->response_exchange, n->response_alias, n->dlx };
+	int rc;
 	for (size_t i = 0; i < sizeof exchanges / sizeof *exchanges; i++)
 		if (declare_exchange(b, names[exchanges[i].which], exchanges[i].type) < 0)
 			return -1;
 
-	/* regards.DLX and regards.DLQ as every REGARDS microservice declares them
-	 * (RegardsAmqpAdmin): a topic exchange and a priority queue; any other
-	 * arguments and the broker refuses whichever side declares second */
-	amqp_table_entry_t prio = { amqp_cstring_bytes("x-max-priority"),
-		{ .kind = AMQP_FIELD_KIND_I32, .value.i32 = 255 } };
-	amqp_table_t dlq_args = { 1, &prio };
-	amqp_queue_declare(b->conn, CHANNEL, amqp_cstring_bytes(n->dlq), 0, 1, 0, 0, dlq_args);
-	if (check_rpc(b, "declare dead-letter queue") < 0)
-		return -1;
-	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->dlq), amqp_cstring_bytes(n->dlx),
-	    amqp_cstring_bytes(n->dlq), amqp_empty_table);
-	if (check_rpc(b, "bind dead-letter queue") < 0)
-		return -1;
+	/* regards.DLX and regards.DLQ as every REGARDS microservice declares
+	 * them; in REGARDS's topology the request queue's dedicated DLQ too
+	 * (IBatchHandler.isDedicatedDLQEnabled is true by default) */
+	if ((rc = declare_dlq(b, n, n->dlq)) < 0)
+		return rc;
+	if (n->request_dlq != n->dlq && (rc = declare_dlq(b, n, n->request_dlq)) < 0)
+		return rc;
 
-	if (declare_request_queue(b, n, n->request_queue, "declare request queue") < 0)
-		return -1;
+	if ((rc = declare_request_queue(b, n, n->request_queue, "declare request queue")) < 0)
+		return rc;
 	amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(n->request_queue),
 	    amqp_cstring_bytes(n->request_exchange), amqp_empty_bytes, amqp_empty_table);
 	if (check_rpc(b, "bind request queue") < 0)
@@ -551,8 +666,9 @@ int bus_declare_route(bus *b, const struct bus_names *n, const struct bus_member
 	for (size_t i = 0; i < m->n; i++) {
 		if (member_queue(n, m->names[i], queue) < 0)
 			return fail(b, "instance queue name too long");
-		if (declare_request_queue(b, n, queue, "declare instance queue") < 0)
-			return -1;
+		int rc = declare_request_queue(b, n, queue, "declare instance queue");
+		if (rc < 0)
+			return rc;
 		amqp_queue_bind(b->conn, CHANNEL, amqp_cstring_bytes(queue),
 		    amqp_cstring_bytes(exchange), amqp_cstring_bytes(m->names[i]), amqp_empty_table);
 		if (check_rpc(b, "bind instance queue") < 0)
@@ -797,17 +913,25 @@ int bus_next(bus *b, int timeout_ms, struct bus_msg *m)
 
 int bus_wait(bus *const *bs, size_t n, int timeout_ms)
 {
-	struct pollfd fds[8];
-	if (n > sizeof fds / sizeof *fds)
-		return errno = EINVAL, -1;
+	struct pollfd few[8], *fds = few;
+	/* one connection per tenant's vhost: there may be many */
+	if (n > sizeof few / sizeof *few && !(fds = malloc(n * sizeof *fds)))
+		return -1;
 	for (size_t i = 0; i < n; i++) {
 		/* librabbitmq may have read ahead: poll(2) would not see that */
-		if (amqp_frames_enqueued(bs[i]->conn) || amqp_data_in_buffer(bs[i]->conn))
+		if (amqp_frames_enqueued(bs[i]->conn) || amqp_data_in_buffer(bs[i]->conn)) {
+			if (fds != few)
+				free(fds);
 			return 1;
+		}
 		fds[i].fd = bus_fd(bs[i]);
 		fds[i].events = POLLIN;
 	}
 	int rc = poll(fds, (nfds_t)n, timeout_ms);
+	int saved = errno;
+	if (fds != few)
+		free(fds);
+	errno = saved;
 	if (rc < 0 && errno == EINTR)
 		return 0;
 	return rc < 0 ? -1 : rc > 0;

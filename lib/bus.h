@@ -34,13 +34,50 @@ typedef struct bus bus;
  * over the connection's frame_max): nothing of it was sent, the channel
  * is still usable, bus_error says why. Sending it again cannot help. */
 enum { BUS_REFUSED = -2 };
+/* What bus_declare returns when the broker refuses to redeclare a queue
+ * with other arguments (406 PRECONDITION_FAILED). */
+enum { BUS_MISMATCH = -3 };
+
+/* The request queue's topology (FERRY_TOPOLOGY): ferry's own quorum queue,
+ * or the very queue rs-delivery consumes, declared as REGARDS's
+ * RegardsAmqpAdmin.declareQueue declares a broadcast handler's queue: a
+ * classic queue, x-max-priority 255, dead-lettering to regards.DLX with its
+ * dedicated DLQ "<queue>.DLQ" as routing key. */
+enum bus_topology { BUS_TOPOLOGY_FERRY, BUS_TOPOLOGY_REGARDS };
+/* Where the tenants' messages are (FERRY_VHOST_MODE), REGARDS's
+ * VirtualHostMode: all in the URL's vhost (SINGLE, the tenant in the
+ * regards.tenant header), or each tenant in its own vhost (MULTI). */
+enum bus_vhost_mode { BUS_VHOST_SINGLE, BUS_VHOST_MULTI };
+/* RegardsAmqpAdmin.getSubscriptionQueueName for a ONE_PER_MICROSERVICE_TYPE
+ * event: "regards.broadcast.<microservice type>.<handler class>" */
+#define BUS_REGARDS_MICROSERVICE "rs-delivery"
+#define BUS_REGARDS_HANDLER \
+	"fr.cnes.regards.modules.delivery.service.submission.create.amqp.DeliveryRequestEventHandler"
+#define BUS_REGARDS_MAX_PRIORITY 255   /* RegardsAmqpAdmin.MAX_PRIORITY */
+/* RabbitVirtualHostAdmin.getVhostName: the prefix of a tenant's vhost */
+#define BUS_VHOST_PREFIX "regards."
 
 /* Names of the topology; bus_names_from_env fills it from FERRY_* (§5). */
 struct bus_names {
 	const char *request_exchange, *request_queue, *response_exchange,
 	    *response_alias, *dlx, *dlq;
+	const char *request_dlq;      /* the request queue's dead-letter routing key
+	                                 and queue: dlq, or in regards mode its own */
+	enum bus_topology topology;
+	enum bus_vhost_mode vhost_mode;
+	char queue_buf[256], dlq_buf[256];   /* the regards mode's names */
 };
-void bus_names_from_env(struct bus_names *n);
+/* 0, or -1 and a one-line reason naming the variable in err (a bad
+ * FERRY_TOPOLOGY, FERRY_VHOST_MODE or FERRY_REGARDS_MICROSERVICE):
+ * a configuration error. */
+int bus_names_from_env(struct bus_names *n, char *err, size_t errlen);
+
+/* REGARDS's vhost of tenant in MULTI mode: BUS_VHOST_PREFIX and the
+ * tenant's name in lower case (RabbitVirtualHostAdmin.getVhostName). 0, or
+ * -1 when it does not fit in outlen. */
+int bus_tenant_vhost(const char *tenant, char *out, size_t outlen);
+/* url with its vhost replaced by tenant's (bus_tenant_vhost). 0 or -1. */
+int bus_tenant_url(const char *url, const char *tenant, char *out, size_t outlen);
 
 /* 0 if url is an amqp:// URL this build can use, else -1 and why: a
  * configuration error, not worth retrying. */
@@ -53,10 +90,14 @@ const char *bus_error(const bus *b);
 int bus_fd(const bus *b);                 /* the socket, for poll(2) */
 
 /* bus_open then bus_declare: a usable connection with the topology in
- * place, or NULL and why in err (nothing left open). */
-bus *bus_connect(const char *url, const struct bus_names *n, char *err, size_t errlen);
+ * place, or NULL and why in err (nothing left open); *mismatch (unless
+ * NULL) is then 1 when bus_declare said BUS_MISMATCH, else 0. */
+bus *bus_connect(const char *url, const struct bus_names *n, int *mismatch, char *err,
+    size_t errlen);
 
-/* Declare every exchange, queue and binding idempotently. */
+/* Declare every exchange, queue and binding idempotently. 0, -1, or
+ * BUS_MISMATCH when a queue exists with other arguments (bus_error says
+ * which and what FERRY_TOPOLOGY declares): a configuration error. */
 int bus_declare(bus *b, const struct bus_names *n);
 
 /* Scale-out names for instance (ferry-amqp-ingest(1), Scale-out). 0, or -1
@@ -134,7 +175,8 @@ int bus_consume(bus *b, const char *queue, int prefetch);
  * -1 connection lost or channel closed (bus_error says why). */
 int bus_next(bus *b, int timeout_ms, struct bus_msg *m);
 /* Wait up to timeout_ms until one of the n connections has something to
- * read (buffered frames included): 1, 0 on timeout or signal, -1 (errno). */
+ * read (buffered frames included): 1, 0 on timeout or signal, -1 (errno).
+ * n may be 0 (a sleep). */
 int bus_wait(bus *const *bs, size_t n, int timeout_ms);
 int bus_ack(bus *b, uint64_t tag, int multiple);
 int bus_reject(bus *b, uint64_t tag, int requeue);

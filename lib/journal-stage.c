@@ -779,11 +779,19 @@ static int outbox_rows(journal *j, sqlite3_stmt *s, journal_outbox_fn *fn, void 
 int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
     journal_outbox_fn *fn, void *arg)
 {
-	sqlite3_stmt *s = jn_stmt(j, ST_OUTBOX_UNSENT);
+	return journal_outbox_unsent_of(j, NULL, after_id, limit, fn, arg);
+}
+
+int journal_outbox_unsent_of(journal *j, const char *tenant, int64_t after_id, int limit,
+    journal_outbox_fn *fn, void *arg)
+{
+	sqlite3_stmt *s = jn_stmt(j, tenant ? ST_OUTBOX_UNSENT_TENANT : ST_OUTBOX_UNSENT);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, after_id);
 	sqlite3_bind_int(s, 2, limit);
+	if (tenant)
+		db_bind_text(s, 3, tenant);
 	return outbox_rows(j, s, fn, arg);
 }
 

@@ -222,6 +222,9 @@ static const char *const sql[ST_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4)",
 	[ST_OUTBOX_UNSENT] = "SELECT " OUTBOX_COLS " FROM outbox o JOIN request r ON r.id = o.request_id"
 	    " WHERE o." UNSENT " AND o.id > ?1 ORDER BY o.id LIMIT ?2",
+	[ST_OUTBOX_UNSENT_TENANT] = "SELECT " OUTBOX_COLS " FROM outbox o JOIN request r"
+	    " ON r.id = o.request_id WHERE o." UNSENT " AND o.id > ?1 AND r.tenant = ?3"
+	    " ORDER BY o.id LIMIT ?2",
 	[ST_RESEND] = "INSERT INTO outbox (request_id, body, headers, created_at)"
 	    " SELECT o.request_id, o.body, o.headers, ?3 FROM outbox o JOIN request r"
 	    " ON r.id = o.request_id WHERE r.tenant = ?1 AND r.correlation_id = ?2"

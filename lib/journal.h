@@ -231,6 +231,9 @@ int journal_outbox_put(journal *j, const char *tenant, const char *cid,
 /* unsent rows with id > after_id, ascending, at most limit; count or -1 */
 int journal_outbox_unsent(journal *j, int64_t after_id, int limit,
     journal_outbox_fn *fn, void *arg);
+/* the same, the rows of tenant's requests only (NULL: every row) */
+int journal_outbox_unsent_of(journal *j, const char *tenant, int64_t after_id, int limit,
+    journal_outbox_fn *fn, void *arg);
 /* mark the rows sent (ids are sorted in place); 0 or -1 */
 int journal_outbox_mark_sent(journal *j, int64_t *ids, size_t n);
 /* Set an unsent row aside: it cannot be published as it is (ferry-notify

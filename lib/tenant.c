@@ -1,6 +1,7 @@
 /* tenant: load and validate one tenant's settings (see tenant.h). One table
  * of known keys per JSON object says each key's checker and where its value
  * goes; messages name the file and the key, never a secret. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -571,6 +572,57 @@ int tenant_name_ok(const char *name)
 	size_t n = name ? strlen(name) : 0;
 	return n >= 1 && n <= 64 && strspn(name, ok) == n &&
 	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void tenant_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int tenant_names(const char *dir, char ***names, size_t *n, char *err, size_t errlen)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t cap = 0;
+	*names = NULL;
+	*n = 0;
+	if (!d) {
+		snprintf(err, errlen, "tenants directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		if (len <= 5 || strcmp(e->d_name + len - 5, ".json") != 0)
+			continue;
+		char *name = strndup(e->d_name, len - 5);
+		char **more = *n < cap ? *names : realloc(*names, (cap = cap ? 2 * cap : 16) *
+		    sizeof **names);
+		if (!name || !more) {
+			free(name);
+			closedir(d);
+			tenant_names_free(more ? more : *names, *n);
+			*names = NULL;
+			*n = 0;
+			snprintf(err, errlen, "tenants directory %s: %s", dir, strerror(ENOMEM));
+			return -1;
+		}
+		*names = more;
+		if (tenant_name_ok(name))
+			(*names)[(*n)++] = name;
+		else
+			free(name);
+	}
+	closedir(d);
+	if (*n)
+		qsort(*names, *n, sizeof **names, name_cmp);
+	return 0;
 }
 
 static int bad_name(const char *name, char *err, size_t errlen)

@@ -97,6 +97,12 @@ typedef void tenant_warn_fn(void *arg, const char *file, const char *key);
 /* 1 if name matches [A-Za-z0-9_.-]{1,64} and is not "." or ".." */
 int tenant_name_ok(const char *name);
 
+/* The tenants of dir: the name of each <name>.json whose name passes
+ * tenant_name_ok, sorted (strcmp), into *names (malloc'd, each name too;
+ * free with tenant_names_free) and *n. 0, or -1 with a one-line reason
+ * naming dir in err. */
+int tenant_names(const char *dir, char ***names, size_t *n, char *err, size_t errlen);
+void tenant_names_free(char **names, size_t n);
 /* Load <dir>/<name>.json. 0 and *out, or -1 with a one-line reason in err
  * naming the file and the key ("tenants/p1.json: request_ttl: must be a
  * number"). ENOENT is reported as "no configuration". */

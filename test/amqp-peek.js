@@ -14,8 +14,17 @@
 //   node amqp-peek.js count URL QUEUE              print the number of ready messages
 //   node amqp-peek.js publish URL EXCHANGE TENANT BODY [PRIORITY] [APP_ID]
 //                                                  publish persistent, with those properties
+//                                                  (TENANT "-": no regards.tenant header)
 //   node amqp-peek.js regards URL                   declare regards.DLX and regards.DLQ as
 //     every REGARDS microservice does (RegardsAmqpAdmin): fails on a mismatch
+//   node amqp-peek.js rsdelivery URL [MICROSERVICE] [noprio]
+//     declare what rs-delivery declares for its DeliveryRequestEventHandler
+//     (RegardsAmqpAdmin.declareDeadLetter, declareQueue, declareBinding):
+//     regards.DLX, regards.DLQ, the handler's queue
+//     regards.broadcast.MICROSERVICE.<handler class> (MICROSERVICE default
+//     rs-delivery) with x-max-priority 255 and its dedicated DLQ, bound to
+//     the request exchange; noprio: the queue without x-max-priority (what
+//     another declaration might leave there), for the mismatch test
 //   node amqp-peek.js stream URL EXCHANGE [PER_SECOND] publish each stdin line
 //     {"tenant":..., "body":...} persistent and confirmed, at most PER_SECOND a
 //     second; when the broker goes away, reconnect and publish again what was
@@ -93,13 +102,27 @@ async function main() {
     await ch.assertExchange('regards.DLX', 'topic', { durable: true });
     await ch.assertQueue('regards.DLQ', { durable: true, maxPriority: 255 });
     await ch.bindQueue('regards.DLQ', 'regards.DLX', 'regards.DLQ');
+  } else if (cmd === 'rsdelivery') {
+    const qn = 'regards.broadcast.' + (queue || 'rs-delivery') +
+      '.fr.cnes.regards.modules.delivery.service.submission.create.amqp.DeliveryRequestEventHandler';
+    const rx = 'regards.broadcast.fr.cnes.regards.modules.delivery.amqp.input.DeliveryRequestDtoEvent';
+    await ch.assertExchange('regards.DLX', 'topic', { durable: true });
+    await ch.assertQueue('regards.DLQ', { durable: true, maxPriority: 255 });
+    await ch.bindQueue('regards.DLQ', 'regards.DLX', 'regards.DLQ');
+    await ch.assertQueue(qn + '.DLQ', { durable: true, maxPriority: 255 });
+    await ch.bindQueue(qn + '.DLQ', 'regards.DLX', qn + '.DLQ');
+    const opts = { durable: true, deadLetterExchange: 'regards.DLX', deadLetterRoutingKey: qn + '.DLQ' };
+    if (arg !== 'noprio') opts.maxPriority = 255;
+    await ch.assertQueue(qn, opts);
+    await ch.assertExchange(rx, 'fanout', { durable: true });
+    await ch.bindQueue(qn, rx, '');
   } else if (cmd === 'bind') {
     await ch.assertQueue(queue, { durable: true });
     await ch.bindQueue(queue, arg, '');
   } else if (cmd === 'publish') {
     const [, , , , , tenant, body, prio, app] = process.argv;
     const opts = { persistent: true, contentType: 'application/json',
-      headers: { 'regards.tenant': tenant } };
+      headers: tenant === '-' ? {} : { 'regards.tenant': tenant } };
     if (prio !== undefined && prio !== '') opts.priority = Number(prio);
     if (app) opts.appId = app;
     const cch = await conn.createConfirmChannel();

@@ -2,7 +2,9 @@
  * corked or not, are byte for byte what librabbitmq's amqp_basic_publish
  * sends: small messages, properties and headers, an empty body, a body
  * spread over several body frames, a burst past the 128 KiB early flush;
- * a message that cannot be framed is refused and leaves nothing behind. */
+ * a message that cannot be framed is refused and leaves nothing behind.
+ * The names of the topologies (FERRY_TOPOLOGY, FERRY_VHOST_MODE) and a
+ * tenant's vhost URL in REGARDS's MULTI mode. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -165,5 +167,88 @@ static void test_a_message_too_large_to_frame_is_refused_and_the_rest_go_out(voi
 	expect_librabbitmqs(1);
 }
 
+static void names_env(const char *topology, const char *mode, const char *ms)
+{
+	const char *vars[] = { "FERRY_TOPOLOGY", "FERRY_VHOST_MODE", "FERRY_REGARDS_MICROSERVICE" };
+	const char *vals[] = { topology, mode, ms };
+	for (int i = 0; i < 3; i++)
+		if (vals[i])
+			setenv(vars[i], vals[i], 1);
+		else
+			unsetenv(vars[i]);
+}
+
+/* Unset or empty: ferry's quorum queue, single vhost, names unchanged. */
+static void test_the_default_topology_is_ferrys(void)
+{
+	struct bus_names n;
+	char err[256];
+	names_env(NULL, "", NULL);
+	TU_EQ_INT(bus_names_from_env(&n, err, sizeof err), 0);
+	TU_EQ_INT(n.topology, BUS_TOPOLOGY_FERRY);
+	TU_EQ_INT(n.vhost_mode, BUS_VHOST_SINGLE);
+	TU_EQ_STR(n.request_queue, BUS_REQUEST_QUEUE);
+	TU_EQ_STR(n.request_dlq, "regards.DLQ");
+}
+
+/* RegardsAmqpAdmin.getSubscriptionQueueName and getDedicatedDLQFromQueueName */
+static void test_regards_names_rs_deliverys_queue_and_its_dlq(void)
+{
+	struct bus_names n;
+	char err[256];
+	names_env("regards", "multi", NULL);
+	TU_EQ_INT(bus_names_from_env(&n, err, sizeof err), 0);
+	TU_EQ_INT(n.topology, BUS_TOPOLOGY_REGARDS);
+	TU_EQ_INT(n.vhost_mode, BUS_VHOST_MULTI);
+	TU_EQ_STR(n.request_queue, "regards.broadcast.rs-delivery.fr.cnes.regards.modules.delivery."
+	    "service.submission.create.amqp.DeliveryRequestEventHandler");
+	TU_EQ_STR(n.request_dlq, "regards.broadcast.rs-delivery.fr.cnes.regards.modules.delivery."
+	    "service.submission.create.amqp.DeliveryRequestEventHandler.DLQ");
+	TU_EQ_STR(n.dlq, "regards.DLQ");
+	names_env("regards", NULL, "delivery-b");
+	TU_EQ_INT(bus_names_from_env(&n, err, sizeof err), 0);
+	TU_CHECK(strncmp(n.request_queue, "regards.broadcast.delivery-b.fr.", 32) == 0);
+}
+
+static void test_bad_values_are_named(void)
+{
+	struct bus_names n;
+	char err[256];
+	names_env("quorum", NULL, NULL);
+	TU_EQ_INT(bus_names_from_env(&n, err, sizeof err), -1);
+	TU_EQ_STR(err, "FERRY_TOPOLOGY: quorum: want ferry or regards");
+	names_env(NULL, "MULTI", NULL);
+	TU_EQ_INT(bus_names_from_env(&n, err, sizeof err), -1);
+	TU_EQ_STR(err, "FERRY_VHOST_MODE: MULTI: want single or multi");
+	names_env("regards", NULL, "rs delivery");
+	TU_EQ_INT(bus_names_from_env(&n, err, sizeof err), -1);
+	TU_CHECK(strncmp(err, "FERRY_REGARDS_MICROSERVICE: rs delivery:", 40) == 0);
+	char big[300];
+	memset(big, 'm', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	names_env("regards", NULL, big);
+	TU_EQ_INT(bus_names_from_env(&n, err, sizeof err), -1);
+	names_env(NULL, NULL, NULL);
+}
+
+/* RabbitVirtualHostAdmin.getVhostName: "regards." + tenant.toLowerCase() */
+static void test_a_tenants_url_names_its_vhost(void)
+{
+	char out[128];
+	TU_EQ_INT(bus_tenant_url("amqp://u:p@127.0.0.1:5672/regards.multitenant.manager", "ProjectA",
+	    out, sizeof out), 0);
+	TU_EQ_STR(out, "amqp://u:p@127.0.0.1:5672/regards.projecta");
+	TU_EQ_INT(bus_tenant_url("amqp://h", "p_1.x-y", out, sizeof out), 0);
+	TU_EQ_STR(out, "amqp://h/regards.p_1.x-y");
+	TU_EQ_INT(bus_tenant_url("amqp://h:1/", "t", out, sizeof out), 0);
+	TU_EQ_STR(out, "amqp://h:1/regards.t");
+	TU_EQ_INT(bus_tenant_url("amqp://h/v", "t", out, 12), -1);
+	TU_EQ_INT(bus_tenant_url("nonsense", "t", out, sizeof out), -1);
+}
+
 TU_MAIN(TU(test_frames_are_librabbitmqs),
-    TU(test_a_message_too_large_to_frame_is_refused_and_the_rest_go_out))
+    TU(test_a_message_too_large_to_frame_is_refused_and_the_rest_go_out),
+    TU(test_the_default_topology_is_ferrys),
+    TU(test_regards_names_rs_deliverys_queue_and_its_dlq),
+    TU(test_bad_values_are_named),
+    TU(test_a_tenants_url_names_its_vhost))
