@@ -14,13 +14,13 @@
 
 #include <curl/curl.h>
 
+#include "args.h"
 #include "driver.h"
 #include "err.h"
 #include "item.h"
 #include "rsadmin.h"
 #include "util.h"
 #include "validate.h"
-#include "version.h"
 
 static const char usage[] =
     "usage: ferry-request-validate [-hv] [-j journal] [-t tenants] [-b batch]";
@@ -107,15 +107,13 @@ int main(int argc, char **argv)
 	int ch;
 	char *end;
 	err_init("ferry-request-validate");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	driver_init(&d, "ferry-request-validate", JSTAGE_VALIDATE);
 	d.batch = 256;
 	d.ok_status = "GRANTED";
 	d.work = judge;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		err_die(EXIT_TEMP, "unable to set up libcurl");
-	if (!(d.ctx = rsadmin_new()))
-		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	while ((ch = getopt(argc, argv, "hvj:t:b:")) != -1) {
 		if (ch != 'c' && driver_option(&d, ch, optarg))
 			continue;
@@ -124,13 +122,15 @@ int main(int argc, char **argv)
 		case 'b':
 			d.batch = (int)strtol(optarg, &end, 10);
 			if (*end || d.batch < 1 || d.batch > 100000)
-				err_die(EXIT_PERM, "%s", usage);
+				args_usage(usage);
 			break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
+	if (!(d.ctx = rsadmin_new()))
+		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 	int rc = driver_run(&d);
 	rsadmin_free(d.ctx);
 	curl_global_cleanup();

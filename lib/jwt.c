@@ -134,7 +134,7 @@ void jwt_user_clear(struct jwt_user *u)
 	free(u->login);
 	free(u->role);
 	free(u->email);
-	*u = (struct jwt_user){ NULL };
+	*u = (struct jwt_user){ 0 };
 }
 
 /* base64url part [s, s+len) as a JSON object, or NULL */
@@ -200,7 +200,7 @@ int jwt_regards_parse(const unsigned char *key, size_t keylen, const char *token
 	char *sig = NULL;
 	size_t sl = 0;
 	int nomem = 0, rc;
-	*u = (struct jwt_user){ NULL };
+	*u = (struct jwt_user){ 0 };
 	*what = "token";
 	if (!d2 || strchr(d2 + 1, '.') || sodium_init() < 0)
 		return JWT_MALFORMED;
