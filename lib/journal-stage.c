@@ -399,57 +399,6 @@ int journal_aside_due(journal *j, enum jstage st, int64_t now_ms, journal_item_f
 	return rc;
 }
 
-int journal_aside_next(journal *j, enum jstage st, int64_t *ms)
-{
-	const struct jstage_info *si = journal_stage(st);
-	if (!si || !si->input)
-		return 0;
-	sqlite3_stmt *s = jn_stmt(j, ST_ASIDE_NEXT);
-	if (!s)
-		return -1;
-	db_bind_text(s, 1, si->input);
-	int rc = sqlite3_step(s), any = 0;
-	if (rc == SQLITE_ROW) {
-		any = sqlite3_column_int64(s, 0) > 0;
-		*ms = sqlite3_column_int64(s, 1);
-	}
-	db_done(s);
-	return rc == SQLITE_ROW ? any : jn_fail(j, rc, "set aside next");
-}
-
-int journal_defer_input(journal *j, enum jstage st, const char *tenant, const char *cid,
-    const char *why, int64_t next_ms)
-{
-	const struct jstage_info *si = journal_stage(st);
-	if (!si || !si->input)
-		return jn_failf(j, 0, "defer: stage %s takes no input", si ? si->name : "?");
-	if (jn_tx_begin(j) < 0)
-		return -1;
-	sqlite3_stmt *s = jn_stmt(j, ST_DEFER_INPUT);
-	int n = -1;
-	if (s) {
-		db_bind_text(s, 1, si->input);
-		sqlite3_bind_int64(s, 2, util_now_ms());
-		db_bind_text(s, 3, why);
-		sqlite3_bind_int64(s, 4, next_ms);
-		db_bind_text(s, 5, tenant);
-		db_bind_text(s, 6, cid);
-		n = jn_run(j, s, "defer");
-	}
-	if (n > 0 && (s = jn_stmt(j, ST_COUNT_UP))) {
-		db_bind_text(s, 1, "retries");
-		if (jn_run(j, s, "defer") < 0)
-			n = -1;
-	} else if (n > 0) {
-		n = -1;
-	}
-	if (n < 0) {
-		jn_tx_rollback(j);
-		return -1;
-	}
-	return jn_tx_commit(j) < 0 ? -1 : n > 0;
-}
-
 int journal_expired(journal *j, int64_t now_ms, journal_item_fn *fn, void *arg)
 {
 	int64_t *ids;
@@ -674,12 +623,14 @@ void journal_work_clear(struct jwork *w)
 	memset(w, 0, sizeof *w);
 }
 
-int journal_next_due(journal *j, enum jstage st, int64_t *ms)
+/* the count and earliest next_attempt_at of the requests stmt selects in
+ * the stage's input state: 1 and *ms, 0 none, -1 */
+static int earliest(journal *j, enum jstage st, enum st stmt, const char *what, int64_t *ms)
 {
 	const struct jstage_info *si = journal_stage(st);
 	if (!si || !si->input)
 		return 0;
-	sqlite3_stmt *s = jn_stmt(j, ST_NEXT_DUE);
+	sqlite3_stmt *s = jn_stmt(j, stmt);
 	if (!s)
 		return -1;
 	db_bind_text(s, 1, si->input);
@@ -689,18 +640,25 @@ int journal_next_due(journal *j, enum jstage st, int64_t *ms)
 		*ms = sqlite3_column_int64(s, 1);
 	}
 	db_done(s);
-	return rc == SQLITE_ROW ? any : jn_fail(j, rc, "next due");
+	return rc == SQLITE_ROW ? any : jn_fail(j, rc, what);
 }
 
-int journal_defer(journal *j, enum jstage st, const char *tenant, const char *cid,
-    const char *why, int64_t next_ms)
+int journal_next_due(journal *j, enum jstage st, int64_t *ms)
+{
+	return earliest(j, st, ST_NEXT_DUE, "next due", ms);
+}
+
+/* One request set aside by stmt (ST_DEFER from the busy state, ST_DEFER_INPUT
+ * in the input state) and the retries counter up, in one transaction. */
+static int set_aside(journal *j, enum jstage st, enum st stmt, const char *tenant,
+    const char *cid, const char *why, int64_t next_ms)
 {
 	const struct jstage_info *si = journal_stage(st);
-	if (!si || !si->busy)
+	if (!si || !si->input || (stmt == ST_DEFER && !si->busy))
 		return jn_failf(j, 0, "defer: stage %s takes no input", si ? si->name : "?");
 	if (jn_tx_begin(j) < 0)
 		return -1;
-	sqlite3_stmt *s = jn_stmt(j, ST_DEFER);
+	sqlite3_stmt *s = jn_stmt(j, stmt);
 	int n = -1;
 	if (s) {
 		db_bind_text(s, 1, si->input);
@@ -709,7 +667,8 @@ int journal_defer(journal *j, enum jstage st, const char *tenant, const char *ci
 		sqlite3_bind_int64(s, 4, next_ms);
 		db_bind_text(s, 5, tenant);
 		db_bind_text(s, 6, cid);
-		db_bind_text(s, 7, si->busy);
+		if (stmt == ST_DEFER)
+			db_bind_text(s, 7, si->busy);
 		n = jn_run(j, s, "defer");
 	}
 	if (n > 0 && (s = jn_stmt(j, ST_COUNT_UP))) {
@@ -724,6 +683,23 @@ int journal_defer(journal *j, enum jstage st, const char *tenant, const char *ci
 		return -1;
 	}
 	return jn_tx_commit(j) < 0 ? -1 : n > 0;
+}
+
+int journal_defer(journal *j, enum jstage st, const char *tenant, const char *cid,
+    const char *why, int64_t next_ms)
+{
+	return set_aside(j, st, ST_DEFER, tenant, cid, why, next_ms);
+}
+
+int journal_defer_input(journal *j, enum jstage st, const char *tenant, const char *cid,
+    const char *why, int64_t next_ms)
+{
+	return set_aside(j, st, ST_DEFER_INPUT, tenant, cid, why, next_ms);
+}
+
+int journal_aside_next(journal *j, enum jstage st, int64_t *ms)
+{
+	return earliest(j, st, ST_ASIDE_NEXT, "set aside next", ms);
 }
 
 int journal_retry_now(journal *j, const char *tenant, const char *cid)
