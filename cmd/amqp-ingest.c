@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "bus.h"
 #include "err.h"
 #include "item.h"
@@ -30,7 +31,6 @@
 #include "stage.h"
 #include "tenant.h"
 #include "util.h"
-#include "version.h"
 
 static const char usage[] =
     "usage: ferry-amqp-ingest [-1hv] [-i instance -I instances] [-j journal] [-u url]"
@@ -516,11 +516,9 @@ static void vlink_open(struct vlink *v, const struct opts *o, const struct bus_n
 static struct vlink *vlinks_make(const struct opts *o, char ***names, size_t *n)
 {
 	const char *dir = util_env("FERRY_TENANTS", "/etc/ferry/tenants");
-	char err[512];
-	if (tenant_names(dir, names, n, err, sizeof err) < 0)
-		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: %s", err);
-	if (*n == 0)
-		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: no tenant in %s (FERRY_TENANTS)", dir);
+	char err[1024];
+	if (bus_vhost_tenants(dir, names, n, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	struct vlink *v = calloc(*n, sizeof *v);
 	if (!v)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
@@ -529,10 +527,6 @@ static struct vlink *vlinks_make(const struct opts *o, char ***names, size_t *n)
 		v[i].backoff = 1;
 		if (bus_tenant_url(o->url, v[i].tenant, v[i].url, sizeof v[i].url) < 0)
 			err_die(EXIT_PERM, "tenant %s: its vhost URL does not fit", v[i].tenant);
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(strrchr(v[k].url, '/'), strrchr(v[i].url, '/')) == 0)
-				err_die(EXIT_PERM, "tenants %s and %s share the vhost %s", v[k].tenant,
-				    v[i].tenant, strrchr(v[i].url, '/') + 1);
 	}
 	return v;
 }
@@ -630,12 +624,12 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'p': o->prefetch = atoi(optarg); break;
 		case 'b': o->batch = atoi(optarg); break;
 		case 'l': o->linger = atoi(optarg); break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc || o->prefetch < 1 || o->prefetch > 65535 || o->batch < 1 ||
 	    o->linger < 0 || o->linger > 1000)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 }
 
 /* Check the scale-out settings (exit 100 when they cannot work) and name
@@ -672,7 +666,7 @@ int main(int argc, char **argv)
 	int temp, backoff = 1;
 
 	err_init("ferry-amqp-ingest");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	if (stage_fd3_init() < 0)
 		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
 	parse(argc, argv, &o);

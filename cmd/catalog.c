@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "catalog.h"
 #include "err.h"
 #include "item.h"
 #include "md5.h"
 #include "util.h"
-#include "version.h"
 
 static const char usage[] =
 	"usage: ferry-catalog [-hv] [-c catalog] init\n"
@@ -44,8 +44,8 @@ static void __attribute__((noreturn)) bad_usage(const char *cmd, const char *why
 		start = strstr(usage, key);
 	}
 	if (!start) {
-		fputs(usage, stderr);
-		exit(EXIT_PERM);
+		optopt = 0;   /* why is said */
+		args_usage(usage);
 	}
 	while (start > usage && start[-1] != '\n')
 		start--;
@@ -54,15 +54,6 @@ static void __attribute__((noreturn)) bad_usage(const char *cmd, const char *why
 		start += 7;
 	end = strchr(start, '\n');
 	err_die(EXIT_PERM, "usage: %.*s", (int)(end - start), start);
-}
-
-/* what getopt found wrong (opterr is 0: it prints nothing itself) */
-static const char *bad_option(void)
-{
-	static char why[64];
-	snprintf(why, sizeof why, optopt ? "-%c: unknown option or missing argument"
-	    : "unknown option", optopt);
-	return why;
 }
 
 static void write_item(const cJSON *o)
@@ -348,7 +339,7 @@ static int cmd_scan(const char *path, int argc, char **argv)
 				bad_usage("scan", "-t: a tag cannot be empty");
 			cJSON_AddItemToArray(s.tags, cJSON_CreateString(optarg));
 			break;
-		default: bad_usage("scan", bad_option());
+		default: bad_usage("scan", args_bad_option());
 		}
 	}
 	if (argc - optind != 1)
@@ -408,7 +399,7 @@ static int cmd_query(const char *path, int argc, char **argv)
 		switch (ch) {
 		case 'd': types[ntypes++] = optarg; break;
 		case 'r': re = optarg; break;
-		default: bad_usage("query", bad_option());
+		default: bad_usage("query", args_bad_option());
 		}
 	}
 	if (optind == argc)
@@ -463,15 +454,14 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-catalog");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
-	opterr = 0;
 	while ((ch = getopt(argc, argv, "+hvc:")) != -1) {
 		switch (ch) {
 		case 'h': fputs(usage, stdout); return 0;
 		case 'v': err_verbose(1); break;
 		case 'c': path = optarg; break;
-		default: bad_usage(NULL, bad_option());
+		default: bad_usage(NULL, args_bad_option());
 		}
 	}
 	if (optind == argc)

@@ -10,11 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "driver.h"
 #include "err.h"
 #include "fetch.h"
 #include "util.h"
-#include "version.h"
 
 static const char usage[] =
     "usage: ferry-fetch [-hv] [-c workers] [-j journal] [-t tenants] [-w workspace] [-p parallel]";
@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-fetch");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	driver_init(&d, "ferry-fetch", JSTAGE_FETCH);
 	while ((ch = getopt(argc, argv, DRIVER_OPTS "hp:")) != -1) {
 		if (driver_option(&d, ch, optarg))
@@ -95,11 +95,11 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 'h': puts(usage); return 0;
 		case 'p': o->parallel = atoi(optarg); break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc || o->parallel < 1 || o->parallel > 64)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		err_die(EXIT_TEMP, "unable to set up libcurl");
 	d.work = fetch_work;

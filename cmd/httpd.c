@@ -24,6 +24,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "args.h"
 #include "err.h"
 #include "journal.h"
 #include "jwt.h"
@@ -32,7 +33,6 @@
 #include "settings.h"
 #include "tenant.h"
 #include "util.h"
-#include "version.h"
 
 static const char usage[] =
 	"usage: ferry-httpd [-hv] [-j journal] [-t tenants] [-l address] [-p port] [-T tokenfile]"
@@ -1049,7 +1049,7 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-httpd");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	while ((ch = getopt(argc, argv, "hvj:t:l:p:T:R:")) != -1) {
 		switch (ch) {
 		case 'h': puts(usage); return 0;
@@ -1060,11 +1060,11 @@ int main(int argc, char **argv)
 		case 'p': port = optarg; break;
 		case 'T': tokfile = optarg; break;
 		case 'R': jwtfile = optarg; break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 	if (!tokfile && !jwtfile)
 		err_die(EXIT_PERM, "no token file: give -T file or FERRY_HTTPD_TOKEN_FILE "
 		    "(or -R file or FERRY_REGARDS_JWT_SECRET_FILE for /settings alone)");

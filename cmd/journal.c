@@ -15,6 +15,7 @@
 
 #include <cJSON.h>
 
+#include "args.h"
 #include "err.h"
 #include "item.h"
 #include "journal.h"
@@ -22,7 +23,6 @@
 #include "response.h"
 #include "stage.h"
 #include "util.h"
-#include "version.h"
 #include "workspace.h"
 
 static const char usage[] =
@@ -1079,11 +1079,10 @@ int main(int argc, char **argv)
 	int ch;
 
 	err_init("ferry-journal");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	if (stage_fd3_init() < 0)
 		err_die(EXIT_TEMP, "unable to open /dev/null: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
-	opterr = 0;
 	while ((ch = getopt(argc, argv, "+:hJvj:")) != -1) {
 		switch (ch) {
 		case 'h': puts(usage); return 0;
@@ -1091,8 +1090,8 @@ int main(int argc, char **argv)
 		case 'v': err_verbose(1); break;
 		case 'j': c.jpath = optarg; break;
 		default:
-			err_die(EXIT_PERM, "usage: ferry-journal [-hJv] [-j journal] command [args]"
-			    " (-h lists the commands)");
+			err_die(EXIT_PERM, "%s; usage: ferry-journal [-hJv] [-j journal] command [args]"
+			    " (-h lists the commands)", args_bad_option());
 		}
 	}
 	if (optind >= argc || !(c.cmd = find_command(argv[optind])))

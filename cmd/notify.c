@@ -17,13 +17,13 @@
 
 #include <cJSON.h>
 
+#include "args.h"
 #include "bus.h"
 #include "err.h"
 #include "journal.h"
 #include "response.h"
 #include "tenant.h"
 #include "util.h"
-#include "version.h"
 
 static const char usage[] =
     "usage: ferry-notify [-1hv] [-j journal] [-u url] [-w window] [-i interval_ms]";
@@ -319,11 +319,9 @@ static struct flight *flights_make(const struct opts *o, const struct flight *mo
     char ***names, size_t *n)
 {
 	const char *dir = util_env("FERRY_TENANTS", "/etc/ferry/tenants");
-	char err[512];
-	if (tenant_names(dir, names, n, err, sizeof err) < 0)
-		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: %s", err);
-	if (*n == 0)
-		err_die(EXIT_PERM, "FERRY_VHOST_MODE=multi: no tenant in %s (FERRY_TENANTS)", dir);
+	char err[1024];
+	if (bus_vhost_tenants(dir, names, n, err, sizeof err) < 0)
+		err_die(EXIT_PERM, "%s", err);
 	struct flight *fs = calloc(*n, sizeof *fs);
 	if (!fs)
 		err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
@@ -338,10 +336,6 @@ static struct flight *flights_make(const struct opts *o, const struct flight *mo
 			err_die(EXIT_TEMP, "%s", strerror(ENOMEM));
 		if (bus_tenant_url(o->url, f->tenant, f->url, sizeof f->url) < 0)
 			err_die(EXIT_PERM, "tenant %s: its vhost URL does not fit", f->tenant);
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(strrchr(fs[k].url, '/'), strrchr(f->url, '/')) == 0)
-				err_die(EXIT_PERM, "tenants %s and %s share the vhost %s", fs[k].tenant,
-				    f->tenant, strrchr(f->url, '/') + 1);
 	}
 	return fs;
 }
@@ -363,11 +357,11 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'u': o->url = optarg; break;
 		case 'w': o->window = atoi(optarg); break;
 		case 'i': o->interval = atoi(optarg); break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc || o->window < 1 || o->window > 100000 || o->interval < 1)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 }
 
 int main(int argc, char **argv)
@@ -379,7 +373,7 @@ int main(int argc, char **argv)
 	int temp, backoff = 1;
 
 	err_init("ferry-notify");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	if (bus_names_from_env(&names, err, sizeof err) < 0)

@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "args.h"
 #include "bus.h"
 #include "catalog.h"
 #include "driver.h"
@@ -24,7 +25,6 @@
 #include "rsorder.h"
 #include "util.h"
 #include "validate.h"
-#include "version.h"
 
 static const char usage[] =
     "usage: ferry-order-bridge [-hv] [-c workers] [-j journal] [-t tenants] [-w workspace] [-T timeout]";
@@ -719,7 +719,7 @@ int main(int argc, char **argv)
 	struct ctx ctx = { .timeout_s = 300, .rso = { .backoff = 1 } };
 	int ch;
 	err_init("ferry-order-bridge");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	driver_init(&d, "ferry-order-bridge", JSTAGE_ORDER);
 	while ((ch = getopt(argc, argv, "h" DRIVER_OPTS "T:")) != -1) {
 		if (driver_option(&d, ch, optarg))
@@ -727,11 +727,11 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 'h': puts(usage); return 0;
 		case 'T': ctx.timeout_s = atoi(optarg); break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc || ctx.timeout_s < 1)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 	rsorder_names_from_env(&ctx.rso.n);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		err_die(EXIT_TEMP, "unable to set up libcurl");

@@ -13,13 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "driver.h"
 #include "err.h"
 #include "item.h"
 #include "names.h"
 #include "util.h"
 #include "nameset.h"
-#include "version.h"
 #include "workspace.h"
 #include "zip.h"
 #include "zipplan.h"
@@ -362,7 +362,7 @@ int main(int argc, char **argv)
 	int ch;
 	char *end;
 	err_init("ferry-pack");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	driver_init(&d, "ferry-pack", JSTAGE_PACK);
 	while ((ch = getopt(argc, argv, DRIVER_OPTS "hSl:")) != -1) {
 		if (driver_option(&d, ch, optarg))
@@ -375,11 +375,11 @@ int main(int argc, char **argv)
 			if (*end || pk.level < 1 || pk.level > 9)
 				err_die(EXIT_PERM, "-l: deflate level must be 1 to 9");
 			break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 	d.work = pack_work;
 	d.ctx = &pk;
 	return driver_run(&d);

@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "args.h"
 #include "driver.h"
 #include "err.h"
 #include "item.h"
@@ -26,7 +27,6 @@
 #include "s3.h"
 #include "s3resume.h"
 #include "util.h"
-#include "version.h"
 #include "zipplan.h"
 
 static const char usage[] =
@@ -359,18 +359,18 @@ int main(int argc, char **argv)
 	struct driver d;
 	int ch;
 	err_init("ferry-s3-put");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	driver_init(&d, "ferry-s3-put", JSTAGE_S3PUT);
 	while ((ch = getopt(argc, argv, DRIVER_OPTS "h")) != -1) {
 		if (driver_option(&d, ch, optarg))
 			continue;
 		if (ch != 'h')
-			err_die(EXIT_PERM, "%s", usage);
+			args_usage(usage);
 		puts(usage);
 		return EXIT_DONE;
 	}
 	if (optind != argc)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		err_die(EXIT_TEMP, "unable to start libcurl");
 	d.work = put_work;

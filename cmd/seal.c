@@ -11,10 +11,10 @@
 
 #include <sodium.h>
 
+#include "args.h"
 #include "err.h"
 #include "tenant.h"
 #include "util.h"
-#include "version.h"
 
 static const char usage[] =
     "usage: ferry-seal -g keyfile\n"
@@ -108,7 +108,7 @@ int main(int argc, char **argv)
 	size_t len = 0;
 	int c;
 	err_init("ferry-seal");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	while ((c = getopt(argc, argv, "g:hk:p:")) != -1) {
 		switch (c) {
 		case 'g': gen = optarg; break;
@@ -118,14 +118,11 @@ int main(int argc, char **argv)
 			puts(usage);
 			return EXIT_DONE;
 		default:
-			fprintf(stderr, "%s\n", usage);
-			return EXIT_PERM;
+			args_usage(usage);
 		}
 	}
-	if (optind != argc || (!!gen + !!keyfile + !!pub) > 1) {
-		fprintf(stderr, "%s\n", usage);
-		return EXIT_PERM;
-	}
+	if (optind != argc || (!!gen + !!keyfile + !!pub) > 1)
+		args_usage(usage);
 	if (sodium_init() < 0)
 		err_die(EXIT_PERM, "libsodium: unable to start");
 	if (gen)

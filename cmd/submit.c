@@ -13,10 +13,10 @@
 
 #include <cJSON.h>
 
+#include "args.h"
 #include "bus.h"
 #include "err.h"
 #include "util.h"
-#include "version.h"
 
 static const char usage[] =
     "usage: ferry-submit [-hv] [-U url] -t tenant [-u user] [-q query]... [-d dataType]...\n"
@@ -121,11 +121,11 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'p': o->priority = atoi(optarg); break;
 		case 'w': o->wait_s = atoi(optarg); break;
 		case 'f': o->file = optarg; break;
-		default: err_die(EXIT_PERM, "%s", usage);
+		default: args_usage(usage);
 		}
 	}
 	if (optind != argc || !o->tenant || (!o->file && o->nq == 0) || o->priority > 255)
-		err_die(EXIT_PERM, "%s", usage);
+		args_usage(usage);
 }
 
 static const char *status_of(const char *body, const char *cid)
@@ -197,7 +197,7 @@ int main(int argc, char **argv)
 	bus *b;
 
 	err_init("ferry-submit");
-	version_option(argc, argv);
+	args_init(argc, argv);
 	parse(argc, argv, &o);
 	util_signals(&stop);
 	if (!o.cid && !o.file) {

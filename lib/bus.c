@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "bus.h"
+#include "tenant.h"
 #include "util.h"
 
 enum { CHANNEL = 1, HEARTBEAT_S = 30, FRAME_MAX = 131072 };
@@ -126,6 +127,37 @@ int bus_tenant_url(const char *url, const char *tenant, char *out, size_t outlen
 		return -1;
 	int n = snprintf(out, outlen, "%.*s/%s", (int)keep, url, vhost);
 	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
+int bus_vhost_tenants(const char *dir, char ***names, size_t *n, char *err, size_t errlen)
+{
+	char e[512], vi[256], vk[256];
+	if (tenant_names(dir, names, n, e, sizeof e) < 0) {
+		snprintf(err, errlen, "FERRY_VHOST_MODE=multi: %s", e);
+		return -1;
+	}
+	if (*n == 0)
+		snprintf(err, errlen, "FERRY_VHOST_MODE=multi: no tenant in %s (FERRY_TENANTS)", dir);
+	for (size_t i = 0; i < *n; i++) {
+		if (bus_tenant_vhost((*names)[i], vi, sizeof vi) < 0) {
+			snprintf(err, errlen, "FERRY_VHOST_MODE=multi: tenant %.64s: its vhost name"
+			    " does not fit", (*names)[i]);
+			goto fail;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (bus_tenant_vhost((*names)[k], vk, sizeof vk) == 0 && strcmp(vi, vk) == 0) {
+				snprintf(err, errlen, "FERRY_VHOST_MODE=multi: tenants %.64s and %.64s"
+				    " share the vhost %s", (*names)[k], (*names)[i], vi);
+				goto fail;
+			}
+	}
+	if (*n > 0)
+		return 0;
+fail:
+	tenant_names_free(*names, *n);
+	*names = NULL;
+	*n = 0;
+	return -1;
 }
 
 /* Describe a failed RPC reply; always -1. Marks the channel unusable when

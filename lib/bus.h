@@ -78,6 +78,11 @@ int bus_names_from_env(struct bus_names *n, char *err, size_t errlen);
 int bus_tenant_vhost(const char *tenant, char *out, size_t outlen);
 /* url with its vhost replaced by tenant's (bus_tenant_vhost). 0 or -1. */
 int bus_tenant_url(const char *url, const char *tenant, char *out, size_t outlen);
+/* MULTI vhost mode's tenants: the names of the tenant files in dir
+ * (tenant_names), sorted. -1 and why ("FERRY_VHOST_MODE=multi: ...") when
+ * there is none, it cannot be read, or two share a vhost (REGARDS
+ * lower-cases the name); *names is then freed. */
+int bus_vhost_tenants(const char *dir, char ***names, size_t *n, char *err, size_t errlen);
 
 /* 0 if url is an amqp:// URL this build can use, else -1 and why: a
  * configuration error, not worth retrying. */

@@ -29,3 +29,20 @@ load lib
 	assert_success
 	assert_output --partial "ferry-run (ferry) "
 }
+
+@test "a bad option: every program says which, then its usage, as PROG: fatal: lines, exit 100" {
+	local p name
+	for p in "$FERRY_BUILD"/bin/ferry-*; do
+		name=${p##*/}
+		[ "$name" = ferry-sandbox ] && continue   # commands, not options: sandbox.bats
+		run "$p" -Z
+		[ "$status" -eq 100 ] || fail "$name -Z: exit $status"
+		# every line of it in the one format, the bad option named
+		printf '%s\n' "$output" | grep -qv "^$name: fatal: " &&
+			fail "$name -Z: a line not in the format: $output"
+		printf '%s\n' "$output" | grep -q -- "-Z: unknown option" ||
+			fail "$name -Z does not name -Z: $output"
+		printf '%s\n' "$output" | grep -q "usage: $name" ||
+			fail "$name -Z prints no usage: $output"
+	done
+}
