@@ -25,6 +25,7 @@ enum rsettings_rc {
 	RSETTINGS_BODY = -4,       /* 400: the body is not a JSON object (HttpMessageNotReadable) */
 	RSETTINGS_CURRENT = -5,    /* 500: the tenant's file cannot be used as it is */
 	RSETTINGS_NOMEM = -6,      /* 500 */
+	RSETTINGS_CONFIG = -7,     /* 500: not a configuration file (ModuleException) */
 };
 
 /* The entries of the tenant file text json (checked with tenant_parse, mode
@@ -57,5 +58,34 @@ int rsettings_reset(const char *tenant, const char *path, const char *cur, size_
  * \u0027. Those characters occur only inside strings, so the whole text
  * can be rewritten. A new malloc'd text, or NULL on ENOMEM; json is freed. */
 char *rsettings_gson_escape(char *json);
+
+/* ---- the admin UI's export and import files (ModuleManagerController) ---- */
+
+/* GET /microservice/configuration: the tenant's settings as rs-delivery's
+ * export file (config-rs-delivery.json), a MicroserviceConfiguration as
+ * REGARDS's Gson writes it with a two-space indent: the "delivery" module
+ * with resetBeforeImport true and one DynamicTenantSetting item per
+ * setting (its value and default as Gson text, secrets masked), in the
+ * order REGARDS's HashSet gives them. *out malloc'd. */
+int rsettings_config_export(const char *tenant, const char *path, const char *json, size_t len,
+    unsigned mode, char **out, char *err, size_t errlen);
+
+/* POST /microservice/configuration with such a file (cfg): each module
+ * whose id is "delivery" is imported as AbstractModuleManagerWithTenant-
+ * Settings does, its settings reset to their defaults first when
+ * resetBeforeImport is true, then each DynamicTenantSetting item applied
+ * as PUT /settings/{name} would; what fails is an import error, the rest
+ * is applied. *status is ModuleManagerController's: 201 (no error, *report
+ * NULL), 206 (some errors) or 409 (nothing of a module could be imported),
+ * *report the set of ModuleImportReport as a JSON text. The tenant's new
+ * file text in *file (NULL: unchanged), never written here. Differences
+ * from REGARDS, for the better: the file is checked whole before anything
+ * changes (a malformed one is RSETTINGS_CONFIG and changes nothing); a
+ * masked secret keeps the tenant's secret from before the reset; items of
+ * build_bucket, which ferry has not, are passed over. RSETTINGS_CONFIG
+ * (500, Gson's JsonSyntaxException in REGARDS) with the reason in err. */
+int rsettings_config_import(const char *tenant, const char *path, const char *cur,
+    size_t curlen, unsigned mode, const char *cfg, size_t cfglen, char **file,
+    size_t *filelen, int *status, char **report, char *err, size_t errlen);
 
 #endif

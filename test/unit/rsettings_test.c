@@ -169,10 +169,160 @@ static void test_gson_escape(void)
 	char *s = rsettings_gson_escape(strdup("{\"a\":\"<b>&'=\\\"\"}"));
 	TU_EQ_STR(s, "{\"a\":\"\\u003cb\\u003e\\u0026\\u0027\\u003d\\\"\"}");
 	free(s);
+	s = rsettings_gson_escape(strdup("\"a\xe2\x80\xa8" "b\xe2\x80\xa9\xe2\x80\xaa\""));
+	TU_EQ_STR(s, "\"a\\u2028b\\u2029\xe2\x80\xaa\"");
+	free(s);
 	TU_CHECK(rsettings_gson_escape(NULL) == NULL);
+}
+
+/* ---- the export and import files ---- */
+
+#define DTS "fr.cnes.regards.framework.modules.tenant.settings.domain.DynamicTenantSetting"
+
+static void test_config_export_is_rs_delivery_s_file(void)
+{
+	char *out = NULL, err[512];
+	TU_EQ_INT(rsettings_config_export("p1", PATH, file, strlen(file), 0100600, &out, err,
+	    sizeof err), RSETTINGS_OK);
+	static const char head[] = "{\n  \"microservice\": \"rs-delivery\",\n  \"modules\": [\n    {\n"
+	    "      \"module\": {\n        \"id\": \"delivery\",\n        \"name\": \"Delivery module\",\n"
+	    "        \"description\": \"File delivery system for order microservice.\",\n"
+	    "        \"version\": \"1.14.0\",\n        \"author\": \"REGARDS\",\n"
+	    "        \"legalOwner\": \"CNES\",\n"
+	    "        \"documentation\": \"https://github.com/RegardsOss\"\n      },\n"
+	    "      \"resetBeforeImport\": true,\n      \"configuration\": [\n        {\n"
+	    "          \"key\": \"" DTS "\",\n          \"value\": {\n"
+	    "            \"name\": \"request_ttl\",\n";
+	static const char tail[] = "          }\n        }\n      ]\n    }\n  ]\n}";
+	TU_CHECK(strncmp(out, head, strlen(head)) == 0);
+	TU_CHECK(strstr(out, "            \"value\": \"2\",\n            \"defaultValue\": \"12\",\n"
+	    "            \"className\": \"java.lang.Integer\",\n"
+	    "            \"containsSensitiveParameters\": false\n          }\n        },\n") != NULL);
+	/* the value as Gson text, in S3DeliveryServer's field order, masked */
+	TU_CHECK(strstr(out, "\"value\": \"{\\\"host\\\":\\\"s3\\\",\\\"key\\\":\\\"*******\\\","
+	    "\\\"secret\\\":\\\"*******\\\"}\",\n") != NULL);
+	TU_CHECK(!strstr(out, "TOPSECRET") && !strstr(out, "AKID"));
+	/* DynamicTenantSettingService.readAll's HashSet order */
+	const char *a = strstr(out, "\"request_ttl\""), *b = strstr(out, "\"s3_server\""),
+	    *c = strstr(out, "\"delivery_bucket\""), *d = strstr(out, "\"order_size_limit_bytes\""),
+	    *e = strstr(out, "\"build_bucket\"");
+	TU_CHECK(a && b && c && d && e && a < b && b < c && c < d && d < e);
+	size_t n = strlen(out);
+	TU_CHECK(n > strlen(tail) && strcmp(out + n - strlen(tail), tail) == 0);
+	free(out);
+}
+
+static int import(const char *cfg, char **nf, int *status, char **report, char *err)
+{
+	size_t nl;
+	return rsettings_config_import("p1", PATH, file, strlen(file), 0100600, cfg, strlen(cfg),
+	    nf, &nl, status, report, err, 512);
+}
+
+static void test_config_round_trip_changes_nothing(void)
+{
+	char *out = NULL, *nf = NULL, *rep = NULL, err[512];
+	int status = 0;
+	TU_EQ_INT(rsettings_config_export("p1", PATH, file, strlen(file), 0100600, &out, err,
+	    sizeof err), RSETTINGS_OK);
+	TU_EQ_INT(import(out, &nf, &status, &rep, err), RSETTINGS_OK);
+	TU_EQ_INT(status, 201);
+	TU_CHECK(nf == NULL && rep == NULL);
+	free(out);
+}
+
+#define CFG(reset, items) "{\"microservice\":\"rs-delivery\",\"modules\":[{\"module\":" \
+	"{\"id\":\"delivery\"},\"resetBeforeImport\":" reset ",\"configuration\":[" items "]}]}"
+#define ITEM(name, value) "{\"key\":\"" DTS "\",\"value\":{\"name\":\"" name "\",\"value\":" \
+	value "}}"
+
+static void test_config_import_reports(void)
+{
+	char *nf = NULL, *rep = NULL, err[512];
+	int status = 0;
+	/* one of two fails: 206, the other applied */
+	TU_EQ_INT(import(CFG("false", ITEM("request_ttl", "\"5\"") "," ITEM("nope", "\"1\"")), &nf,
+	    &status, &rep, err), RSETTINGS_OK);
+	TU_EQ_INT(status, 206);
+	TU_CHECK(nf && strstr(nf, "\"request_ttl\":\t5") && strstr(nf, "TOPSECRET"));
+	TU_EQ_STR(rep, "[{\"moduleInformation\":{\"id\":\"delivery\",\"name\":\"Delivery module\","
+	    "\"description\":\"File delivery system for order microservice.\",\"version\":\"1.14.0\","
+	    "\"author\":\"REGARDS\",\"legalOwner\":\"CNES\","
+	    "\"documentation\":\"https://github.com/RegardsOss\"},\"importErrors\":[\"Failed to "
+	    "import dynamic tenant setting with name \\u0027nope\\u0027. Cause: Entity " DTS
+	    " with id : nope doesn\\u0027t exist\"],\"onlyErrors\":false}]");
+	free(nf);
+	free(rep);
+	/* every item fails: 409; with the reset, what failed is at its default */
+	TU_EQ_INT(import(CFG("true", ITEM("request_ttl", "\"-5\"") "," ITEM("order_size_limit_bytes",
+	    "null")), &nf, &status, &rep, err), RSETTINGS_OK);
+	TU_EQ_INT(status, 409);
+	TU_CHECK(nf && !strstr(nf, "request_ttl") && !strstr(nf, "s3_server"));
+	TU_CHECK(rep && strstr(rep, "\"onlyErrors\":true") &&
+	    strstr(rep, "name \\u0027order_size_limit_bytes\\u0027. Cause: Invalid Tenant Setting: "
+	    "order_size_limit_bytes. Cause: parameter [order size limit] must be a valid positive "
+	    "number\"") && strstr(rep, "got -5"));
+	free(nf);
+	free(rep);
+	/* an empty configuration is "only errors" to REGARDS too */
+	TU_EQ_INT(import(CFG("false", ""), &nf, &status, &rep, err), RSETTINGS_OK);
+	TU_EQ_INT(status, 409);
+	TU_CHECK(nf == NULL && strstr(rep, "\"importErrors\":[],\"onlyErrors\":true"));
+	free(rep);
+	/* another module's file: nothing applies, 201 */
+	TU_EQ_INT(import("{\"microservice\":\"rs-order\",\"modules\":[{\"module\":{\"id\":\"order\"},"
+	    "\"configuration\":[" ITEM("request_ttl", "\"5\"") "]}]}", &nf, &status, &rep, err),
+	    RSETTINGS_OK);
+	TU_EQ_INT(status, 201);
+	TU_CHECK(nf == NULL && rep == NULL);
+	/* build_bucket, which ferry has not, is passed over */
+	TU_EQ_INT(import(CFG("false", ITEM("build_bucket", "\"\\\"b\\\"\"")), &nf, &status, &rep,
+	    err), RSETTINGS_OK);
+	TU_EQ_INT(status, 201);
+	TU_CHECK(nf == NULL);
+}
+
+/* the reset does not lose the secret a masked value refers to */
+static void test_config_import_keeps_masked_secrets(void)
+{
+	char *nf = NULL, *rep = NULL, err[512];
+	int status = 0;
+	TU_EQ_INT(import(CFG("true", ITEM("s3_server", "\"{\\\"host\\\":\\\"s4\\\",\\\"key\\\":"
+	    "\\\"*******\\\",\\\"secret\\\":\\\"*******\\\"}\"")), &nf, &status, &rep, err),
+	    RSETTINGS_OK);
+	TU_EQ_INT(status, 201);
+	TU_CHECK(nf && strstr(nf, "\"s4\"") && strstr(nf, "TOPSECRET") && strstr(nf, "AKID"));
+	TU_CHECK(nf && !strstr(nf, "request_ttl"));           /* reset: not in the file */
+	free(nf);
+}
+
+static void test_config_malformed_changes_nothing(void)
+{
+	static const char *const bad[] = {
+		"", "[]", "{\"modules\":3}", "{\"modules\":[{\"configuration\":[]}]}",
+		CFG("1", ""), "{\"modules\":[{\"module\":{\"id\":\"delivery\"}}]}",
+		CFG("true", "{\"key\":\"fr.cnes.Other\",\"value\":{}}"),
+		CFG("true", ITEM("request_ttl", "5")),
+		CFG("true", ITEM("request_ttl", "\"{\"")),
+		CFG("true", ITEM("request_ttl", "\"5\"")) " x",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		char *nf = NULL, *rep = NULL, err[512] = "";
+		int status = 1;
+		TU_EQ_INT(import(bad[i], &nf, &status, &rep, err), RSETTINGS_CONFIG);
+		TU_CHECK(nf == NULL && rep == NULL && status == 0 && err[0]);
+	}
+	char *nf = NULL, *rep = NULL, err[512];
+	int status;
+	import(CFG("true", "{\"key\":\"fr.cnes.Other\",\"value\":{}}"), &nf, &status, &rep, err);
+	TU_EQ_STR(err, "com.google.gson.JsonSyntaxException: java.io.IOException: "
+	    "java.lang.ClassNotFoundException: fr.cnes.Other");
 }
 
 TU_MAIN(TU(test_the_entries_are_regards_json_exactly), TU(test_names_filter_keeps_regards_order),
     TU(test_an_invalid_file_is_the_current_file_s_fault),
     TU(test_update_writes_the_key_and_keeps_secrets), TU(test_update_refusals),
-    TU(test_reset_removes_the_key), TU(test_gson_escape))
+    TU(test_reset_removes_the_key), TU(test_gson_escape),
+    TU(test_config_export_is_rs_delivery_s_file), TU(test_config_round_trip_changes_nothing),
+    TU(test_config_import_reports), TU(test_config_import_keeps_masked_secrets),
+    TU(test_config_malformed_changes_nothing))
