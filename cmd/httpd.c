@@ -1,7 +1,8 @@
 /* ferry-httpd: a small HTTP server for operators — a tenant's settings in
  * the REGARDS dynamic-settings shape (read and write), a request's record,
  * the Prometheus metrics, a health check; and rs-delivery's own settings
- * REST (/settings, lib/rsettings) for the REGARDS admin UI, the tenant
+ * REST (/settings, lib/rsettings) and its export and import files
+ * (/microservice/configuration) for the REGARDS admin UI, the tenant
  * taken from a REGARDS JWT. It keeps no state of its own: the tenant files
  * and the journal are the truth, read afresh on every request. Bearer-token
  * auth on everything but /healthz; loopback by default. */
@@ -72,6 +73,8 @@ struct call {
 	char *body;                    /* may hold secrets: wiped when freed */
 	size_t len, cap;
 	int too_big, replied;
+	struct MHD_PostProcessor *pp;  /* a multipart upload: its "file" part is the body */
+	int has_file, bad_form;
 };
 
 struct reply {
@@ -80,6 +83,7 @@ struct reply {
 	char *body;                    /* malloc'd; NULL = out of memory */
 	size_t len;
 	const char *allow;             /* 405 */
+	const char *disposition;       /* Content-Disposition */
 };
 
 typedef void handler_fn(struct server *s, struct call *c, struct reply *r);
@@ -172,6 +176,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct call *c,
 		    "Bearer realm=\"ferry\"");
 	if (r->allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->disposition)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, r->disposition);
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	/* the raw path: percent-encoded, never a token or a secret */
@@ -622,6 +628,69 @@ static void h_rs_reset(struct server *s, struct call *c, struct reply *r)
 	pthread_mutex_unlock(&s->put_lock);
 }
 
+/* ---- the admin UI's export and import (REGARDS ModuleManagerController) ---- */
+
+static void h_rs_export(struct server *s, struct call *c, struct reply *r)
+{
+	char err[1024], path[4096], *buf = NULL, *out = NULL;
+	size_t len = 0;
+	unsigned mode = 0;
+	if (rs_read(s, c, &buf, &len, &mode, r) < 0)
+		return;
+	settings_path(s->tdir, c->tenant, path, sizeof path);
+	int rc = rsettings_config_export(c->tenant, path, buf, len, mode, &out, err, sizeof err);
+	settings_free_text(buf, len);
+	if (rc < 0) {
+		err_error("%s", err);
+		reply_messages(r, rsettings_status(rc), "%s", err);
+		return;
+	}
+	rs_body(r, MHD_HTTP_OK, out);
+	r->disposition = "attachment; filename=\"config-rs-delivery.json\"";
+}
+
+static void import_locked(struct server *s, struct call *c, struct reply *r)
+{
+	char err[1024], path[4096], *cur = NULL, *file = NULL, *report = NULL;
+	size_t curlen = 0, filelen = 0;
+	unsigned mode = 0;
+	int created = 0, status = 0;
+	if (rs_read(s, c, &cur, &curlen, &mode, r) < 0)
+		return;
+	settings_path(s->tdir, c->tenant, path, sizeof path);
+	int rc = rsettings_config_import(c->tenant, path, cur, curlen, mode, c->body ? c->body : "",
+	    c->len, &file, &filelen, &status, &report, err, sizeof err);
+	if (rc < 0) {
+		err_error("%s: configuration import by %s: %s", c->tenant, c->user, err);
+		reply_messages(r, rsettings_status(rc), "%s", err);
+	} else if (file && settings_write(s->tdir, c->tenant, file, filelen, &created, err,
+	    sizeof err) < 0) {
+		err_error("%s", err);
+		reply_messages(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", err);
+		free(report);
+	} else {
+		err_log(ERR_INFO, c->tenant, "configuration imported by %s: %d, %s", c->user, status,
+		    file ? path : "nothing changed");
+		if (report)
+			err_log(ERR_WARNING, c->tenant, "import report: %s", report);
+		rs_body(r, status, report ? report : strdup(""));
+	}
+	settings_free_text(cur, curlen);
+	settings_free_text(file, filelen);
+}
+
+static void h_rs_import(struct server *s, struct call *c, struct reply *r)
+{
+	if (!c->has_file) {
+		/* MissingServletRequestPartException */
+		reply_messages(r, MHD_HTTP_BAD_REQUEST, "Required part 'file' is not present.");
+		return;
+	}
+	pthread_mutex_lock(&s->put_lock);
+	import_locked(s, c, r);
+	pthread_mutex_unlock(&s->put_lock);
+}
+
 /* ---- routing ---- */
 
 static const struct route {
@@ -638,6 +707,8 @@ static const struct route {
 	{ { "settings" }, 1, "GET", h_rs_get, "GET, HEAD" },
 	{ { "settings", NULL }, 2, "PUT", h_rs_put, "PUT, DELETE" },
 	{ { "settings", NULL }, 2, "DELETE", h_rs_reset, "PUT, DELETE" },
+	{ { "microservice", "configuration" }, 2, "GET", h_rs_export, "GET, HEAD, POST" },
+	{ { "microservice", "configuration" }, 2, "POST", h_rs_import, "GET, HEAD, POST" },
 };
 enum { NROUTES = sizeof routes / sizeof *routes };
 
@@ -747,16 +818,23 @@ static int authorized(const struct server *s, struct MHD_Connection *conn)
 	return s->have_token && sodium_memcmp(got, s->token, sizeof got) == 0;
 }
 
+static int is_config_path(const char *url)
+{
+	return strcmp(url, "/microservice/configuration") == 0;
+}
+
 static int is_rs_path(const char *url)
 {
-	return strcmp(url, "/settings") == 0 || strncmp(url, "/settings/", 10) == 0;
+	return strcmp(url, "/settings") == 0 || strncmp(url, "/settings/", 10) == 0 ||
+	    is_config_path(url);
 }
 
 /* A REGARDS caller of /settings, as its security filters judge one
  * (PublicAuthenticationFilter, JWTAuthenticationFilter, JWTService
- * .parseToken, the voters of @ResourceAccess(role = ADMIN)): no bearer token
- * is PUBLIC with a scope (403) and nobody without (401); a token that fails
- * parseToken is 401; a role below ADMIN is 403. The tenant is the token's,
+ * .parseToken, the voters of @ResourceAccess(role = ADMIN), PROJECT_ADMIN for
+ * /microservice/configuration): no bearer token is PUBLIC with a scope
+ * (403) and nobody without (401); a token that fails parseToken is 401; a
+ * role below the endpoint's is 403. The tenant is the token's,
  * never the scope's. 0 admitted (c->tenant, c->user), -1 replied. */
 static int regards_auth(struct server *s, struct call *c, struct MHD_Connection *conn,
     const char *url, const char *method, struct reply *r)
@@ -790,7 +868,8 @@ static int regards_auth(struct server *s, struct call *c, struct MHD_Connection 
 			    why[rc], what);
 		return -1;
 	}
-	if (!jwt_role_admin(u.role) || !tenant_name_ok(u.tenant)) {
+	if (!(is_config_path(url) ? jwt_role_project_admin(u.role) : jwt_role_admin(u.role)) ||
+	    !tenant_name_ok(u.tenant)) {
 		/* the role's rights, or a tenant ferry cannot have */
 		reply_messages(r, MHD_HTTP_FORBIDDEN, "Access is denied");
 		jwt_user_clear(&u);
@@ -845,7 +924,33 @@ static int admit(struct server *s, struct call *c, struct MHD_Connection *conn,
 		reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %d bytes", BODY_MAX);
 		return -1;
 	}
+	if (c->route->fn == h_rs_import) {
+		/* @PostMapping(consumes = MULTIPART_FORM_DATA) */
+		const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_TYPE);
+		if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0) {
+			reply_messages(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Content-Type '%.100s' is "
+			    "not supported", ct ? ct : "");
+			return -1;
+		}
+	}
 	return 0;
+}
+
+static void take(struct call *c, const char *data, size_t n);
+
+/* a part of a multipart body: the one named "file" is kept as the body */
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *filename, const char *type, const char *encoding, const char *data,
+    uint64_t off, size_t size)
+{
+	struct call *c = cls;
+	(void)kind, (void)filename, (void)type, (void)encoding, (void)off;
+	if (key && strcmp(key, "file") == 0) {
+		c->has_file = 1;
+		take(c, data, size);
+	}
+	return MHD_YES;
 }
 
 /* keep the body, up to BODY_MAX; beyond that it is read and dropped */
@@ -889,8 +994,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		c->conn = conn;
 		if (admit(s, c, conn, url, method, &r) < 0)
 			return send_reply(conn, c, method, url, &r);
-		if (strcmp(c->route->method, "PUT") != 0) {
+		if (strcmp(c->route->method, "PUT") != 0 && strcmp(c->route->method, "POST") != 0) {
 			c->route->fn(s, c, &r);
+			return send_reply(conn, c, method, url, &r);
+		}
+		if (c->route->fn == h_rs_import &&
+		    !(c->pp = MHD_create_post_processor(conn, 16 * 1024, on_part, c))) {
+			reply_messages(&r, MHD_HTTP_BAD_REQUEST, "the multipart body has no boundary");
 			return send_reply(conn, c, method, url, &r);
 		}
 		return MHD_YES;                   /* the body comes next */
@@ -900,13 +1010,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		take(c, upload, *upload_size);
+		if (!c->pp)
+			take(c, upload, *upload_size);
+		else if (MHD_post_process(c->pp, upload, *upload_size) != MHD_YES)
+			c->bad_form = 1;
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (c->too_big)
 		reply_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than %d bytes",
 		    BODY_MAX);
+	else if (c->bad_form)
+		reply_messages(&r, MHD_HTTP_BAD_REQUEST, "the multipart body cannot be read");
 	else
 		c->route->fn(s, c, &r);
 	return send_reply(conn, c, method, url, &r);
@@ -921,6 +1036,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	for (int i = 0; i < c->nseg; i++)
 		free(c->seg[i]);
+	if (c->pp)
+		MHD_destroy_post_processor(c->pp);
 	settings_free_text(c->body, c->len);     /* may hold secrets */
 	free(c->tenant);
 	free(c->user);

@@ -233,12 +233,25 @@ int jwt_regards_parse(const unsigned char *key, size_t keylen, const char *token
 	return rc;
 }
 
-int jwt_role_admin(const char *role)
+/* 1 for ADMIN, 2 for PROJECT_ADMIN, 3 for INSTANCE_ADMIN and SYS_ roles
+ * (the voters let them call anything), else 0 */
+static int admin_rank(const char *role)
 {
 	if (strncmp(role, "ROLE_", 5) == 0)
 		role += 5;
-	return strcmp(role, "ADMIN") == 0 || strcmp(role, "PROJECT_ADMIN") == 0 ||
-	    strcmp(role, "INSTANCE_ADMIN") == 0 || strncmp(role, "SYS_", 4) == 0;
+	if (strcmp(role, "INSTANCE_ADMIN") == 0 || strncmp(role, "SYS_", 4) == 0)
+		return 3;
+	return strcmp(role, "PROJECT_ADMIN") == 0 ? 2 : strcmp(role, "ADMIN") == 0;
+}
+
+int jwt_role_admin(const char *role)
+{
+	return admin_rank(role) >= 1;
+}
+
+int jwt_role_project_admin(const char *role)
+{
+	return admin_rank(role) >= 2;
 }
 
 int jwt_secret_read(const char *path, char **out, char *err, size_t errlen)

@@ -64,6 +64,10 @@ void jwt_user_clear(struct jwt_user *u);
  * to ferry: refused. */
 int jwt_role_admin(const char *role);
 
+/* The same for @ResourceAccess(role = PROJECT_ADMIN), the export and import
+ * of ModuleManagerController: ADMIN is below it (403). */
+int jwt_role_project_admin(const char *role);
+
 /* A shared secret from a file (rs-order's jwt_secret_file, ferry-httpd's
  * FERRY_REGARDS_JWT_SECRET_FILE): a regular file that neither group nor
  * others may read, of at most 4 KiB, one final newline dropped, not empty,

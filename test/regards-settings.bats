@@ -305,3 +305,102 @@ validate() {
 	kill -TERM "$pid"
 	wait "$pid"
 }
+
+# pa TENANT METHOD PATH [curl args...]: with a PROJECT_ADMIN token of TENANT
+pa() {
+	local t=$1
+	shift
+	local method=$1 path=$2
+	shift 2
+	http "$method" "$path" -H "Authorization: Bearer $(user "$t" PROJECT_ADMIN)" "$@"
+}
+
+DTS=fr.cnes.regards.framework.modules.tenant.settings.domain.DynamicTenantSetting
+
+@test "GET /microservice/configuration: rs-delivery's export file as the admin UI downloads it, PROJECT_ADMIN only" {
+	run pa p1 GET /microservice/configuration
+	assert_output 200
+	grep -qi '^Content-Disposition: attachment; filename="config-rs-delivery.json"' headers
+	grep -qi '^Content-Type: application/json' headers
+	# Gson's pretty printing with a two-space indent
+	[ "$(head -3 body)" = "$(printf '{\n  "microservice": "rs-delivery",\n  "modules": [')" ]
+	run jq -c '.modules[0] | [.module.id, .module.version, .resetBeforeImport, [.configuration[].key] == [range(5) | "'$DTS'"]]' body
+	assert_output '["delivery","1.14.0",true,true]'
+	run jq -r '.modules[0].configuration[].value | "\(.name) \(.className) \(.containsSensitiveParameters)"' body
+	assert_output "$(printf '%s\n' 'request_ttl java.lang.Integer false' \
+		's3_server fr.cnes.regards.modules.delivery.domain.settings.S3DeliveryServer true' \
+		'delivery_bucket java.lang.String false' 'order_size_limit_bytes java.lang.Long false' \
+		'build_bucket java.lang.String false')"
+	# values as Gson text, the secret masked
+	run jq -c '.modules[0].configuration[] | .value | select(.name == "s3_server") | .value | fromjson' body
+	assert_output '{"scheme":"http","host":"127.0.0.1","port":9001,"region":"us-east-1","key":"*******","secret":"*******"}'
+	run jq -r '.modules[0].configuration[] | .value | select(.name == "delivery_bucket") | .value, .defaultValue' body
+	assert_output "$(printf '"deliveries"\n"default-delivery-bucket"')"
+	run grep -c -e "$SECRET" -e "$S3KEY" body
+	assert_output 0
+	# ADMIN is below PROJECT_ADMIN (@ResourceAccess role = PROJECT_ADMIN)
+	run as p1 GET /microservice/configuration
+	assert_output 403
+	run http GET /microservice/configuration
+	assert_output 401
+}
+
+@test "POST /microservice/configuration: the export back changes nothing (201); a changed file is applied, the secret kept, the next request expires with it" {
+	pa p1 GET /microservice/configuration >/dev/null
+	cp body config-rs-delivery.json
+	inode=$(stat -c %i "$FERRY_TENANTS/p1.json")
+	run pa p1 POST /microservice/configuration -F file=@config-rs-delivery.json
+	assert_output 201
+	[ ! -s body ]
+	[ "$(stat -c %i "$FERRY_TENANTS/p1.json")" = "$inode" ]
+	jq '(.modules[0].configuration[] | .value | select(.name == "request_ttl") | .value) = "4"' \
+		config-rs-delivery.json >changed.json
+	run pa p1 POST /microservice/configuration -F file=@changed.json
+	assert_output 201
+	jq -e '.request_ttl == 4 and .s3_server.secret == "'"$SECRET"'" and .s3_server.key == "'"$S3KEY"'" and .delivery_bucket == "deliveries"' \
+		"$FERRY_TENANTS/p1.json"
+	[ "$(stat -c '%a' "$FERRY_TENANTS/p1.json")" = 600 ]
+	[ "$(validate p1 ana@example.org)" = 2026-11-23T14:00:00.000Z ]
+	grep -q 'p1: configuration imported by ana@example.org: 201' "$D/httpd.log"
+	run grep -c -e "$SECRET" -e "$S3KEY" "$D/httpd.log"
+	assert_output 0
+}
+
+@test "import reports as ModuleManagerController's: 206 when some settings fail, 409 when none can; malformed 500, no file part 400, not multipart 415 — malformed files change nothing" {
+	ditem() { printf '{"key":"%s","value":{"name":"%s","value":%s}}' "$DTS" "$1" "$2"; }
+	cfg() { printf '{"microservice":"rs-delivery","modules":[{"module":{"id":"delivery"},"resetBeforeImport":false,"configuration":[%s]}]}' "$1"; }
+	cfg "$(ditem request_ttl '"6"'),$(ditem nope '"1"')" >partial.json
+	run pa p2 POST /microservice/configuration -F file=@partial.json
+	assert_output 206
+	run jq -c '.[0] | [.moduleInformation.id, .importErrors, .onlyErrors]' body
+	assert_output '["delivery",["Failed to import dynamic tenant setting with name '"'nope'"'. Cause: Entity '$DTS' with id : nope doesn'"'"'t exist"],false]'
+	jq -e '.request_ttl == 6' "$FERRY_TENANTS/p2.json"
+	cfg "$(ditem request_ttl '"-1"'),$(ditem delivery_bucket '"\"Not A Bucket\""')" >none.json
+	run pa p2 POST /microservice/configuration -F file=@none.json
+	assert_output 409
+	run jq -c '.[0] | [(.importErrors | length), .onlyErrors]' body
+	assert_output '[2,true]'
+	# Gson's HTML-safe escaping of the report
+	grep -qF "name \\u0027request_ttl\\u0027. Cause: Invalid Tenant Setting: request_ttl. Cause: " body
+	before=$(md5sum <"$FERRY_TENANTS/p2.json")
+	printf 'not json' >bad.json
+	printf '{"modules":[{"module":{"id":"delivery"},"configuration":[{"key":"x.Y","value":{}}]}]}' >class.json
+	cfg "$(ditem request_ttl '"7"'),$(ditem order_size_limit_bytes '"{"')" >value.json
+	for f in bad.json class.json value.json; do
+		run pa p2 POST /microservice/configuration -F file=@$f
+		assert_output 500
+		jq -e '.messages[0] | test("Exception: ")' body
+	done
+	run jq -r '.messages[0]' body
+	assert_output 'java.lang.IllegalArgumentException: The value of setting order_size_limit_bytes cannot be transformed to Json object'
+	run pa p2 POST /microservice/configuration -F other=@partial.json
+	assert_output 400
+	run jq -r '.messages[0]' body
+	assert_output "Required part 'file' is not present."
+	run pa p2 POST /microservice/configuration -H 'Content-Type: application/json' --data-binary @partial.json
+	assert_output 415
+	[ "$(md5sum <"$FERRY_TENANTS/p2.json")" = "$before" ]
+	run as p2 POST /microservice/configuration -F file=@partial.json
+	assert_output 403
+	[ "$(md5sum <"$FERRY_TENANTS/p2.json")" = "$before" ]
+}

@@ -149,6 +149,14 @@ static void test_admin_roles(void)
 		TU_CHECK(jwt_role_admin(yes[i]));
 	for (size_t i = 0; i < sizeof no / sizeof *no; i++)
 		TU_CHECK(!jwt_role_admin(no[i]));
+	/* PROJECT_ADMIN endpoints: ADMIN is not enough */
+	static const char *const pyes[] = { "PROJECT_ADMIN", "ROLE_PROJECT_ADMIN", "INSTANCE_ADMIN",
+		"SYS_x" };
+	static const char *const pno[] = { "ADMIN", "ROLE_ADMIN", "EXPLOIT", "PROJECT_ADMINS" };
+	for (size_t i = 0; i < sizeof pyes / sizeof *pyes; i++)
+		TU_CHECK(jwt_role_project_admin(pyes[i]));
+	for (size_t i = 0; i < sizeof pno / sizeof *pno; i++)
+		TU_CHECK(!jwt_role_project_admin(pno[i]));
 }
 
 static void test_secret_read(void)
