@@ -555,6 +555,18 @@ static void rs_body(struct reply *r, int status, char *out)
 	r->len = out ? strlen(out) : 0;
 }
 
+/* a read's answer: 200 with out, or the error (logged); rc */
+static int rs_answer(struct reply *r, int rc, const char *err, char *out)
+{
+	if (rc < 0) {
+		err_error("%s", err);
+		reply_messages(r, rsettings_status(rc), "%s", err);
+	} else {
+		rs_body(r, MHD_HTTP_OK, out);
+	}
+	return rc;
+}
+
 static void h_rs_get(struct server *s, struct call *c, struct reply *r)
 {
 	char err[1024], base[1024], *buf = NULL, *out = NULL, path[4096];
@@ -569,12 +581,7 @@ static void h_rs_get(struct server *s, struct call *c, struct reply *r)
 	int rc = rsettings_get(c->tenant, path, buf, len, mode, (const char *const *)ns.v, ns.n,
 	    base, &out, err, sizeof err);
 	settings_free_text(buf, len);
-	if (rc < 0) {
-		err_error("%s", err);
-		reply_messages(r, rsettings_status(rc), "%s", err);
-		return;
-	}
-	rs_body(r, MHD_HTTP_OK, out);
+	rs_answer(r, rc, err, out);
 }
 
 /* PUT (body) or DELETE (no body) of /settings/{name}, under the lock */
@@ -640,13 +647,8 @@ static void h_rs_export(struct server *s, struct call *c, struct reply *r)
 	settings_path(s->tdir, c->tenant, path, sizeof path);
 	int rc = rsettings_config_export(c->tenant, path, buf, len, mode, &out, err, sizeof err);
 	settings_free_text(buf, len);
-	if (rc < 0) {
-		err_error("%s", err);
-		reply_messages(r, rsettings_status(rc), "%s", err);
-		return;
-	}
-	rs_body(r, MHD_HTTP_OK, out);
-	r->disposition = "attachment; filename=\"config-rs-delivery.json\"";
+	if (rs_answer(r, rc, err, out) == 0)
+		r->disposition = "attachment; filename=\"config-rs-delivery.json\"";
 }
 
 static void import_locked(struct server *s, struct call *c, struct reply *r)

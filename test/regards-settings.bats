@@ -76,14 +76,18 @@ http() {
 	cat body >>"$D/bodies"
 }
 
-# as TENANT METHOD PATH [curl args...]: with an ADMIN token of TENANT
-as() {
-	local t=$1
-	shift
-	local method=$1 path=$2
-	shift 2
-	http "$method" "$path" -H "Authorization: Bearer $(user "$t")" "$@"
+# with ROLE TENANT METHOD PATH [curl args...]: with a ROLE token of TENANT
+with() {
+	local role=$1 t=$2 method=$3 path=$4
+	shift 4
+	http "$method" "$path" -H "Authorization: Bearer $(user "$t" "$role")" "$@"
 }
+
+# as TENANT METHOD PATH [curl args...]: with an ADMIN token of TENANT
+as() { with ADMIN "$@"; }
+
+# pa TENANT METHOD PATH [curl args...]: with a PROJECT_ADMIN token of TENANT
+pa() { with PROJECT_ADMIN "$@"; }
 
 # validate TENANT USER: ferry-request-validate on one request received at
 # 2026-11-23T10:00:00Z; prints its expiresAt
@@ -304,15 +308,6 @@ validate() {
 	assert_output 401
 	kill -TERM "$pid"
 	wait "$pid"
-}
-
-# pa TENANT METHOD PATH [curl args...]: with a PROJECT_ADMIN token of TENANT
-pa() {
-	local t=$1
-	shift
-	local method=$1 path=$2
-	shift 2
-	http "$method" "$path" -H "Authorization: Bearer $(user "$t" PROJECT_ADMIN)" "$@"
 }
 
 DTS=fr.cnes.regards.framework.modules.tenant.settings.domain.DynamicTenantSetting
